@@ -10,9 +10,22 @@ import pytest
 from harness.cost_model import get_cost_model
 from harness.cost_model import kernels as K
 from harness.cost_model.analytic import AnalyticCostModel
-from harness.cost_model.memory import (USABLE_MEMORY_FRACTION, StageShard, kv_cache_bytes,
-                                       max_sequences, weight_bytes)
-from harness.cost_model.params import FITTED_PATH, CommParams, ComputeParams, FittedParams, FrameworkParams, GPUParams, load
+from harness.cost_model.memory import (
+    USABLE_MEMORY_FRACTION,
+    StageShard,
+    kv_cache_bytes,
+    max_sequences,
+    weight_bytes,
+)
+from harness.cost_model.params import (
+    FITTED_PATH,
+    CommParams,
+    ComputeParams,
+    FittedParams,
+    FrameworkParams,
+    GPUParams,
+    load,
+)
 from harness.errors import UserError
 from harness.specs import get_cluster, get_model
 from harness.specs.hardware import GPUS, make_cluster

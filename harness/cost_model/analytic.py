@@ -22,14 +22,16 @@ from harness.specs.models import ModelSpec
 _NORMS = frozenset({"input_layernorm", "post_attention_layernorm", "cross_layernorm", "final_layernorm"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)   # hashed by identity (lru caches key on it)
 class AnalyticCostModel:
     cluster: ClusterSpec
     params: FittedParams = field(default_factory=load)
     id: str = field(init=False)
     _gpu: GPUParams = field(init=False, repr=False)
+    _memo: dict = field(init=False, repr=False)   # layer-time memo: searches revisit points
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_memo", {})
         object.__setattr__(self, "_gpu", self.params.for_gpu(self.cluster.gpu.name))
         object.__setattr__(self, "id", f"analytic-{self.params.version}/{self.cluster.gpu.name}")
 
@@ -60,13 +62,20 @@ class AnalyticCostModel:
         return LayerTime(compute, comm)
 
     def encode_layer(self, model: ModelSpec, batch_size: int, seq_len: float, tp_degree: int) -> LayerTime:
-        ks = K.encode_layer_kernels(model, batch_size, seq_len, tp_degree)
-        return self._layer(ks, batch_size * seq_len, 2, model, tp_degree)
+        key = ("e", model, batch_size, seq_len, tp_degree)
+        if (hit := self._memo.get(key)) is None:
+            ks = K.encode_layer_kernels(model, batch_size, seq_len, tp_degree)
+            hit = self._memo[key] = self._layer(ks, batch_size * seq_len, 2, model, tp_degree)
+        return hit
 
     def decode_layer(self, model: ModelSpec, batch_size: int, context_len: float, tp_degree: int,
                      input_len: float = 0.0) -> LayerTime:
-        ks = K.decode_layer_kernels(model, batch_size, context_len, tp_degree, input_len)
-        return self._layer(ks, batch_size, 3 if model.is_encoder_decoder else 2, model, tp_degree)
+        key = ("d", model, batch_size, context_len, tp_degree, input_len)
+        if (hit := self._memo.get(key)) is None:
+            ks = K.decode_layer_kernels(model, batch_size, context_len, tp_degree, input_len)
+            n_ar = 3 if model.is_encoder_decoder else 2
+            hit = self._memo[key] = self._layer(ks, batch_size, n_ar, model, tp_degree)
+        return hit
 
     def cross_kv_s(self, model: ModelSpec, batch_size: int, input_len: float, tp_degree: int) -> float:
         """T5: one decoder layer's projection of the encoder output to cross K/V (once per query)."""

@@ -14,7 +14,11 @@ import pandas as pd
 
 from harness.cost_model.analytic import AnalyticCostModel
 from harness.cost_model.fit import fit_all, ft_rows_prediction, vidur_kernel_rows
-from harness.cost_model.measurements import load_ft_calibration, load_vidur_compute, load_vidur_network
+from harness.cost_model.measurements import (
+    load_ft_calibration,
+    load_vidur_compute,
+    load_vidur_network,
+)
 from harness.cost_model.params import FITTED_PATH, FittedParams, load
 from harness.specs.hardware import make_cluster
 

@@ -23,10 +23,20 @@ from scipy import optimize
 from harness.cost_model import kernels as K
 from harness.cost_model.analytic import AnalyticCostModel
 from harness.cost_model.end_to_end import static_batch_latency_s
-from harness.cost_model.measurements import (VIDUR_OPS, ft_model_spec, load_ft_calibration,
-                                             load_vidur_compute, load_vidur_network)
-from harness.cost_model.params import (CommParams, ComputeParams, FittedParams, FrameworkParams,
-                                       GPUParams)
+from harness.cost_model.measurements import (
+    VIDUR_OPS,
+    ft_model_spec,
+    load_ft_calibration,
+    load_vidur_compute,
+    load_vidur_network,
+)
+from harness.cost_model.params import (
+    CommParams,
+    ComputeParams,
+    FittedParams,
+    FrameworkParams,
+    GPUParams,
+)
 from harness.specs.hardware import GPUS, INTER_NODE_BPS, make_cluster
 
 VERSION = "v1"

@@ -1,0 +1,55 @@
+# exegpt-harness: `make` lists the targets; `make reproduce` and `make test` are the two that matter.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+HARNESS := $(VENV)/bin/harness
+STAMP := $(VENV)/.installed
+EXTRAS := figures,launchers,engine,dev
+# torch first, pinned: the machine image ships this CPU wheel; a bare `torch` pulls a multi-GB CUDA build.
+TORCH := torch==2.13.0
+
+# `make reproduce` runs each step in order: step NAME runs `harness $(STEP_NAME)` and
+# writes its stdout to runs/NAME/report.txt. To add a step, append NAME and define STEP_NAME.
+REPRODUCE_STEPS := calibration
+STEP_calibration := calibrate
+
+.PHONY: help setup test reproduce bench lint clean clean-runs
+
+help: ## list the targets
+	@echo "usage: make <target>"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+$(PY):
+	python3.11 -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(VENV)/bin/pip install $(TORCH)
+	$(VENV)/bin/pip install -e '.[$(EXTRAS)]'
+	touch $@
+
+setup: $(STAMP) ## create .venv and install the package with all extras (once; again when pyproject.toml changes)
+
+test: setup ## run the test suite
+	$(PY) -m pytest -q
+
+reproduce: setup ## run every reproduction step; reports under runs/<step>/report.txt
+	@$(foreach s,$(REPRODUCE_STEPS),\
+	  mkdir -p runs/$(s); echo "==> harness $(STEP_$(s))  ->  runs/$(s)/report.txt"; \
+	  $(HARNESS) $(STEP_$(s)) | tee runs/$(s)/report.txt.tmp; \
+	  mv runs/$(s)/report.txt.tmp runs/$(s)/report.txt;)
+
+bench: setup ## run benchmarks/bench_*.py; results in runs/bench/results.json
+	$(PY) -m benchmarks.run
+
+lint: setup ## ruff over harness, tests and benchmarks
+	$(VENV)/bin/ruff check harness tests benchmarks
+
+clean: ## remove caches (keeps .venv and runs/)
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -print0 | xargs -0 rm -rf
+	rm -rf .pytest_cache .ruff_cache build dist
+
+clean-runs: ## remove everything under runs/
+	rm -rf runs

@@ -1,0 +1,85 @@
+"""`harness <command> [hydra overrides...]`: the console script.
+
+A `UserError` is printed as one line `harness: error: <message>` on stderr, exit code 2,
+without a traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+
+from harness.config import build_scenario, compose
+from harness.errors import UserError, unknown_name
+from harness.workload import LengthDistribution
+
+USAGE = "usage: harness <command> [hydra overrides...]   (e.g. harness show model=gpt3-39b task=T)"
+
+
+def _lengths(d: LengthDistribution) -> dict:
+    return {"mean": round(d.mean, 2), "std": round(d.std, 2), "p99": d.p99, "max": d.max}
+
+
+def show(overrides: list[str]) -> None:
+    """Print the resolved scenario (model, cluster, workload, paths) as one JSON object."""
+    s = build_scenario(compose(overrides))
+    m, c, w = s.model, s.cluster, s.workload
+    print(json.dumps({
+        "model": {"name": m.name, "family": m.family, "params_b": round(m.num_params() / 1e9, 3),
+                  "layers": m.num_layers, "hidden": m.hidden_size, "heads": m.num_heads},
+        "cluster": {"name": c.name, "gpu": c.gpu.name, "num_gpus": c.num_gpus, "nodes": c.num_nodes},
+        "workload": {"name": w.name, "source": w.source,
+                     "input": _lengths(w.input), "output": _lengths(w.output)},
+        "cost_model": s.cost_model_name,
+        "seed": s.seed,
+        "paths": {k: str(getattr(s.paths, k)) for k in type(s.paths).__slots__},
+    }, indent=2, ensure_ascii=False))
+
+
+def calibrate(overrides: list[str]) -> None:
+    """Compare the analytic cost model with published FT latencies and Vidur profiles."""
+    try:
+        from harness.cost_model.calibration import run as run_calibration
+    except ModuleNotFoundError as e:
+        if e.name != "harness.cost_model.calibration":
+            raise
+        raise UserError("calibrate: harness.cost_model.calibration is not implemented yet") from None
+    paths = build_scenario(compose(overrides)).paths
+    for key, path in (("paths.profiles", paths.profiles), ("paths.ft_calibration", paths.ft_calibration)):
+        if not path.exists():
+            raise UserError(f"{key}: {path} does not exist (set paths.shared or HARNESS_SHARED_DIR)")
+    run_calibration(paths.profiles, paths.ft_calibration)
+
+
+COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": calibrate}
+
+
+def _help() -> str:
+    width = max(map(len, COMMANDS))
+    rows = [f"  {name:<{width}}  {fn.__doc__.splitlines()[0]}" for name, fn in sorted(COMMANDS.items())]
+    return "\n".join([USAGE, "", "commands:", *rows,
+                      "", "overrides select config groups and keys under conf/ (see README.md)."])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(_help(), file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    name, overrides = args[0], args[1:]
+    try:
+        if name not in COMMANDS:
+            raise unknown_name("command", name, COMMANDS)
+        if overrides[:1] in (["-h"], ["--help"]):
+            print(f"usage: harness {name} [hydra overrides...]\n\n{COMMANDS[name].__doc__}")
+            return 0
+        COMMANDS[name](overrides)
+    except UserError as e:
+        print(f"harness: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
