@@ -1,0 +1,144 @@
+"""The policy contract (ExeGPT §3-§5): a knob space and, for given knobs, a `Plan`.
+
+A `Plan` is the schedule made concrete: its kind of timeline (static batch, RRA's alternating
+encode/decode phases, WAA's asynchronous encode and decode pipelines), its batch sizes and
+the step-time functions of its stage layout. The expected-value simulator turns a Plan into
+an `Estimate`; the discrete-event simulator plays it request by request. Both read the same
+step-time functions, so they differ only where averages differ from samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from harness.cost_model.base import CostModel
+from harness.errors import UserError
+from harness.specs.hardware import ClusterSpec
+from harness.specs.models import ModelSpec
+from harness.workload.tasks import Workload
+
+KINDS = ("static", "rra", "waa")
+
+
+@dataclass(frozen=True, slots=True)
+class KnobSpec:
+    """One control variable (ExeGPT §4) with its range and the paper's monotonicity."""
+
+    name: str
+    low: int
+    high: int
+    step: int = 1
+    throughput_dir: int = 0    # +1: throughput rises with the knob, -1: falls, 0: not monotone
+    latency_dir: int = 0
+    symbol: str = ""           # paper symbol, e.g. "B_E"
+
+    def values(self) -> range:
+        return range(self.low, self.high + 1, self.step)
+
+    def check(self, value: int) -> None:
+        if not (self.low <= value <= self.high) or (value - self.low) % self.step:
+            raise UserError(f"policy.{self.name}: {value} not in [{self.low}, {self.high}] step {self.step}")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything a policy needs besides its knobs."""
+
+    model: ModelSpec
+    cluster: ClusterSpec
+    workload: Workload
+    cost_model: CostModel
+
+
+class StepCosts(Protocol):
+    """Step times of one stage layout, evaluated at expected values (expected-value model)
+    or at the actual batch of each step (discrete-event model). Seconds."""
+
+    def encode_s(self, batch: int, mean_input_len: float) -> float:
+        """Latency of encoding one batch through the encode pipeline (fill to drain)."""
+        ...
+
+    def encode_period_s(self, batch: int, mean_input_len: float) -> float:
+        """Interval between batches leaving the encode pipeline when it is kept busy."""
+        ...
+
+    def decode_iter_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
+        """Whole decoding batch advances one token (pipeline full)."""
+        ...
+
+    def decode_drain_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
+        """Bubble when a decoding phase ends and the pipeline drains (RRA)."""
+        ...
+
+    def kv_transfer_s(self, batch: int, mean_input_len: float) -> float:
+        """WAA: move the encoded batch's KV cache encode GPUs -> host -> decode GPUs."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    policy: str
+    kind: str                          # one of KINDS
+    knobs: tuple[tuple[str, int], ...]
+    feasible: bool
+    reason: str = ""
+    encode_batch_size: int = 0         # B_E (static: the batch B)
+    decode_iters: int = 1              # N_D (RRA); 1 for WAA
+    latency_output_len: int = 0        # p99 output (ExeGPT §5); max output for FT
+    max_decode_batch: int = 0          # memory cap on B_D (sequences)
+    memory_per_gpu_bytes: float = 0.0  # most loaded GPU at the planned batch sizes
+    num_stages: int = 1
+    costs: StepCosts | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    policy: str
+    knobs: tuple[tuple[str, int], ...]
+    feasible: bool
+    reason: str
+    throughput_seq_s: float            # sequences/s (the paper's unit)
+    throughput_tok_s: float            # generated tokens/s
+    latency_s: float                   # worst case of a p99-length query (FT: max length)
+    memory_per_gpu_bytes: float
+    encode_batch_size: int = 0         # B_E
+    decode_batch_size: float = 0.0     # B_D (expected)
+    simulator: str = "expected"
+
+    def as_dict(self) -> dict:
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        d["knobs"] = dict(self.knobs)
+        return d
+
+
+def infeasible(policy: str, knobs: Mapping[str, int], reason: str, kind: str = "static") -> Plan:
+    return Plan(policy, kind, tuple(sorted(knobs.items())), feasible=False, reason=reason)
+
+
+class Policy:
+    """Subclass, set `name`, implement `knob_space` and `plan`; register in one line."""
+
+    name: str = ""
+    kind: str = "static"
+
+    def knob_space(self, ctx: Context) -> list[KnobSpec]:
+        raise NotImplementedError
+
+    def default_knobs(self, ctx: Context) -> dict[str, int]:
+        return {k.name: k.low for k in self.knob_space(ctx)}
+
+    def plan(self, ctx: Context, knobs: Mapping[str, int]) -> Plan:
+        raise NotImplementedError
+
+    def validate(self, ctx: Context, knobs: Mapping[str, int]) -> dict[str, int]:
+        """Fill defaults, reject unknown knobs and out-of-range values (one-line errors)."""
+        space = {k.name: k for k in self.knob_space(ctx)}
+        extra = set(knobs) - set(space)
+        if extra:
+            raise UserError(f"policy.{sorted(extra)[0]}: not a knob of '{self.name}'; valid: {', '.join(space)}")
+        full = {**self.default_knobs(ctx), **{k: int(v) for k, v in knobs.items()}}
+        for k, v in full.items():
+            space[k].check(v)
+        return full

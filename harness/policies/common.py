@@ -1,0 +1,34 @@
+"""Pieces every policy shares: TP degrees that are legal here, memory checks of a layout."""
+
+from __future__ import annotations
+
+from harness.cost_model.memory import activation_bytes, kv_cache_bytes, usable_bytes, weight_bytes
+from harness.policies.base import Context
+from harness.policies.pipeline import Stage
+
+
+def tp_degrees(ctx: Context) -> list[int]:
+    """Powers of two that divide heads and FFN and fit in one node (TP stays inside a node)."""
+    m, out, d = ctx.model, [], 1
+    while d <= ctx.cluster.gpus_in_node:
+        if m.num_heads % d == 0 and m.ffn_size % d == 0:
+            out.append(d)
+        d *= 2
+    return out
+
+
+def stage_memory_bytes(ctx: Context, st: Stage, kv_tokens: float, cross_tokens: float,
+                       active_tokens: float, weight_copies: int = 1) -> float:
+    """Weights + KV cache + one layer's activations on one GPU of stage `st`."""
+    shard = st.shard()
+    return (weight_copies * weight_bytes(ctx.model, shard)
+            + kv_cache_bytes(ctx.model, shard, kv_tokens, cross_tokens)
+            + activation_bytes(ctx.model, active_tokens, st.tp_degree))
+
+
+def memory_check(ctx: Context, per_gpu_bytes: float) -> str:
+    cap = usable_bytes(ctx.cluster.gpu)
+    if per_gpu_bytes > cap:
+        return (f"memory: {per_gpu_bytes / 2**30:.1f} GiB per GPU exceeds {cap / 2**30:.1f} GiB usable "
+                f"on {ctx.cluster.gpu.name}")
+    return ""

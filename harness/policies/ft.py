@@ -1,0 +1,49 @@
+"""FasterTransformer static batching (ExeGPT §1, §7 baseline).
+
+A batch of B queries is fixed at the start and runs until its longest query ends: finished
+queries keep their slots (no early termination), the KV cache is reserved for the maximum
+input + output length, prompts are padded to the longest in the batch. TP is maximal inside
+a node and PP spans nodes (a100x16 -> TP 8 x PP 2). Latency is held to the maximum output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
+from harness.policies.common import memory_check, stage_memory_bytes, tp_degrees
+from harness.policies.pipeline import PipelineCosts, build_pipeline
+
+MAX_BATCH = 1024   # search range cap; memory decides feasibility below it
+
+
+class FasterTransformer(Policy):
+    name = "ft"
+    kind = "static"
+
+    def layout(self, ctx: Context) -> tuple[int, int]:
+        tp = max(tp_degrees(ctx))
+        return tp, ctx.cluster.num_gpus // tp
+
+    def knob_space(self, ctx: Context) -> list[KnobSpec]:
+        return [KnobSpec("batch_size", 1, MAX_BATCH, 1, throughput_dir=+1, latency_dir=+1, symbol="B")]
+
+    def plan(self, ctx: Context, knobs: Mapping[str, int]) -> Plan:
+        knobs = self.validate(ctx, knobs)
+        b = knobs["batch_size"]
+        tp, pp = self.layout(ctx)
+        m, w = ctx.model, ctx.workload
+        if m.num_layers % pp and m.num_decoder_layers % pp:
+            return infeasible(self.name, knobs, f"layers: {m.num_decoder_layers} not divisible by pp={pp}")
+        stages = build_pipeline(ctx.cost_model, m, [tp] * pp, m.num_encoder_layers, m.num_decoder_layers)
+        max_in, max_out = w.input.max, w.output.max
+        kv_tokens = b * (max_out + (0 if m.is_encoder_decoder else max_in))
+        mem = max(stage_memory_bytes(ctx, st, kv_tokens, b * max_in, b * max_in / pp) for st in stages)
+        reason = memory_check(ctx, mem)
+        key = tuple(sorted(knobs.items()))
+        if reason:
+            return Plan(self.name, self.kind, key, False, reason, b, memory_per_gpu_bytes=mem)
+        costs = PipelineCosts(ctx.cost_model, m, stages, stages, decode_micro_batches=pp)
+        return Plan(self.name, self.kind, key, True, "", b, decode_iters=0,
+                    latency_output_len=max_out, max_decode_batch=b, memory_per_gpu_bytes=mem,
+                    num_stages=pp, costs=costs)

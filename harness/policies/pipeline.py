@@ -1,0 +1,142 @@
+"""Pipeline stages with partial tensor parallelism (ExeGPT §4, control variable T_P).
+
+`tp_gpus` of the `num_gpus` GPUs form TP groups of `tp_degree`; every other GPU is a TP-1
+stage. A pipeline therefore has (num_gpus - tp_gpus) + tp_gpus / tp_degree stages. Layers
+are spread so that stages take equal time (a TP stage is faster per layer and gets more
+layers); the expected-value model keeps fractional layer counts, memory rounds them up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from harness.cost_model.base import CostModel
+from harness.cost_model.memory import StageShard
+from harness.errors import UserError
+from harness.specs.models import ModelSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    tp_degree: int
+    encoder_layers: float
+    decoder_layers: float
+    first: bool
+    last: bool
+
+    def shard(self) -> StageShard:
+        return StageShard(math.ceil(self.encoder_layers - 1e-9), math.ceil(self.decoder_layers - 1e-9),
+                          self.tp_degree, embeddings=self.first or self.last)
+
+
+def stage_degrees(num_gpus: int, tp_degree: int, tp_gpus: int) -> list[int]:
+    if tp_gpus % tp_degree or tp_gpus > num_gpus:
+        raise UserError(f"tp_gpus: {tp_gpus} must be a multiple of tp_degree={tp_degree} and <= {num_gpus}")
+    return [tp_degree] * (tp_gpus // tp_degree) + [1] * (num_gpus - tp_gpus)
+
+
+@lru_cache(maxsize=4096)
+def _speed(cm: CostModel, model: ModelSpec, tp: int) -> float:
+    """Relative layer throughput at TP `tp` (balancing weight), at a mid-size decode step."""
+    return 1.0 / cm.decode_layer(model, 32, 256, tp).total_s
+
+
+def build_pipeline(cm: CostModel, model: ModelSpec, degrees: list[int], encoder_layers: int,
+                   decoder_layers: int) -> tuple[Stage, ...]:
+    speeds = [_speed(cm, model, d) for d in degrees]
+    total = sum(speeds)
+    n = len(degrees)
+    return tuple(Stage(d, encoder_layers * s / total, decoder_layers * s / total, i == 0, i == n - 1)
+                 for i, (d, s) in enumerate(zip(degrees, speeds, strict=True)))
+
+
+def _crosses_node(cm: CostModel, stage_index: int, degrees: list[int]) -> bool:
+    gpu_index = sum(degrees[: stage_index + 1])
+    return gpu_index % cm.cluster.gpus_per_node == 0 and gpu_index < cm.cluster.num_gpus
+
+
+def stage_encode_s(cm: CostModel, model: ModelSpec, st: Stage, batch: float, seq_len: float) -> float:
+    """One stage processing an encode (micro-)batch: its encoder layers, or its share of the
+    decoder-only stack in prefill; T5 decoder stages also project cross K/V."""
+    if batch <= 0:
+        return 0.0
+    b = max(1, round(batch))
+    t = 0.0
+    if model.is_encoder_decoder:
+        t += st.encoder_layers * cm.encode_layer(model, b, seq_len, st.tp_degree).total_s
+        t += st.decoder_layers * cm.cross_kv_s(model, b, seq_len, st.tp_degree)
+    else:
+        t += st.decoder_layers * cm.encode_layer(model, b, seq_len, st.tp_degree).total_s
+        if st.last:
+            t += cm.lm_head_s(model, b, st.tp_degree)
+    if not st.last:
+        t += cm.p2p_s(b * seq_len * model.hidden_size * model.dtype_bytes)
+    return t
+
+
+def stage_decode_s(cm: CostModel, model: ModelSpec, st: Stage, batch: float, context_len: float,
+                   input_len: float) -> float:
+    """One stage advancing a decode (micro-)batch by one token."""
+    if batch <= 0 or st.decoder_layers <= 0:
+        return 0.0
+    b = max(1, round(batch))
+    t = st.decoder_layers * cm.decode_layer(model, b, context_len, st.tp_degree, input_len).total_s
+    if st.last:
+        t += cm.lm_head_s(model, b, st.tp_degree)
+    else:
+        t += cm.p2p_s(b * model.hidden_size * model.dtype_bytes)
+    return t
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineCosts:
+    """StepCosts of an encode pipeline and a decode pipeline (the same one for FT and RRA).
+
+    A batch is split into micro-batches that flow through the stages: with m micro-batches
+    and stage times t_i (per micro-batch), all m advance one step in max(m * max t_i, sum t_i)
+    (ExeGPT §3: 1 encode + 3 decode GPUs, two tokens take 7 stage-times without decoder
+    micro-batches and 3 2/3 with three).
+    """
+
+    cm: CostModel
+    model: ModelSpec
+    encode_stages: tuple[Stage, ...]
+    decode_stages: tuple[Stage, ...]
+    decode_micro_batches: int
+    kv_senders: int = 0                  # WAA: GPUs whose KV caches move via host memory
+
+    def _encode_times(self, batch: int, seq_len: float) -> tuple[int, list[float]]:
+        m = max(1, min(batch, len(self.encode_stages)))
+        return m, [stage_encode_s(self.cm, self.model, s, batch / m, seq_len) for s in self.encode_stages]
+
+    def encode_s(self, batch: int, mean_input_len: float) -> float:
+        m, ts = self._encode_times(batch, mean_input_len)
+        return sum(ts) + (m - 1) * max(ts)
+
+    def encode_period_s(self, batch: int, mean_input_len: float) -> float:
+        m, ts = self._encode_times(batch, mean_input_len)
+        return max(m * max(ts), sum(ts))
+
+    def _decode_times(self, batch: int, ctx: float, inp: float) -> tuple[int, list[float]]:
+        m = max(1, min(batch, self.decode_micro_batches))
+        return m, [stage_decode_s(self.cm, self.model, s, batch / m, ctx, inp) for s in self.decode_stages]
+
+    def decode_iter_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
+        if batch <= 0:
+            return 0.0
+        m, ts = self._decode_times(batch, mean_context_len, mean_input_len)
+        return max(m * max(ts), sum(ts))
+
+    def decode_drain_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
+        if batch <= 0:
+            return 0.0
+        _, ts = self._decode_times(batch, mean_context_len, mean_input_len)
+        return sum(ts) - max(ts)
+
+    def kv_transfer_s(self, batch: int, mean_input_len: float) -> float:
+        if self.kv_senders <= 0:
+            return 0.0
+        per_token = self.model.kv_bytes_per_token()       # self-attn KV of the prompt (T5: cross K/V)
+        return self.cm.kv_transfer_s(batch * mean_input_len * per_token / self.kv_senders)

@@ -1,0 +1,66 @@
+"""RRA: round-robin layer allocation with alternating encode/decode phases (ExeGPT §3).
+
+Every pipeline stage holds its share of encoder and decoder layers (decoder-only: of the one
+stack). Each cycle encodes B_E queries, then runs N_D decoding iterations on the decoding
+batch B_D; finished queries leave early (KV compaction) and the next encoded batch joins, so
+B_D = B_E / sum_U P_D(U) stays constant (§6). Partial TP (degree, #GPUs) shortens the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
+from harness.policies.common import memory_check, stage_memory_bytes, tp_degrees
+from harness.policies.pipeline import PipelineCosts, build_pipeline, stage_degrees
+from harness.simulator.expected import finish_fraction, live_context_len
+
+MAX_ENCODE_BATCH = 512
+
+
+class RoundRobin(Policy):
+    name = "rra"
+    kind = "rra"
+
+    def knob_space(self, ctx: Context) -> list[KnobSpec]:
+        degrees = tp_degrees(ctx)
+        n = ctx.cluster.num_gpus
+        return [
+            KnobSpec("encode_batch_size", 1, MAX_ENCODE_BATCH, 1, +1, +1, "B_E"),
+            KnobSpec("decode_iters", 1, ctx.workload.output.max, 1, -1, -1, "N_D"),
+            KnobSpec("tp_degree", 1, max(degrees), 1, 0, 0, "T_P degree"),
+            KnobSpec("tp_gpus", 0, n, 1, -1, -1, "T_P #GPUs"),
+        ]
+
+    def default_knobs(self, ctx: Context) -> dict[str, int]:
+        return {"encode_batch_size": 8, "decode_iters": 8, "tp_degree": 1, "tp_gpus": 0}
+
+    def validate(self, ctx: Context, knobs: Mapping[str, int]) -> dict[str, int]:
+        knobs = dict(knobs)
+        if "tp_degree" in knobs and "tp_gpus" not in knobs:
+            knobs["tp_gpus"] = ctx.cluster.num_gpus if int(knobs["tp_degree"]) > 1 else 0
+        return Policy.validate(self, ctx, knobs)
+
+    def plan(self, ctx: Context, knobs: Mapping[str, int]) -> Plan:
+        knobs = self.validate(ctx, knobs)
+        key = tuple(sorted(knobs.items()))
+        m, w = ctx.model, ctx.workload
+        d, g = knobs["tp_degree"], knobs["tp_gpus"]
+        if d not in tp_degrees(ctx) or g % d or (d == 1 and g):
+            return infeasible(self.name, knobs, f"tp: degree {d} on {g} GPUs; degrees {tp_degrees(ctx)}, "
+                              "#GPUs a multiple of the degree", self.kind)
+        degrees = stage_degrees(ctx.cluster.num_gpus, d, g)
+        stages = build_pipeline(ctx.cost_model, m, degrees, m.num_encoder_layers, m.num_decoder_layers)
+        b_e = knobs["encode_batch_size"]
+        b_d = b_e / finish_fraction(w.output, knobs["decode_iters"])
+        ctx_len = live_context_len(w)
+        kv_tokens = b_d * (ctx_len - (w.input.mean if m.is_encoder_decoder else 0.0))
+        mem = max(stage_memory_bytes(ctx, st, kv_tokens, b_d * w.input.mean,
+                                     max(b_e * w.input.mean, b_d) / len(stages)) for st in stages)
+        reason = memory_check(ctx, mem)
+        if reason:
+            return Plan(self.name, self.kind, key, False, reason, b_e, memory_per_gpu_bytes=mem)
+        costs = PipelineCosts(ctx.cost_model, m, stages, stages, decode_micro_batches=len(stages))
+        return Plan(self.name, self.kind, key, True, "", b_e, knobs["decode_iters"], w.output_p99,
+                    max_decode_batch=int(b_d * 1.5) + 1, memory_per_gpu_bytes=mem,
+                    num_stages=len(stages), costs=costs)

@@ -1,0 +1,125 @@
+"""WAA: workload-aware allocation, separate encode and decode pipelines (ExeGPT §3).
+
+The GPUs are split into an encoding and a decoding pipeline that run asynchronously; in
+steady state one encoded batch of B_E queries joins the decoding batch per decoding
+iteration, so B_D = B_E * S_D. The encoded KV cache moves encode GPUs -> host -> decode
+GPUs. Decoder-only models keep two weight copies (one per pipeline). B_m decoder
+micro-batches overlap in the decode pipeline; partial TP applies to the decode pipeline.
+- waa-c splits GPUs by compute time: ~N * C_E / (C_E + C_D) GPUs encode.
+- waa-m splits so encode and decode GPUs use the same memory.
+T5: the decoder's cross-K/V projection at merge time is not modelled (one GEMM per query).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
+from harness.policies.common import memory_check, stage_memory_bytes, tp_degrees
+from harness.policies.pipeline import PipelineCosts, build_pipeline, stage_degrees
+from harness.simulator.expected import live_context_len
+
+MAX_ENCODE_BATCH = 256
+MAX_MICRO_BATCHES = 16
+
+
+class _WAA(Policy):
+    kind = "waa"
+
+    def knob_space(self, ctx: Context) -> list[KnobSpec]:
+        n = ctx.cluster.num_gpus
+        return [
+            KnobSpec("encode_batch_size", 1, MAX_ENCODE_BATCH, 1, +1, +1, "B_E"),
+            KnobSpec("micro_batches", 1, MAX_MICRO_BATCHES, 1, -1, -1, "B_m"),
+            KnobSpec("tp_degree", 1, max(tp_degrees(ctx)), 1, 0, 0, "T_P degree"),
+            KnobSpec("tp_gpus", 0, max(0, n - 1), 1, -1, -1, "T_P #GPUs"),
+        ]
+
+    def default_knobs(self, ctx: Context) -> dict[str, int]:
+        return {"encode_batch_size": 4, "micro_batches": 1, "tp_degree": 1, "tp_gpus": 0}
+
+    def validate(self, ctx: Context, knobs: Mapping[str, int]) -> dict[str, int]:
+        knobs = dict(knobs)
+        if "tp_degree" in knobs and "tp_gpus" not in knobs:
+            knobs["tp_gpus"] = int(knobs["tp_degree"]) if int(knobs["tp_degree"]) > 1 else 0
+        return Policy.validate(self, ctx, knobs)
+
+    # -- layout ---------------------------------------------------------------------------
+    def _layout(self, ctx: Context, n_enc: int, d: int, g: int):
+        m, n = ctx.model, ctx.cluster.num_gpus
+        enc_layers = m.num_encoder_layers if m.is_encoder_decoder else 0
+        enc_prefill = 0 if m.is_encoder_decoder else m.num_decoder_layers
+        enc = build_pipeline(ctx.cost_model, m, [1] * n_enc, enc_layers, enc_prefill)
+        dec = build_pipeline(ctx.cost_model, m, stage_degrees(n - n_enc, d, g), 0, m.num_decoder_layers)
+        return enc, dec
+
+    def _memory(self, ctx: Context, enc, dec, b_e: float, b_d: float) -> float:
+        w, m = ctx.workload, ctx.model
+        prompt = b_e * w.input.mean
+        gen = b_d * (live_context_len(w) - (w.input.mean if m.is_encoder_decoder else 0.0))
+        enc_mem = max(stage_memory_bytes(ctx, st, 0 if m.is_encoder_decoder else prompt, 0, prompt)
+                      for st in enc)
+        dec_mem = max(stage_memory_bytes(ctx, st, gen, b_d * w.input.mean, b_d) for st in dec)
+        return max(enc_mem, dec_mem)
+
+    def choose_encode_gpus(self, ctx: Context, b_e: int, d: int, g: int) -> int:
+        raise NotImplementedError
+
+    def plan(self, ctx: Context, knobs: Mapping[str, int]) -> Plan:
+        knobs = self.validate(ctx, knobs)
+        key = tuple(sorted(knobs.items()))
+        n, w = ctx.cluster.num_gpus, ctx.workload
+        d, g, b_e, b_m = knobs["tp_degree"], knobs["tp_gpus"], knobs["encode_batch_size"], knobs["micro_batches"]
+        if n < 2:
+            return infeasible(self.name, knobs, "cluster: WAA needs >= 2 GPUs (two pipelines)", self.kind)
+        if d not in tp_degrees(ctx) or g % d or (d == 1 and g):
+            return infeasible(self.name, knobs, f"tp: degree {d} on {g} GPUs; degrees {tp_degrees(ctx)}", self.kind)
+        n_enc = self.choose_encode_gpus(ctx, b_e, d, g)
+        if n_enc < 1 or n - n_enc < max(1, g):
+            return infeasible(self.name, knobs, f"tp: {g} TP GPUs do not fit the {n - n_enc}-GPU decode pipeline",
+                              self.kind)
+        enc, dec = self._layout(ctx, n_enc, d, g)
+        b_d = b_e * w.output.mean
+        mem = self._memory(ctx, enc, dec, b_e, b_d)
+        reason = memory_check(ctx, mem)
+        if reason:
+            return Plan(self.name, self.kind, key, False, reason, b_e, memory_per_gpu_bytes=mem)
+        costs = PipelineCosts(ctx.cost_model, ctx.model, enc, dec, decode_micro_batches=b_m, kv_senders=n_enc)
+        return Plan(self.name, self.kind, key, True, "", b_e, 1, w.output_p99,
+                    max_decode_batch=int(b_d * 1.5) + 1, memory_per_gpu_bytes=mem,
+                    num_stages=len(enc) + len(dec), costs=costs)
+
+
+class WAACompute(_WAA):
+    name = "waa-c"
+
+    def choose_encode_gpus(self, ctx: Context, b_e: int, d: int, g: int) -> int:
+        """~ N * C_E / (C_E + C_D): whole-model encode time of B_E vs one decode iteration of B_D."""
+        m, w, cm = ctx.model, ctx.workload, ctx.cost_model
+        n = ctx.cluster.num_gpus
+        layers_e = m.num_encoder_layers if m.is_encoder_decoder else m.num_decoder_layers
+        c_e = layers_e * cm.encode_layer(m, b_e, w.input.mean, 1).total_s
+        b_d = max(1, round(b_e * w.output.mean))
+        c_d = m.num_decoder_layers * cm.decode_layer(m, b_d, live_context_len(w), 1, w.input.mean).total_s
+        return min(n - 1, max(1, round(n * c_e / (c_e + c_d))))
+
+
+class WAAMemory(_WAA):
+    name = "waa-m"
+
+    def choose_encode_gpus(self, ctx: Context, b_e: int, d: int, g: int) -> int:
+        """The split whose encode and decode GPUs use the most equal memory."""
+        n, b_d = ctx.cluster.num_gpus, b_e * ctx.workload.output.mean
+        best, best_gap = 1, float("inf")
+        for n_enc in range(1, n):
+            if n - n_enc < max(1, g):
+                break
+            enc, dec = self._layout(ctx, n_enc, d, g)
+            w, m = ctx.workload, ctx.model
+            prompt = b_e * w.input.mean
+            e = max(stage_memory_bytes(ctx, st, 0 if m.is_encoder_decoder else prompt, 0, prompt) for st in enc)
+            gen = b_d * (live_context_len(w) - (w.input.mean if m.is_encoder_decoder else 0.0))
+            dm = max(stage_memory_bytes(ctx, st, gen, b_d * w.input.mean, b_d) for st in dec)
+            if abs(e - dm) < best_gap:
+                best, best_gap = n_enc, abs(e - dm)
+        return best

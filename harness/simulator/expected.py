@@ -1,0 +1,89 @@
+"""The paper's expected-value timeline (ExeGPT §6 XSimulator): Plan + workload -> Estimate.
+
+Lengths enter through their distributions only (P_E, P_D), never through samples:
+- RRA: a query of output length S finishes U iterations after the last encoding with
+  P_D(U|S) = 1 at U = S if S <= N_D, else 1/ceil(S/N_D) at U = 1 + ((S-1) mod N_D); hence
+  B_E = B_D * sum_U P_D(U) (§6).
+- WAA: N_D = 1 and B_D = B_E * S_D with S_D the mean output length (§3, §6).
+- Static (FT): the batch runs until its longest query ends (expected maximum of B draws);
+  latency is held to the maximum output length (§5).
+Attention cost is linear in context length, so the mean context of the live sequences
+(length-biased: a query of output S stays S iterations) is exact for the batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from harness.policies.base import Estimate, Plan
+from harness.workload.distributions import LengthDistribution
+from harness.workload.tasks import Workload
+
+
+def finish_fraction(output: LengthDistribution, decode_iters: int) -> float:
+    """sum_U P_D(U): expected share of the decoding batch finishing in one RRA cycle (§6)."""
+    s = output.values
+    per_query = np.where(s <= decode_iters, 1.0, 1.0 / np.ceil(s / decode_iters))
+    return float(per_query @ output.probs)
+
+
+def live_context_len(workload: Workload) -> float:
+    """Mean cached tokens of a sequence in the decoding batch: input + (S+1)/2 generated,
+    weighted by time in the batch (proportional to S)."""
+    s, p = workload.output.values.astype(float), workload.output.probs
+    return workload.input.mean + float((p * s * (s + 1) / 2).sum() / (p * s).sum())
+
+
+def expected_max(dist: LengthDistribution, n: int) -> float:
+    """E[max of n i.i.d. draws] = sum_k P(max >= k) over the support."""
+    cdf = np.cumsum(dist.probs)
+    prev = np.concatenate([[0.0], cdf[:-1]])
+    widths = np.diff(np.concatenate([[0], dist.values]))
+    return float(((1.0 - prev**n) * widths).sum())
+
+
+def rra_decode_batch(plan: Plan, workload: Workload) -> float:
+    return plan.encode_batch_size / finish_fraction(workload.output, plan.decode_iters)
+
+
+def waa_decode_batch(plan: Plan, workload: Workload) -> float:
+    return plan.encode_batch_size * workload.output.mean
+
+
+def evaluate(plan: Plan, workload: Workload) -> Estimate:
+    if not plan.feasible:
+        return Estimate(plan.policy, plan.knobs, False, plan.reason, 0.0, 0.0, math.inf,
+                        plan.memory_per_gpu_bytes, plan.encode_batch_size)
+    c, b_e, s_mean = plan.costs, plan.encode_batch_size, workload.output.mean
+    s_lat, inp = plan.latency_output_len, workload.input.mean
+    if plan.kind == "static":
+        in_pad = expected_max(workload.input, b_e)
+        out_batch = expected_max(workload.output, b_e)
+        enc = c.encode_s(b_e, in_pad)
+        batch_s = enc + out_batch * c.decode_iter_s(b_e, in_pad + out_batch / 2, in_pad)
+        latency = enc + s_lat * c.decode_iter_s(b_e, in_pad + s_lat / 2, in_pad)
+        thr, b_d = b_e / batch_s, float(b_e)
+    elif plan.kind == "rra":
+        b_d = rra_decode_batch(plan, workload)
+        ctx, n_d = live_context_len(workload), plan.decode_iters
+        enc, it = c.encode_s(b_e, inp), c.decode_iter_s(round(b_d), ctx, inp)
+        drain = c.decode_drain_s(round(b_d), ctx, inp)
+        thr = b_e / (enc + n_d * it + drain)
+        cycles = math.ceil(s_lat / n_d)
+        latency = cycles * enc + (cycles - 1) * drain + s_lat * it
+    elif plan.kind == "waa":
+        b_d = waa_decode_batch(plan, workload)
+        ctx = live_context_len(workload)
+        it = c.decode_iter_s(round(b_d), ctx, inp)
+        period = max(c.encode_period_s(b_e, inp), c.kv_transfer_s(b_e, inp))
+        if period > it:  # encoder-bound: decoding runs at its own pace with a smaller batch
+            b_d = b_d * it / period
+            it = c.decode_iter_s(max(1, round(b_d)), ctx, inp)
+        thr = b_e / max(it, period)
+        latency = c.encode_s(b_e, inp) + c.kv_transfer_s(b_e, inp) + (s_lat + 1) * it
+    else:
+        raise ValueError(f"unknown plan kind {plan.kind}")
+    return Estimate(plan.policy, plan.knobs, True, "", thr, thr * s_mean, latency,
+                    plan.memory_per_gpu_bytes, b_e, b_d)
