@@ -24,7 +24,7 @@ from harness.specs.models import MODELS, ModelSpec, get_model, model_from_dict
 from harness.workload import Workload, fixed_workload, get_task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-GROUPS = ("model", "cluster", "task", "cost_model")  # conf/<group>/<name>.yaml, all required
+GROUPS = ("model", "cluster", "task", "cost_model", "policy")  # conf/<group>/<name>.yaml, all required
 
 
 def conf_dir() -> Path:
@@ -127,6 +127,8 @@ class Scenario:
     cost_model_name: str
     seed: int
     paths: Paths
+    policy_name: str = "rra"
+    policy_knobs: tuple[tuple[str, int], ...] = ()   # knobs set in conf/policy (null = policy default)
 
 
 def _int(value: object, key: str) -> int:
@@ -194,7 +196,7 @@ def build_scenario(cfg: DictConfig) -> Scenario:
     for section in (*GROUPS, "paths", "workload"):
         hint = f"; choose one with {section}=<name>" if section in GROUPS else ""
         check(isinstance(c.get(section), dict), section, f"missing or not a mapping{hint}")
-    for section in ("task", "cost_model"):
+    for section in ("task", "cost_model", "policy"):
         check(c[section].get("name") is not None, f"{section}.name", "missing")
     paths = build_paths(c["paths"])
     return Scenario(
@@ -204,4 +206,7 @@ def build_scenario(cfg: DictConfig) -> Scenario:
         cost_model_name=str(c["cost_model"]["name"]),
         seed=_int(c.get("seed", 0), "seed"),
         paths=paths,
+        policy_name=str(c["policy"]["name"]),
+        policy_knobs=tuple(sorted((k, _int(v, f"policy.{k}")) for k, v in c["policy"].items()
+                                  if k != "name" and v is not None)),
     )

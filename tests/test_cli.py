@@ -45,3 +45,26 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert all(f"  {name} " in out for name in COMMANDS)
+
+
+def test_estimate_prints_the_paper_example_as_json():
+    import json as _json
+    import subprocess as _sp
+    import sys as _sys
+    args = ["estimate", "model=opt-13b", "cluster=a40x4", "task=S", "policy=rra",
+            "policy.encode_batch_size=52", "policy.decode_iters=13", "policy.tp_degree=4"]
+    out = _sp.run([_sys.executable, "-m", "harness.cli.main", *args], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    d = _json.loads(out.stdout)
+    assert d["inputs"]["knobs"] == {"encode_batch_size": 52, "decode_iters": 13, "tp_degree": 4, "tp_gpus": 4}
+    assert d["estimate"]["feasible"] and d["estimate"]["throughput_seq_s"] > 0
+    assert d["simulator"] == "expected"
+
+
+def test_estimate_bad_knob_is_one_line():
+    import subprocess as _sp
+    import sys as _sys
+    out = _sp.run([_sys.executable, "-m", "harness.cli.main", "estimate", "policy=ft", "policy.batch_size=0"],
+                  capture_output=True, text=True)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "policy.batch_size" in out.stderr and "Traceback" not in out.stderr

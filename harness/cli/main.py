@@ -38,21 +38,31 @@ def show(overrides: list[str]) -> None:
 
 
 def calibrate(overrides: list[str]) -> None:
-    """Compare the analytic cost model with published FT latencies and Vidur profiles."""
+    """Compare the analytic cost model with published FT latencies and Vidur profiles
+    (`--fit` first refits its constants and rewrites harness/cost_model/fitted/)."""
     try:
         from harness.cost_model.calibration import run as run_calibration
     except ModuleNotFoundError as e:
         if e.name != "harness.cost_model.calibration":
             raise
         raise UserError("calibrate: harness.cost_model.calibration is not implemented yet") from None
-    paths = build_scenario(compose(overrides)).paths
+    fit = "--fit" in overrides
+    paths = build_scenario(compose([o for o in overrides if o != "--fit"])).paths
     for key, path in (("paths.profiles", paths.profiles), ("paths.ft_calibration", paths.ft_calibration)):
         if not path.exists():
             raise UserError(f"{key}: {path} does not exist (set paths.shared or HARNESS_SHARED_DIR)")
-    run_calibration(paths.profiles, paths.ft_calibration)
+    run_calibration(paths.profiles, paths.ft_calibration, fit=fit)
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": calibrate}
+def estimate(overrides: list[str]) -> None:
+    """Evaluate one policy with given knobs (policy=<name> policy.<knob>=<v>); prints JSON."""
+    from harness.cli.commands import estimate_json
+    cfg = compose(overrides)
+    print(json.dumps(estimate_json(build_scenario(cfg), cfg), indent=2))
+
+
+COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": calibrate,
+                                                     "estimate": estimate}
 
 
 def _help() -> str:

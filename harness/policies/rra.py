@@ -29,7 +29,9 @@ class RoundRobin(Policy):
             KnobSpec("encode_batch_size", 1, MAX_ENCODE_BATCH, 1, +1, +1, "B_E"),
             KnobSpec("decode_iters", 1, ctx.workload.output.max, 1, -1, -1, "N_D"),
             KnobSpec("tp_degree", 1, max(degrees), 1, 0, 0, "T_P degree"),
-            KnobSpec("tp_gpus", 0, n, 1, -1, -1, "T_P #GPUs"),
+            # The paper treats T_P as monotone (latency and throughput fall); in this cost model
+            # more TP often raises throughput too, so T_P is enumerated, not assumed monotone.
+            KnobSpec("tp_gpus", 0, n, 1, 0, 0, "T_P #GPUs"),
         ]
 
     def default_knobs(self, ctx: Context) -> dict[str, int]:

@@ -30,9 +30,12 @@ class _WAA(Policy):
         n = ctx.cluster.num_gpus
         return [
             KnobSpec("encode_batch_size", 1, MAX_ENCODE_BATCH, 1, +1, +1, "B_E"),
-            KnobSpec("micro_batches", 1, MAX_MICRO_BATCHES, 1, -1, -1, "B_m"),
+            # The paper reports B_m and T_P as monotone (latency and throughput fall as they
+            # grow). Here micro-batches first fill the decode pipeline (throughput rises up to
+            # the stage count) and TP often raises throughput: both are enumerated, not assumed.
+            KnobSpec("micro_batches", 1, MAX_MICRO_BATCHES, 1, 0, 0, "B_m"),
             KnobSpec("tp_degree", 1, max(tp_degrees(ctx)), 1, 0, 0, "T_P degree"),
-            KnobSpec("tp_gpus", 0, max(0, n - 1), 1, -1, -1, "T_P #GPUs"),
+            KnobSpec("tp_gpus", 0, max(0, n - 1), 1, 0, 0, "T_P #GPUs"),
         ]
 
     def default_knobs(self, ctx: Context) -> dict[str, int]:

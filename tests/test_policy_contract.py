@@ -1,0 +1,144 @@
+"""The contract every registered policy passes (knobs in range, deterministic, monotone
+within tolerance where declared, infeasible reported not raised), plus paper facts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from harness.cost_model import get_cost_model
+from harness.errors import UserError
+from harness.policies import POLICIES, Context, get_policy
+from harness.policies.ft import FasterTransformer
+from harness.registry import Registry
+from harness.simulator.expected import evaluate, expected_max, finish_fraction
+from harness.specs import get_cluster, get_model
+from harness.workload import fixed, get_task
+
+SCENARIOS = [("opt-13b", "a40x4", "S"), ("gpt3-39b", "a40x16", "T"), ("t5-11b", "a40x8", "C1")]
+
+
+def ctx_of(model: str, cluster: str, task: str) -> Context:
+    c = get_cluster(cluster)
+    return Context(get_model(model), c, get_task(task), get_cost_model("analytic", c))
+
+
+@pytest.fixture(scope="module", params=SCENARIOS, ids=["-".join(s) for s in SCENARIOS])
+def ctx(request):
+    return ctx_of(*request.param)
+
+
+@pytest.mark.parametrize("name", POLICIES.names())
+def test_knob_space_is_well_formed_and_defaults_in_range(ctx, name):
+    p = get_policy(name)
+    space = p.knob_space(ctx)
+    assert space and len({k.name for k in space}) == len(space)
+    for k in space:
+        assert k.low <= k.high and k.step >= 1 and k.throughput_dir in (-1, 0, 1)
+    p.validate(ctx, p.default_knobs(ctx))          # raises if a default is out of range
+
+
+@pytest.mark.parametrize("name", POLICIES.names())
+def test_deterministic_and_infeasible_is_reported_not_raised(ctx, name):
+    p = get_policy(name)
+    knobs = p.default_knobs(ctx)
+    assert evaluate(p.plan(ctx, knobs), ctx.workload) == evaluate(p.plan(ctx, knobs), ctx.workload)
+    highs = {k.name: k.high for k in p.knob_space(ctx)}
+    est = evaluate(p.plan(ctx, highs), ctx.workload)   # extreme corner: must not raise
+    if not est.feasible:
+        assert est.reason and est.throughput_seq_s == 0 and math.isinf(est.latency_s)
+
+
+@pytest.mark.parametrize("name", POLICIES.names())
+def test_declared_monotone_knobs_are_monotone_within_5_percent(ctx, name):
+    """Along each declared-monotone knob (others at defaults), >= 90% of feasible neighbouring
+    steps move throughput and latency in the declared direction within 5% (paper §5: 97%/96%)."""
+    p = get_policy(name)
+    base = p.default_knobs(ctx)
+    steps = ok = 0
+    for k in p.knob_space(ctx):
+        if k.throughput_dir == 0:
+            continue
+        values = list(k.values())[:: max(1, (k.high - k.low) // 16)]
+        ests = [evaluate(p.plan(ctx, {**base, k.name: v}), ctx.workload) for v in values]
+        ests = [e for e in ests if e.feasible]
+        for a, b in zip(ests, ests[1:], strict=False):
+            steps += 2
+            ok += k.throughput_dir * (b.throughput_seq_s - a.throughput_seq_s) >= -0.05 * a.throughput_seq_s
+            ok += k.latency_dir * (b.latency_s - a.latency_s) >= -0.05 * a.latency_s
+    if steps:
+        assert ok / steps >= 0.9
+
+
+def test_unknown_knob_and_out_of_range_are_one_line_errors():
+    c = ctx_of("opt-13b", "a40x4", "S")
+    with pytest.raises(UserError, match="policy.batch_size: not a knob of 'rra'"):
+        get_policy("rra").validate(c, {"batch_size": 3})
+    with pytest.raises(UserError, match=r"policy.decode_iters: 0 not in \[1, 80\]"):
+        get_policy("rra").validate(c, {"decode_iters": 0})
+    with pytest.raises(UserError, match="did you mean 'waa-c'"):
+        get_policy("waa_c")
+
+
+def test_registry_rejects_duplicates():
+    r = Registry("thing")
+    r.register("a", object())
+    with pytest.raises(ValueError, match="already registered"):
+        r.register("a", object())
+
+
+def test_ft_layout_is_max_tp_in_node_and_pp_across_nodes():
+    ft = FasterTransformer()
+    assert ft.layout(ctx_of("gpt3-175b", "a100x16", "G")) == (8, 2)
+    assert ft.layout(ctx_of("opt-13b", "a40x4", "S")) == (4, 1)
+    assert ft.layout(ctx_of("gpt3-341b", "a40x48", "G")) == (8, 6)
+
+
+_DIVERGES = pytest.mark.xfail(strict=True, reason=(
+    "known divergence from the paper: with weights + KV + activations at the smallest B_E, "
+    "this memory model fits two copies (the paper gives no memory breakdown; see issue notes)"))
+WAA_BIG = [("waa-c", "gpt3-175b", "a100x16"), ("waa-c", "gpt3-341b", "a40x48"),
+           pytest.param("waa-c", "gpt3-175b", "a40x32", marks=_DIVERGES),
+           pytest.param("waa-m", "gpt3-175b", "a100x16", marks=_DIVERGES),
+           pytest.param("waa-m", "gpt3-175b", "a40x32", marks=_DIVERGES),
+           pytest.param("waa-m", "gpt3-341b", "a40x48", marks=_DIVERGES)]
+
+
+@pytest.mark.parametrize("name,model,cluster", WAA_BIG)
+def test_waa_cannot_fit_the_largest_models_on_their_paper_clusters(name, model, cluster):
+    """ExeGPT §3: two weight copies; WAA could not fit GPT-3 175B/341B."""
+    c = ctx_of(model, cluster, "G")
+    p = get_policy(name)
+    for b_e in (1, 4):
+        est = evaluate(p.plan(c, {"encode_batch_size": b_e}), c.workload)
+        assert not est.feasible and est.reason.startswith("memory")
+
+
+def test_waa_holds_two_weight_copies_of_a_decoder_only_model():
+    from harness.cost_model.memory import weight_bytes
+    c = ctx_of("opt-13b", "a40x4", "S")
+    p = get_policy("waa-m")
+    enc, dec = p._layout(c, 1, 1, 0)
+    total = sum(weight_bytes(c.model, st.shard()) for st in (*enc, *dec))
+    one_copy = c.model.num_params() * 2
+    assert 2 * one_copy <= total <= 2 * one_copy * 1.1   # + embeddings per pipeline end, ceil
+
+
+def test_rra_finish_fraction_hand_calculation():
+    """§6: S <= N_D finishes within the cycle; S > N_D with probability 1/ceil(S/N_D)."""
+    assert finish_fraction(fixed(5), 8) == 1.0
+    assert finish_fraction(fixed(20), 8) == pytest.approx(1 / 3)
+    assert expected_max(fixed(7), 10) == pytest.approx(7)
+
+
+def test_ft_throughput_hand_calculation_with_fixed_lengths():
+    """Fixed lengths: batch time = encode + out * iteration; throughput = B / batch time."""
+    c = ctx_of("opt-13b", "a40x4", "S")
+    c = Context(c.model, c.cluster, type(c.workload)("fx", fixed(100), fixed(10)), c.cost_model)
+    plan = get_policy("ft").plan(c, {"batch_size": 8})
+    est = evaluate(plan, c.workload)
+    enc = plan.costs.encode_s(8, 100)
+    it = plan.costs.decode_iter_s(8, 105, 100)
+    assert est.throughput_seq_s == pytest.approx(8 / (enc + 10 * it))
+    assert est.latency_s == pytest.approx(enc + 10 * it)
