@@ -1,0 +1,250 @@
+"""Discrete-event simulator: plays a `Plan` on concrete requests, iteration by iteration.
+
+It runs the timeline the expected-value model (`harness.simulator.expected`, ExeGPT §6)
+averages, but on sampled lengths: every step calls the plan's `StepCosts` with the actual
+batch (size, mean context of the live sequences, mean input). Requests are served in
+arrival order, so every encoded batch is a contiguous index range.
+- static (FT, §1): batches of B in arrival order, each started when the previous one has
+  ended and all its requests have arrived; prompts padded to the batch's longest; the batch
+  decodes until its longest output, no early termination (B stays constant).
+- rra (§3): cycles of one encoding of up to B_E waiting requests, then N_D decoding
+  iterations (finished queries leave at once: early termination + KV compaction), then the
+  pipeline drain. A newly encoded query's first token comes from its first iteration.
+- waa (§3): an encode pipeline starting a batch of up to B_E arrived requests every
+  encode period; its KV cache then crosses one host channel (transfers queue). The decode
+  pipeline admits, at each iteration start, ready batches oldest first, at most B_E queries
+  per iteration: the paper's steady state of one encoded batch per decoding iteration, so
+  B_D -> B_E * S_D. The encoder is back-pressured: at most ceil(latency / pace) + 1 batches
+  are started but not yet merged (latency = encode + KV transfer, pace = max(encode period,
+  last decoding iteration); one more when the encoder is the bottleneck, for the wait to
+  the next iteration start). Without it an encoder faster than decoding would queue encoded
+  batches without bound; with it a decoder-bound pipeline merges a batch ceil(latency /
+  iteration) + 1 iterations after its encoding starts.
+`plan.max_decode_batch` caps rra/waa admissions (requests wait). Times in seconds.
+Cost calls round the mean context and mean input to integers: the cost model memoises
+layer times by exact arguments, and attention cost is linear in context, so the error is
+under one token.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from harness.policies.base import Estimate, Plan, StepCosts
+from harness.simulator.metrics import SimRecords, SimResult, compute_metrics
+from harness.workload.streams import Requests, offline
+from harness.workload.tasks import Workload
+
+
+class _Timeline:
+    """Mutable recorder of one run: iteration ends and per-request stamps."""
+
+    def __init__(self, reqs: Requests) -> None:
+        n = len(reqs)
+        self.reqs = reqs
+        self.encode_start = np.zeros(n)
+        self.encode_end = np.zeros(n)
+        self.finish = np.zeros(n)
+        self.first_iter = np.zeros(n, dtype=np.int64)
+        self.iter_end: list[float] = []
+        self.iter_batch: list[int] = []
+        self.iter_tokens: list[int] = []
+
+    def encoded(self, lo: int, hi: int, start_s: float, end_s: float) -> None:
+        self.encode_start[lo:hi] = start_s
+        self.encode_end[lo:hi] = end_s
+
+    def records(self) -> SimRecords:
+        ends = np.asarray(self.iter_end)
+        r = self.reqs
+        return SimRecords(r.arrival_s, self.encode_start, self.encode_end, ends[self.first_iter],
+                          self.finish, r.input_len, r.output_len, self.first_iter, ends,
+                          np.asarray(self.iter_batch, dtype=np.int64),
+                          np.asarray(self.iter_tokens, dtype=np.int64), r.first_id)
+
+
+def _live_counts(last: np.ndarray, k: int, *weights: np.ndarray) -> list[np.ndarray]:
+    """For sequences live in iterations 1..last[i] of a k-iteration segment: per iteration,
+    the count of live sequences, then the sum of each weight over them."""
+    out = [np.bincount(last, minlength=k + 1)[1:]]
+    out += [np.bincount(last, weights=w, minlength=k + 1)[1:] for w in weights]
+    return [a[::-1].cumsum()[::-1] for a in out]
+
+
+class _LiveBatch:
+    """The decoding batch of rra/waa as arrays: request index, tokens left, cached tokens."""
+
+    def __init__(self) -> None:
+        self.idx = np.empty(0, dtype=np.int64)
+        self.left = np.empty(0, dtype=np.int64)
+        self.cached = np.empty(0, dtype=np.int64)   # input + generated before this segment
+        self.inp = np.empty(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self.idx.size)
+
+    def join(self, reqs: Requests, lo: int, hi: int, tl: _Timeline) -> None:
+        tl.first_iter[lo:hi] = len(tl.iter_end)     # their first token: the next iteration
+        self.idx = np.concatenate((self.idx, np.arange(lo, hi)))
+        self.left = np.concatenate((self.left, reqs.output_len[lo:hi]))
+        self.cached = np.concatenate((self.cached, reqs.input_len[lo:hi]))
+        self.inp = np.concatenate((self.inp, reqs.input_len[lo:hi]))
+
+    def run(self, k: int, t: float, costs: StepCosts, tl: _Timeline) -> tuple[float, tuple[int, int, int]]:
+        """Up to k iterations from time t (fewer if the batch empties); the new time and the
+        (batch, context, input) of the last iteration."""
+        last = np.minimum(self.left, k)
+        live, ctx_sum, in_sum = _live_counts(last, k, self.cached, self.inp)
+        base, steps, step = len(tl.iter_end), int(last.max()), (0, 0, 0)
+        for j in range(steps):
+            n = int(live[j])
+            # iteration j generates token (generated + j + 1): context = cached + j + 1
+            step = (n, round(ctx_sum[j] / n) + j + 1, round(in_sum[j] / n))
+            t += costs.decode_iter_s(*step)
+            tl.iter_end.append(t)
+        tl.iter_batch.extend(live[:steps].tolist())
+        tl.iter_tokens.extend(live[:steps].tolist())
+        done = self.left <= k
+        ends = np.asarray(tl.iter_end[base:])
+        tl.finish[self.idx[done]] = ends[self.left[done] - 1]
+        keep = ~done
+        self.idx, self.inp = self.idx[keep], self.inp[keep]
+        self.left, self.cached = self.left[keep] - k, self.cached[keep] + k
+        return t, step
+
+
+def _play_static(plan: Plan, reqs: Requests, tl: _Timeline) -> None:
+    c, b, t = plan.costs, plan.encode_batch_size, 0.0
+    for lo in range(0, len(reqs), b):
+        hi = min(lo + b, len(reqs))
+        size, out = hi - lo, reqs.output_len[lo:hi]
+        max_in, max_out = int(reqs.input_len[lo:hi].max()), int(out.max())
+        start = max(t, float(reqs.arrival_s[hi - 1]))
+        t = start + c.encode_s(size, max_in)
+        tl.encoded(lo, hi, start, t)
+        base = len(tl.iter_end)
+        for i in range(1, max_out + 1):
+            t += c.decode_iter_s(size, max_in + i, max_in)
+            tl.iter_end.append(t)
+        tl.iter_batch.extend([size] * max_out)
+        tl.iter_tokens.extend(_live_counts(out, max_out)[0].tolist())
+        tl.first_iter[lo:hi] = base
+        tl.finish[lo:hi] = np.asarray(tl.iter_end[base:])[out - 1]
+
+
+def _play_rra(plan: Plan, reqs: Requests, tl: _Timeline) -> None:
+    c, n, cap = plan.costs, len(reqs), plan.max_decode_batch or math.inf
+    batch, nxt, t = _LiveBatch(), 0, 0.0
+    while nxt < n or len(batch):
+        arrived = int(np.searchsorted(reqs.arrival_s, t, side="right"))
+        if not len(batch) and arrived <= nxt:      # idle: wait for the next arrival
+            t = float(reqs.arrival_s[nxt])
+            continue
+        m = int(max(0, min(plan.encode_batch_size, arrived - nxt, cap - len(batch))))
+        if m:
+            start = t
+            t += c.encode_s(m, round(float(reqs.input_len[nxt:nxt + m].mean())))
+            tl.encoded(nxt, nxt + m, start, t)
+            batch.join(reqs, nxt, nxt + m, tl)
+            nxt += m
+        t, last = batch.run(plan.decode_iters, t, c, tl)
+        t += c.decode_drain_s(*last)
+
+
+class _Encoder:
+    """WAA encode pipeline + host KV channel, back-pressured by unmerged batches."""
+
+    def __init__(self, plan: Plan, reqs: Requests, tl: _Timeline) -> None:
+        self.plan, self.reqs, self.tl = plan, reqs, tl
+        self.next, self.free_s, self.channel_free_s = 0, 0.0, 0.0
+        self.pending: deque[tuple[float, int, int]] = deque()   # (ready_s, lo, hi), oldest first
+        self.latency_s, self.period_s, self.gated = 0.0, 0.0, False
+
+    @property
+    def done(self) -> bool:
+        return self.next >= len(self.reqs)
+
+    def next_start_s(self) -> float:
+        return max(self.free_s, float(self.reqs.arrival_s[self.next]))
+
+    def start_until(self, t: float, iteration_s: float) -> None:
+        """Start every batch the pipeline can start at or before time t."""
+        c, r = self.plan.costs, self.reqs
+        while not self.done:
+            pace = max(self.period_s, iteration_s)
+            slack = 2 if self.period_s >= iteration_s else 1
+            limit = slack + math.ceil(self.latency_s / pace) if pace > 0 else math.inf
+            if len(self.pending) >= limit:
+                self.gated = True                   # reopens at a merge, i.e. a later call
+                return
+            s = max(self.next_start_s(), t if self.gated else 0.0)
+            if s > t:
+                return
+            self.gated = False
+            lo = self.next
+            hi = min(lo + self.plan.encode_batch_size, int(np.searchsorted(r.arrival_s, s, side="right")))
+            m, mean_in = hi - lo, round(float(r.input_len[lo:hi].mean()))
+            enc_s, kv_s = c.encode_s(m, mean_in), c.kv_transfer_s(m, mean_in)
+            self.period_s, self.latency_s = c.encode_period_s(m, mean_in), enc_s + kv_s
+            self.channel_free_s = max(s + enc_s, self.channel_free_s) + kv_s
+            self.pending.append((self.channel_free_s, lo, hi))
+            self.tl.encoded(lo, hi, s, s + enc_s)
+            self.free_s, self.next = s + self.period_s, hi
+
+
+def _play_waa(plan: Plan, reqs: Requests, tl: _Timeline) -> None:
+    cap = plan.max_decode_batch or math.inf
+    enc, batch, t, it_s = _Encoder(plan, reqs, tl), _LiveBatch(), 0.0, 0.0
+    while True:
+        enc.start_until(t, it_s)
+        joined = 0
+        while enc.pending and enc.pending[0][0] <= t:
+            _, lo, hi = enc.pending[0]
+            if len(batch) and (joined + hi - lo > plan.encode_batch_size or len(batch) + hi - lo > cap):
+                break
+            batch.join(reqs, lo, hi, tl)
+            joined += hi - lo
+            enc.pending.popleft()
+        enc.start_until(t, it_s)                    # merges free encoder slots
+        if len(batch):
+            t_next, _ = batch.run(1, t, plan.costs, tl)
+            t, it_s = t_next, t_next - t
+        elif enc.pending:
+            t = enc.pending[0][0]
+        elif not enc.done:
+            t = enc.next_start_s()
+        else:
+            return
+
+
+_PLAYERS = {"static": _play_static, "rra": _play_rra, "waa": _play_waa}
+
+
+def simulate(plan: Plan, requests: Requests) -> SimResult:
+    """Play `plan` on `requests`; an infeasible plan gives an infeasible result, no run."""
+    if not plan.feasible:
+        return SimResult(plan.policy, plan.knobs, False, plan.reason)
+    if plan.kind not in _PLAYERS:
+        raise ValueError(f"unknown plan kind {plan.kind}")
+    if not len(requests):
+        return SimResult(plan.policy, plan.knobs, False, "requests: empty stream")
+    tl = _Timeline(requests)
+    _PLAYERS[plan.kind](plan, requests, tl)
+    rec = tl.records()
+    return SimResult(plan.policy, plan.knobs, True, "", rec, compute_metrics(rec, plan.latency_output_len))
+
+
+def estimate_des(plan: Plan, workload: Workload, num_requests: int = 2000, seed: int = 0) -> Estimate:
+    """`simulate` on an offline stream (ExeGPT §5: saturated supply) as an `Estimate`:
+    steady-state-window throughput, latency = latency_p99len_s."""
+    res = simulate(plan, offline(workload, num_requests, seed))
+    if not res.feasible:
+        return Estimate(plan.policy, plan.knobs, False, res.reason, 0.0, 0.0, math.inf,
+                        plan.memory_per_gpu_bytes, plan.encode_batch_size, simulator="discrete-event")
+    m = res.metrics
+    return Estimate(plan.policy, plan.knobs, True, "", m.throughput_seq_s, m.throughput_tok_s,
+                    m.latency_p99len_s, plan.memory_per_gpu_bytes, plan.encode_batch_size,
+                    m.decode_batch_mean, simulator="discrete-event")

@@ -1,0 +1,247 @@
+"""Discrete-event simulator (harness.simulator.discrete_event): hand-checked timelines with
+constant step costs, determinism, arrivals, and agreement with the expected-value model
+(ExeGPT §6) over varied models, clusters, tasks, policies and knobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from harness.cost_model import get_cost_model
+from harness.policies import Context, Plan, get_policy
+from harness.simulator.discrete_event import estimate_des, simulate
+from harness.simulator.expected import evaluate
+from harness.specs import get_cluster, get_model
+from harness.workload import Requests, Trace, get_task, offline, poisson, replay
+
+
+@dataclass(frozen=True, slots=True)
+class ConstCosts:
+    """StepCosts with constant times (s), whatever the batch."""
+
+    enc: float = 1.0
+    it: float = 0.1
+    drain: float = 0.0
+    period: float = 1.0
+    kv: float = 0.0
+
+    def encode_s(self, batch: int, mean_input_len: float) -> float:
+        return self.enc
+
+    def encode_period_s(self, batch: int, mean_input_len: float) -> float:
+        return self.period
+
+    def decode_iter_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
+        return self.it
+
+    def decode_drain_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
+        return self.drain
+
+    def kv_transfer_s(self, batch: int, mean_input_len: float) -> float:
+        return self.kv
+
+
+def fake_plan(kind: str, b_e: int, costs: ConstCosts, n_d: int = 1, cap: int = 0) -> Plan:
+    return Plan("fake", kind, (), True, "", b_e, n_d, 0, cap, costs=costs)
+
+
+def stream(outputs: list[int], arrivals: list[float] | None = None) -> Requests:
+    n = len(outputs)
+    return Requests(np.zeros(n) if arrivals is None else arrivals, np.full(n, 100), outputs)
+
+
+# ---- hand-checked timelines --------------------------------------------------------------
+def test_static_batch_pads_and_keeps_slots():
+    res = simulate(fake_plan("static", 4, ConstCosts()), stream([1, 2, 3, 4, 2, 2, 2, 2]))
+    rec = res.records
+    # batch 1: encode [0, 1], 4 iterations (longest output) -> ends 1.4; batch 2 starts then
+    np.testing.assert_allclose(rec.finish_s, [1.1, 1.2, 1.3, 1.4, 2.6, 2.6, 2.6, 2.6])
+    np.testing.assert_allclose(rec.token_times(3), [1.1, 1.2, 1.3, 1.4])
+    np.testing.assert_allclose(rec.first_token_s, [1.1] * 4 + [2.5] * 4)
+    np.testing.assert_allclose(rec.encode_start_s, [0.0] * 4 + [1.4] * 4)
+    np.testing.assert_array_equal(rec.iter_batch, [4] * 6)            # finished slots kept
+    np.testing.assert_array_equal(rec.iter_tokens, [4, 3, 2, 1, 4, 4])  # real tokens only
+
+
+def test_rra_cycles_by_hand():
+    costs = ConstCosts(enc=1.0, it=0.1, drain=0.05)
+    rec = simulate(fake_plan("rra", 2, costs, n_d=2), stream([3, 3, 3, 3])).records
+    # cycle 1: encode r0 r1 [0, 1]; 1.1, 1.2; drain -> 1.25
+    # cycle 2: encode r2 r3 [1.25, 2.25]; 2.35 (r0 r1 end, r2 r3 first), 2.45; drain -> 2.5
+    # cycle 3: nothing to encode; 2.6 (r2 r3 end); the batch is empty, the phase stops
+    np.testing.assert_allclose(rec.encode_start_s, [0, 0, 1.25, 1.25])
+    np.testing.assert_allclose(rec.encode_end_s, [1, 1, 2.25, 2.25])
+    np.testing.assert_allclose(rec.token_times(0), [1.1, 1.2, 2.35])
+    np.testing.assert_allclose(rec.token_times(3), [2.35, 2.45, 2.6])
+    np.testing.assert_allclose(rec.first_token_s, [1.1, 1.1, 2.35, 2.35])
+    np.testing.assert_allclose(rec.finish_s, [2.35, 2.35, 2.6, 2.6])
+    np.testing.assert_array_equal(rec.iter_batch, [2, 2, 4, 2, 2])
+
+
+def test_rra_respects_decode_batch_cap():
+    rec = simulate(fake_plan("rra", 2, ConstCosts(), n_d=2, cap=2), stream([3, 3, 3, 3])).records
+    # cycle 2 cannot encode (batch full): 1.3 ends r0 r1; cycle 3 encodes r2 r3 [1.3, 2.3]
+    np.testing.assert_allclose(rec.finish_s, [1.3, 1.3, 2.6, 2.6])
+    np.testing.assert_allclose(rec.encode_start_s, [0, 0, 1.3, 1.3])
+    assert rec.iter_batch.max() == 2
+
+
+@pytest.mark.parametrize(("period", "it"), [(0.5, 0.1), (0.1, 0.5)], ids=["encoder-bound", "decoder-bound"])
+def test_waa_throughput_by_hand(period, it):
+    b_e, out = 2, 3
+    res = simulate(fake_plan("waa", b_e, ConstCosts(enc=1.0, it=it, period=period)), stream([out] * 400))
+    assert res.metrics.throughput_seq_s == pytest.approx(b_e / max(it, period), rel=1e-9)
+    rec = res.records
+    if period > it:   # batch k starts at k * period, is ready 1 s later, decodes 3 iterations
+        k = np.arange(400) // b_e
+        np.testing.assert_allclose(rec.encode_start_s, k * period)
+        np.testing.assert_allclose(rec.finish_s, k * period + 1.0 + out * it)
+    else:             # one encoded batch joins per iteration: B_D = B_E * S_D (ExeGPT §3)
+        assert np.median(rec.iter_batch) == b_e * out
+
+
+def test_waa_encoder_backpressure_bounds_host_queue():
+    """A fast encoder must not run ahead of a slow decoder: after the pipeline fills, encode
+    start -> merge is ceil(latency / iteration) + 1 iterations, and stays there."""
+    rec = simulate(fake_plan("waa", 2, ConstCosts(enc=1.0, it=0.5, period=0.1)), stream([3] * 400)).records
+    wait = (rec.first_token_s - rec.encode_start_s)[200:]     # steady state
+    np.testing.assert_allclose(wait, (2 + 1) * 0.5 + 0.5)      # merge wait + first iteration
+
+
+# ---- arrivals, determinism, infeasible -----------------------------------------------------
+def test_replay_of_hand_made_trace():
+    trace = Trace(np.array([10, 20, 30]), np.array([2, 1, 3]), np.array([5.0, 5.5, 9.0]), name="hand")
+    res = simulate(fake_plan("rra", 2, ConstCosts(), n_d=2), replay(trace))
+    rec = res.records
+    # r0 arrives 0: encode [0, 1], 1.1, 1.2; r1 arrived 0.5: encode [1.2, 2.2], 2.3;
+    # idle until r2 at 4.0: encode [4, 5], 5.1, 5.2, 5.3
+    np.testing.assert_allclose(rec.encode_start_s, [0.0, 1.2, 4.0])
+    np.testing.assert_allclose(rec.finish_s, [1.2, 2.3, 5.3])
+    np.testing.assert_allclose(rec.first_token_s - rec.arrival_s, [1.1, 1.8, 1.1])
+    df = res.to_frame()
+    assert list(df["request_id"]) == [0, 1, 2] and df["finish_s"].tolist() == pytest.approx([1.2, 2.3, 5.3])
+
+
+@pytest.fixture(scope="module")
+def opt_s() -> Context:
+    cl = get_cluster("a40x4")
+    return Context(get_model("opt-13b"), cl, get_task("S"), get_cost_model("analytic", cl))
+
+
+@pytest.mark.parametrize(("policy", "knobs"), [
+    ("ft", {"batch_size": 8}),
+    ("rra", {"encode_batch_size": 8, "decode_iters": 8, "tp_degree": 4}),
+    ("waa-c", {"encode_batch_size": 4, "tp_degree": 2}),
+])
+def test_poisson_low_rate_measures_from_arrival(opt_s, policy, knobs):
+    plan = get_policy(policy).plan(opt_s, knobs)
+    reqs = poisson(opt_s.workload, 200, rate_per_s=0.5, seed=1)
+    res = simulate(plan, reqs)
+    rec, m = res.records, res.metrics
+    enc = rec.encode_end_s - rec.encode_start_s
+    assert np.all(rec.encode_start_s >= rec.arrival_s)
+    assert np.all(rec.first_token_s - rec.arrival_s >= enc)
+    assert np.all(rec.finish_s - rec.arrival_s >= enc)
+    assert m.ttft_p50_s >= enc.min() and m.e2e_p99_s >= m.e2e_p50_s >= m.ttft_p50_s
+    assert m.tpot_mean_s > 0
+
+
+def test_same_seed_same_records_other_seed_differs(opt_s):
+    plan = get_policy("rra").plan(opt_s, {"encode_batch_size": 16, "decode_iters": 4, "tp_degree": 4})
+    a, b, c = (simulate(plan, offline(opt_s.workload, 500, s)).to_frame() for s in (3, 3, 4))
+    assert a.equals(b)
+    assert not a.equals(c)
+    assert estimate_des(plan, opt_s.workload, 500, seed=3) == estimate_des(plan, opt_s.workload, 500, seed=3)
+
+
+def test_infeasible_plan_is_a_result_not_an_error(opt_s):
+    plan = get_policy("ft").plan(opt_s, {"batch_size": 1024})
+    assert not plan.feasible
+    res = simulate(plan, offline(opt_s.workload, 10, 0))
+    assert not res.feasible and "memory" in res.reason and res.metrics is None
+    assert res.to_frame().empty
+    est = estimate_des(plan, opt_s.workload, 10)
+    assert not est.feasible and est.simulator == "discrete-event"
+
+
+# ---- agreement with the expected-value model ----------------------------------------------
+CASES = [
+    ("opt-13b", "a40x4", "S", "ft", {"batch_size": 64}),
+    ("opt-13b", "a40x4", "C1", "ft", {"batch_size": 32}),
+    ("opt-13b", "a40x4", "S", "rra", {"encode_batch_size": 52, "decode_iters": 13, "tp_degree": 4}),
+    ("opt-13b", "a40x4", "S", "rra", {"encode_batch_size": 16, "decode_iters": 4, "tp_degree": 2}),
+    ("opt-13b", "a40x4", "C1", "rra", {"encode_batch_size": 32, "decode_iters": 8, "tp_degree": 4}),
+    ("opt-13b", "a40x4", "T", "rra", {"encode_batch_size": 24, "decode_iters": 16, "tp_degree": 4}),
+    ("opt-13b", "a40x4", "S", "waa-c", {"encode_batch_size": 4, "tp_degree": 2}),
+    ("opt-13b", "a40x4", "S", "waa-m", {"encode_batch_size": 8, "tp_degree": 2}),
+    ("opt-13b", "a40x4", "C1", "waa-c", {"encode_batch_size": 2, "micro_batches": 2}),
+    ("opt-13b", "a40x4", "T", "waa-m", {"encode_batch_size": 2, "tp_degree": 2}),
+    ("t5-11b", "a40x8", "S", "ft", {"batch_size": 128}),
+    ("t5-11b", "a40x8", "T", "ft", {"batch_size": 48}),
+    ("t5-11b", "a40x8", "S", "rra", {"encode_batch_size": 64, "decode_iters": 16, "tp_degree": 8}),
+    ("t5-11b", "a40x8", "T", "rra", {"encode_batch_size": 16, "decode_iters": 32, "tp_degree": 4, "tp_gpus": 8}),
+    ("t5-11b", "a40x8", "C1", "rra", {"encode_batch_size": 32, "decode_iters": 8, "tp_degree": 2, "tp_gpus": 4}),
+    ("t5-11b", "a40x8", "S", "waa-c", {"encode_batch_size": 16, "micro_batches": 2, "tp_degree": 2}),
+    ("t5-11b", "a40x8", "C1", "waa-m", {"encode_batch_size": 8, "micro_batches": 4}),
+    ("t5-11b", "a40x8", "T", "waa-c", {"encode_batch_size": 4, "micro_batches": 1, "tp_degree": 2}),
+    ("gpt3-39b", "a40x16", "S", "ft", {"batch_size": 64}),
+    ("gpt3-39b", "a40x16", "C1", "ft", {"batch_size": 96}),
+    ("gpt3-39b", "a40x16", "S", "rra", {"encode_batch_size": 48, "decode_iters": 8, "tp_degree": 8}),
+    ("gpt3-39b", "a40x16", "C1", "rra", {"encode_batch_size": 64, "decode_iters": 16, "tp_degree": 4, "tp_gpus": 8}),
+    ("gpt3-39b", "a40x16", "T", "rra", {"encode_batch_size": 32, "decode_iters": 24, "tp_degree": 2, "tp_gpus": 16}),
+    ("gpt3-39b", "a40x16", "S", "waa-c", {"encode_batch_size": 4, "micro_batches": 4, "tp_degree": 4}),
+    ("gpt3-39b", "a40x16", "C1", "waa-m", {"encode_batch_size": 8, "micro_batches": 2, "tp_degree": 2}),
+    ("gpt3-39b", "a40x16", "T", "waa-c", {"encode_batch_size": 4, "micro_batches": 8}),
+]
+
+
+@pytest.fixture(scope="module")
+def agreement() -> list[dict]:
+    cost_models, rows = {}, []
+    for model, cluster, task, policy, knobs in CASES:
+        if cluster not in cost_models:
+            cost_models[cluster] = get_cost_model("analytic", get_cluster(cluster))
+        ctx = Context(get_model(model), get_cluster(cluster), get_task(task), cost_models[cluster])
+        plan = get_policy(policy).plan(ctx, knobs)
+        if not plan.feasible:
+            continue
+        ev, des = evaluate(plan, ctx.workload), estimate_des(plan, ctx.workload, 2000, seed=0)
+        rows.append({"case": f"{model} {cluster} {task} {policy} {knobs}", "policy": policy,
+                     "ev_thr": ev.throughput_seq_s, "des_thr": des.throughput_seq_s,
+                     "ev_lat": ev.latency_s, "des_lat": des.latency_s,
+                     "ev_bd": ev.decode_batch_size, "des_bd": des.decode_batch_size})
+    print(f"\n{'case':<96} {'thr EV':>8} {'DES':>8} {'diff':>7} {'lat EV':>8} {'DES':>8} {'diff':>7} "
+          f"{'B_D EV':>7} {'DES':>7}")
+    for r in rows:
+        r["thr_err"], r["lat_err"] = r["des_thr"] / r["ev_thr"] - 1, r["des_lat"] / r["ev_lat"] - 1
+        print(f"{r['case']:<96} {r['ev_thr']:8.2f} {r['des_thr']:8.2f} {r['thr_err']:+7.1%} "
+              f"{r['ev_lat']:8.2f} {r['des_lat']:8.2f} {r['lat_err']:+7.1%} {r['ev_bd']:7.1f} {r['des_bd']:7.1f}")
+    thr, lat = (np.abs([r[k] for r in rows]) for k in ("thr_err", "lat_err"))
+    print(f"|throughput DES/EV - 1|: median {np.median(thr):.1%}, max {thr.max():.1%}; "
+          f"|latency DES/EV - 1|: median {np.median(lat):.1%}, max {lat.max():.1%}")
+    return rows
+
+
+def test_agrees_with_expected_value_model(agreement):
+    assert len(agreement) >= 20, "need >= 20 feasible configurations"
+    assert {r["policy"] for r in agreement} == {"ft", "rra", "waa-c", "waa-m"}
+    assert np.median([abs(r["thr_err"]) for r in agreement]) <= 0.05
+
+
+def test_ft_and_waa_throughput_each_within_5pct(agreement):
+    for r in agreement:
+        if r["policy"] != "rra":
+            assert abs(r["thr_err"]) <= 0.05, r["case"]
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "expected.py RRA decode batch B_D = B_E / sum_U P_D(U) (ExeGPT §6) weights queries by the "
+    "arrival length distribution, but the decoding batch is length-biased: the steady state is "
+    "B_E * E[ceil(S/N_D)] at a phase start, B_E * E[S]/N_D on average (Little's law). The model "
+    "underestimates B_D and overestimates throughput on wide output distributions (T, C1)."))
+def test_rra_throughput_each_within_5pct(agreement):
+    for r in agreement:
+        if r["policy"] == "rra":
+            assert abs(r["thr_err"]) <= 0.05, r["case"]
