@@ -56,14 +56,15 @@ class _WAA(Policy):
         dec = build_pipeline(ctx.cost_model, m, stage_degrees(n - n_enc, d, g), 0, m.num_decoder_layers)
         return enc, dec
 
-    def _memory(self, ctx: Context, enc, dec, b_e: float, b_d: float) -> float:
+    def _memory(self, ctx: Context, enc, dec, b_e: float, b_d: float) -> tuple[float, float]:
+        """Most loaded encode GPU and most loaded decode GPU, bytes."""
         w, m = ctx.workload, ctx.model
         prompt = b_e * w.input.mean
         gen = b_d * (live_context_len(w) - (w.input.mean if m.is_encoder_decoder else 0.0))
         enc_mem = max(stage_memory_bytes(ctx, st, 0 if m.is_encoder_decoder else prompt, 0, prompt)
                       for st in enc)
         dec_mem = max(stage_memory_bytes(ctx, st, gen, b_d * w.input.mean, b_d) for st in dec)
-        return max(enc_mem, dec_mem)
+        return enc_mem, dec_mem
 
     def choose_encode_gpus(self, ctx: Context, b_e: int, d: int, g: int) -> int:
         raise NotImplementedError
@@ -83,7 +84,7 @@ class _WAA(Policy):
                               self.kind)
         enc, dec = self._layout(ctx, n_enc, d, g)
         b_d = b_e * w.output.mean
-        mem = self._memory(ctx, enc, dec, b_e, b_d)
+        mem = max(self._memory(ctx, enc, dec, b_e, b_d))
         reason = memory_check(ctx, mem)
         if reason:
             return Plan(self.name, self.kind, key, False, reason, b_e, memory_per_gpu_bytes=mem)
@@ -117,12 +118,7 @@ class WAAMemory(_WAA):
         for n_enc in range(1, n):
             if n - n_enc < max(1, g):
                 break
-            enc, dec = self._layout(ctx, n_enc, d, g)
-            w, m = ctx.workload, ctx.model
-            prompt = b_e * w.input.mean
-            e = max(stage_memory_bytes(ctx, st, 0 if m.is_encoder_decoder else prompt, 0, prompt) for st in enc)
-            gen = b_d * (live_context_len(w) - (w.input.mean if m.is_encoder_decoder else 0.0))
-            dm = max(stage_memory_bytes(ctx, st, gen, b_d * w.input.mean, b_d) for st in dec)
+            e, dm = self._memory(ctx, *self._layout(ctx, n_enc, d, g), b_e, b_d)
             if abs(e - dm) < best_gap:
                 best, best_gap = n_enc, abs(e - dm)
         return best
