@@ -67,7 +67,8 @@ def test_static_batch_pads_and_keeps_slots():
 
 def test_rra_cycles_by_hand():
     costs = ConstCosts(enc=1.0, it=0.1, drain=0.05)
-    rec = simulate(fake_plan("rra", 2, costs, n_d=2), stream([3, 3, 3, 3])).records
+    res = simulate(fake_plan("rra", 2, costs, n_d=2), stream([3, 3, 3, 3]))
+    rec, m = res.records, res.metrics
     # cycle 1: encode r0 r1 [0, 1]; 1.1, 1.2; drain -> 1.25
     # cycle 2: encode r2 r3 [1.25, 2.25]; 2.35 (r0 r1 end, r2 r3 first), 2.45; drain -> 2.5
     # cycle 3: nothing to encode; 2.6 (r2 r3 end); the batch is empty, the phase stops
@@ -78,6 +79,9 @@ def test_rra_cycles_by_hand():
     np.testing.assert_allclose(rec.first_token_s, [1.1, 1.1, 2.35, 2.35])
     np.testing.assert_allclose(rec.finish_s, [2.35, 2.35, 2.6, 2.6])
     np.testing.assert_array_equal(rec.iter_batch, [2, 2, 4, 2, 2])
+    # latency (ExeGPT §5) at L = longest output 3: encode start -> 3rd token, worst query
+    assert m.latency_len == 3 and m.latency_p99len_s == pytest.approx(max(2.35 - 0, 2.6 - 1.25))
+    assert m.tpot_mean_s == pytest.approx(((2.35 - 1.1) / 2 + (2.6 - 2.35) / 2) / 2)
 
 
 def test_rra_respects_decode_batch_cap():
@@ -146,6 +150,23 @@ def test_poisson_low_rate_measures_from_arrival(opt_s, policy, knobs):
     assert np.all(rec.finish_s - rec.arrival_s >= enc)
     assert m.ttft_p50_s >= enc.min() and m.e2e_p99_s >= m.e2e_p50_s >= m.ttft_p50_s
     assert m.tpot_mean_s > 0
+
+
+@pytest.mark.parametrize(("policy", "knobs"), [
+    ("ft", {"batch_size": 24}),
+    ("rra", {"encode_batch_size": 16, "decode_iters": 5, "tp_degree": 2}),
+    ("waa-m", {"encode_batch_size": 6, "tp_degree": 2}),
+])
+def test_token_times_are_consistent(opt_s, policy, knobs):
+    res = simulate(get_policy(policy).plan(opt_s, knobs), offline(opt_s.workload, 300, seed=2))
+    rec = res.records
+    for i in range(0, 300, 37):
+        tt = rec.token_times(i)
+        assert tt.size == rec.output_len[i] and np.all(np.diff(tt) > 0)
+        assert tt[0] == rec.first_token_s[i] and tt[-1] == rec.finish_s[i]
+        assert tt[0] > rec.encode_end_s[i] >= rec.encode_start_s[i] >= rec.arrival_s[i]
+    assert rec.iter_tokens.sum() == rec.output_len.sum()
+    assert len(res.to_frame()) == 300
 
 
 def test_same_seed_same_records_other_seed_differs(opt_s):

@@ -7,11 +7,13 @@ first one; `SimRecords.token_times(i)` rebuilds request i's timestamps from the 
 
 Metric definitions (vLLM names, ExeGPT §5 for the latency bound):
 - throughput: steady-state window between the 10th and 90th percentile completion times
-  (order statistics, not interpolated: a completion opens the window, so periodic
-  completions give their exact rate); requests finishing in (t10, t90] (tokens generated
-  in it) over t90 - t10. The window
-  drops the warm-up (decoding batch still filling) and the tail (batch draining, FT's last
-  partial batch), which a saturated, never-ending supply (ExeGPT §5) would not have.
+  t10, t90 (order statistics, not interpolated: periodic completions give their exact
+  rate); requests finishing in (t10, t90] (tokens generated in it) over t90 - t10. The
+  window drops the warm-up (decoding batch still filling) and the tail (batch draining,
+  FT's last partial batch), which a saturated, never-ending supply (ExeGPT §5) would not
+  have. A short stream may not reach steady state at all (WAA with small B_E and long
+  outputs fills its batch over the longest output's iterations). If every request ends at
+  one instant the whole run (first encode -> last token) is used instead.
 - latency_p99len_s: the paper's latency (§5), the worst time from encode start to the L-th
   token over all queries with output >= L, L = the plan's latency length (p99; FT: max)
   capped at the longest sampled output. A query of output > L is timed at its L-th token: up
