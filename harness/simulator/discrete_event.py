@@ -178,12 +178,13 @@ class _Encoder:
             slack = 2 if self.period_s >= iteration_s else 1
             limit = slack + math.ceil(self.latency_s / pace) if pace > 0 else math.inf
             if len(self.pending) >= limit:
-                self.gated = True                   # reopens at a merge, i.e. a later call
+                self.gated = True
                 return
-            s = max(self.next_start_s(), t if self.gated else 0.0)
+            if self.gated:                          # reopened by a merge at this call's time t
+                self.free_s, self.gated = max(self.free_s, t), False
+            s = self.next_start_s()
             if s > t:
                 return
-            self.gated = False
             lo = self.next
             hi = min(lo + self.plan.encode_batch_size, int(np.searchsorted(r.arrival_s, s, side="right")))
             m, mean_in = hi - lo, round(float(r.input_len[lo:hi].mean()))
