@@ -68,3 +68,16 @@ def test_estimate_bad_knob_is_one_line():
                   capture_output=True, text=True)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert "policy.batch_size" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_estimate_with_discrete_event_simulator_reports_request_metrics():
+    import json as _json
+    import subprocess as _sp
+    import sys as _sys
+    args = ["estimate", "simulator=discrete-event", "num_requests=300", "arrivals.kind=poisson",
+            "arrivals.rate_per_s=5", "policy=waa-c", "policy.encode_batch_size=4", "policy.tp_degree=2"]
+    out = _sp.run([_sys.executable, "-m", "harness.cli.main", *args], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    d = _json.loads(out.stdout)
+    assert d["simulator"] == "discrete-event" and d["requests"]["arrivals"] == "poisson"
+    assert 0 < d["requests"]["ttft_p50_s"] <= d["requests"]["e2e_p50_s"]

@@ -84,8 +84,11 @@ class AnalyticCostModel:
     def lm_head_s(self, model: ModelSpec, num_tokens: int, tp_degree: int) -> float:
         """Final norm + vocabulary projection + the per-iteration framework cost (embedding
         lookup, sampling, host loop); the vocabulary all-gather is folded into the latter."""
-        return (self.kernels_s(K.lm_head_kernels(model, num_tokens, tp_degree))
-                + self.params.framework.per_iteration_overhead_s)
+        key = ("h", model, num_tokens, tp_degree)
+        if (hit := self._memo.get(key)) is None:
+            hit = self._memo[key] = (self.kernels_s(K.lm_head_kernels(model, num_tokens, tp_degree))
+                                     + self.params.framework.per_iteration_overhead_s)
+        return hit
 
     # ---- communication ---------------------------------------------------------------
     def allreduce_s(self, message_bytes: float, num_gpus: int, inter_node: bool = False) -> float:

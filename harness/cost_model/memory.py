@@ -9,6 +9,7 @@ the KV caches; FT reserves KV for the maximum length of every slot (ExeGPT §1).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from harness.specs.hardware import GPUSpec
 from harness.specs.models import ModelSpec
@@ -40,12 +41,15 @@ class MemoryUse:
         return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes
 
 
+@lru_cache(maxsize=256)
+def _param_counts(model: ModelSpec) -> tuple[int, int, int]:
+    return model.encoder_layer_params(), model.decoder_layer_params(), model.embedding_params()
+
+
 def weight_bytes(model: ModelSpec, shard: StageShard) -> float:
     """Parameters held by one GPU of the stage, FP16."""
-    params = (shard.encoder_layers * model.encoder_layer_params()
-              + shard.decoder_layers * model.decoder_layer_params())
-    if shard.embeddings:
-        params += model.embedding_params()
+    enc, dec, emb = _param_counts(model)
+    params = shard.encoder_layers * enc + shard.decoder_layers * dec + (emb if shard.embeddings else 0)
     return params * model.dtype_bytes / shard.tp_degree
 
 

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from harness.cost_model.memory import activation_bytes, kv_cache_bytes, usable_bytes, weight_bytes
 from harness.policies.base import Context
 from harness.policies.pipeline import Stage
+from harness.specs.models import ModelSpec
 
 
 def tp_degrees(ctx: Context) -> list[int]:
     """Powers of two that divide heads and FFN and fit in one node (TP stays inside a node)."""
-    m, out, d = ctx.model, [], 1
-    while d <= ctx.cluster.gpus_in_node:
+    return list(_tp_degrees(ctx.model, ctx.cluster.gpus_in_node))
+
+
+@lru_cache(maxsize=256)
+def _tp_degrees(m: ModelSpec, gpus_in_node: int) -> tuple[int, ...]:
+    out, d = [], 1
+    while d <= gpus_in_node:
         if m.num_heads % d == 0 and m.ffn_size % d == 0:
             out.append(d)
         d *= 2
-    return out
+    return tuple(out)
 
 
 def stage_memory_bytes(ctx: Context, st: Stage, kv_tokens: float, cross_tokens: float,

@@ -3,7 +3,8 @@
 Every pipeline stage holds its share of encoder and decoder layers (decoder-only: of the one
 stack). Each cycle encodes B_E queries, then runs N_D decoding iterations on the decoding
 batch B_D; finished queries leave early (KV compaction) and the next encoded batch joins, so
-B_D = B_E / sum_U P_D(U) stays constant (§6). Partial TP (degree, #GPUs) shortens the pipeline.
+B_D stays near its steady state (§6; see harness/simulator/expected.py for why we use the
+length-biased steady state B_E * E[S] / N_D rather than the paper's B_E / sum_U P_D(U)). Partial TP (degree, #GPUs) shortens the pipeline.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import memory_check, stage_memory_bytes, tp_degrees
 from harness.policies.pipeline import PipelineCosts, build_pipeline, stage_degrees
-from harness.simulator.expected import finish_fraction, live_context_len
+from harness.simulator.expected import live_context_len, rra_batch_per_encoded
 
 MAX_ENCODE_BATCH = 512
 
@@ -54,7 +55,7 @@ class RoundRobin(Policy):
         degrees = stage_degrees(ctx.cluster.num_gpus, d, g)
         stages = build_pipeline(ctx.cost_model, m, degrees, m.num_encoder_layers, m.num_decoder_layers)
         b_e = knobs["encode_batch_size"]
-        b_d = b_e / finish_fraction(w.output, knobs["decode_iters"])
+        b_d = b_e * rra_batch_per_encoded(w.output, knobs["decode_iters"])[0]   # peak: memory
         ctx_len = live_context_len(w)
         kv_tokens = b_d * (ctx_len - (w.input.mean if m.is_encoder_decoder else 0.0))
         mem = max(stage_memory_bytes(ctx, st, kv_tokens, b_d * w.input.mean,

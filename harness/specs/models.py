@@ -7,7 +7,7 @@ shapes, never typed in: tests hold them against published totals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from harness.errors import UserError, check, unknown_name
 
@@ -32,6 +32,10 @@ class ModelSpec:
     tied_embeddings: bool = True     # LM head shares the token embedding
     dtype_bytes: int = 2             # FP16 (ExeGPT §7: all models FP16)
     published_params_b: float = field(default=0.0, compare=False)  # for tests/docs only
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+
+    def __hash__(self) -> int:   # cached: specs key the cost model's memo on hot paths
+        return self._hash
 
     def __post_init__(self) -> None:
         check(self.family in FAMILIES, "model.family", f"'{self.family}' not in {', '.join(FAMILIES)}")
@@ -45,6 +49,8 @@ class ModelSpec:
                   f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}")
             check(self.num_encoder_layers == 0, "model.num_encoder_layers",
                   f"family '{self.family}' is decoder-only; use 0")
+        key = tuple(getattr(self, f.name) for f in fields(self) if f.compare)
+        object.__setattr__(self, "_hash", hash(key))
 
     # ---- structure ---------------------------------------------------------------
     @property

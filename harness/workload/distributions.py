@@ -24,6 +24,7 @@ class LengthDistribution:
     probs: np.ndarray             # float64, sums to 1
     description: str = ""
     _cdf: np.ndarray = field(init=False, repr=False)
+    _mean: float = field(init=False, repr=False)   # cached: read on every estimate
 
     def __post_init__(self) -> None:
         v = np.asarray(self.values, dtype=np.int64)
@@ -38,11 +39,12 @@ class LengthDistribution:
         for name, arr in (("values", v), ("probs", p), ("_cdf", cdf)):
             arr.setflags(write=False)
             object.__setattr__(self, name, arr)
+        object.__setattr__(self, "_mean", float(v @ p))
 
     # ---- moments and quantiles ------------------------------------------------------
     @property
     def mean(self) -> float:
-        return float(self.values @ self.probs)
+        return self._mean
 
     @property
     def std(self) -> float:
