@@ -193,6 +193,9 @@ CASES = [
     ("opt-13b", "a40x4", "C1", "ft", {"batch_size": 32}),
     ("opt-13b", "a40x4", "S", "rra", {"encode_batch_size": 52, "decode_iters": 13, "tp_degree": 4}),
     ("opt-13b", "a40x4", "S", "rra", {"encode_batch_size": 16, "decode_iters": 4, "tp_degree": 2}),
+    # corners: decoding phases mostly empty (B_E small, N_D >= max output) and N_D tiny
+    ("opt-13b", "a40x4", "S", "rra", {"encode_batch_size": 1, "decode_iters": 80, "tp_degree": 4}),
+    ("opt-13b", "a40x4", "S", "rra", {"encode_batch_size": 2, "decode_iters": 2}),
     ("opt-13b", "a40x4", "C1", "rra", {"encode_batch_size": 32, "decode_iters": 8, "tp_degree": 4}),
     ("opt-13b", "a40x4", "T", "rra", {"encode_batch_size": 24, "decode_iters": 16, "tp_degree": 4}),
     ("opt-13b", "a40x4", "S", "waa-c", {"encode_batch_size": 4, "tp_degree": 2}),

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from harness.config import Scenario
+from harness.config import Scenario, build_scenario, compose
 from harness.cost_model import get_cost_model
-from harness.errors import check
+from harness.errors import check, unknown_name
 from harness.policies import Context, Estimate, get_policy
 from harness.simulator.expected import evaluate
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SIMULATORS = ("expected", "discrete-event")
 
@@ -74,3 +78,58 @@ def _discrete_event(plan, s: Scenario, cfg: DictConfig) -> tuple[Estimate, dict 
                    m.latency_p99len_s, plan.memory_per_gpu_bytes, plan.encode_batch_size,
                    m.decode_batch_mean, simulator="discrete-event")
     return est, {"arrivals": kind, **{k: _finite(getattr(m, k)) for k in m.__dataclass_fields__}}
+
+
+def bounds_json(s: Scenario) -> dict:
+    """FT sweep and the p10/p30/p70/Inf latency bounds of the scenario (ExeGPT §7)."""
+    from harness.scheduler.bounds import derive_bounds, paper_comparison
+    ctx = context(s)
+    tp, pp = get_policy("ft").layout(ctx)
+    b = derive_bounds(ctx)
+    paper = paper_comparison(s.model.name, s.cluster.name, s.workload.name, b)
+    return {"inputs": {"model": s.model.name, "cluster": s.cluster.name, "task": s.workload.name,
+                       "cost_model": ctx.cost_model.id},
+            "ft_layout": {"tp": tp, "pp": pp}, **b.as_dict(), **({"paper": paper} if paper else {})}
+
+
+def monotonicity_study(overrides: list[str]) -> pd.DataFrame:
+    """Table 5 study (ExeGPT §5) on GPT-3 39B / a40x16 over every paper task and the three
+    policies; `model=`, `cluster=`, `task=` (or a workload) and `policy=` overrides narrow it."""
+    from harness.scheduler.monotonicity import (
+        STUDY_CLUSTER,
+        STUDY_MODEL,
+        STUDY_POLICIES,
+        STUDY_TASKS,
+        monotonicity_table,
+    )
+    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    base = [f"{k}={v}" for k, v in (("model", STUDY_MODEL), ("cluster", STUDY_CLUSTER)) if k not in given]
+    one_workload = given & {"task", "workload.trace", "workload.input_len", "workload.output_len"}
+    scenarios = [build_scenario(compose([*base, *overrides, *t]))
+                 for t in ([[]] if one_workload else [[f"task={t}"] for t in STUDY_TASKS])]
+    policies = STUDY_POLICIES
+    if "policy" in given:
+        name = scenarios[0].policy_name
+        if name not in STUDY_POLICIES:
+            raise unknown_name("policy", name, STUDY_POLICIES)
+        policies = (name,)
+    return monotonicity_table([(s.workload.name, context(s)) for s in scenarios], policies)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub markdown table (floats to 3 places, NaN blank, numbers right)."""
+    def cell(v) -> str:
+        return "" if isinstance(v, float) and math.isnan(v) else f"{v:.3f}" if isinstance(v, float) else str(v)
+    numeric = [df[c].dtype.kind in "iuf" for c in df.columns]
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |",
+             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
+    """Write `df` to `path` via `<path>.tmp` and a rename, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    tmp.replace(path)

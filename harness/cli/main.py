@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from harness.config import build_scenario, compose
 from harness.errors import UserError, unknown_name
@@ -61,8 +62,31 @@ def estimate(overrides: list[str]) -> None:
     print(json.dumps(estimate_json(build_scenario(cfg), cfg), indent=2))
 
 
+def bounds(overrides: list[str]) -> None:
+    """FT latencies over batch sizes and the p10/p30/p70/Inf latency bounds (ExeGPT §7); JSON."""
+    from harness.cli.commands import bounds_json
+    print(json.dumps(bounds_json(build_scenario(compose(overrides))), indent=2))
+
+
+def monotonicity(overrides: list[str]) -> None:
+    """Share of knob steps monotone within 5% (ExeGPT §5, Table 5); writes runs/table5/monotonicity.csv."""
+    from harness.cli.commands import markdown_table, monotonicity_study, write_csv_atomic
+    from harness.scheduler.monotonicity import PAPER_SHARES, overall_shares
+    table = monotonicity_study(overrides)
+    path = Path("runs/table5/monotonicity.csv")
+    write_csv_atomic(table, path)
+    o = overall_shares(table)
+    print(markdown_table(table))
+    print(f"overall ({o['pairs']} pairs, paper's directions): throughput {o['thr_monotone_share']:.1%} "
+          f"(paper {PAPER_SHARES['throughput']:.0%}), latency {o['lat_monotone_share']:.1%} "
+          f"(paper {PAPER_SHARES['latency']:.0%}); either direction: throughput "
+          f"{o['thr_any_direction_share']:.1%}, latency {o['lat_any_direction_share']:.1%}")
+    print(f"wrote {path}", file=sys.stderr)
+
+
 COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": calibrate,
-                                                     "estimate": estimate}
+                                                     "estimate": estimate, "bounds": bounds,
+                                                     "monotonicity": monotonicity}
 
 
 def _help() -> str:

@@ -132,6 +132,12 @@ class Policy:
     def plan(self, ctx: Context, knobs: Mapping[str, int]) -> Plan:
         raise NotImplementedError
 
+    def regime(self, ctx: Context, knobs: Mapping[str, int]) -> int | None:
+        """A discrete structure the plan derives from the knobs (WAA: the encode/decode GPU
+        split), or None. Monotonicity is assumed only within one regime: the search splits
+        the first monotone knob's range into runs of equal regime and searches each."""
+        return None
+
     def validate(self, ctx: Context, knobs: Mapping[str, int]) -> dict[str, int]:
         """Fill defaults, reject unknown knobs and out-of-range values (one-line errors)."""
         space = {k.name: k for k in self.knob_space(ctx)}

@@ -91,6 +91,30 @@ def stage_decode_s(cm: CostModel, model: ModelSpec, st: Stage, batch: float, con
 
 
 @dataclass(frozen=True, slots=True)
+class Pipelined:
+    period_s: float       # all micro-batches advance one step (steady state)
+    latency_s: float      # first micro-batch in -> last micro-batch out
+    drain_s: float        # the stages after the bottleneck, still busy with the last one
+
+
+def pipelined(stage_s, stages: tuple[Stage, ...], batch: int, micro_batches: int) -> Pipelined:
+    """A batch in m = min(batch, micro_batches) micro-batches through `stages`, with stage
+    times t_i of the mean micro-batch (§3): period max(m * max t_i, sum t_i), latency
+    sum t_i + (m - 1) max t_i. Micro-batches hold whole sequences (sizes floor/ceil of
+    batch/m); `stage_s(stage, size)` is linear between whole sizes, so m * t_i is exactly
+    the stage's busy time over the unequal micro-batches. Rounding batch/m to one whole size
+    instead made the encode period a staircase (B_E 3 cost as 4, 5 as 4): throughput was
+    not monotone in B_E and branch-and-bound missed optima."""
+    batch = max(1, int(batch))
+    m = max(1, min(batch, micro_batches))
+    q, r = divmod(batch, m)
+    frac = r / m
+    ts = [stage_s(st, q) if not r else (1 - frac) * stage_s(st, q) + frac * stage_s(st, q + 1)
+          for st in stages]
+    return Pipelined(max(m * max(ts), sum(ts)), sum(ts) + (m - 1) * max(ts), sum(ts) - max(ts))
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineCosts:
     """StepCosts of an encode pipeline and a decode pipeline (the same one for FT and RRA).
 
@@ -107,33 +131,25 @@ class PipelineCosts:
     decode_micro_batches: int
     kv_senders: int = 0                  # WAA: GPUs whose KV caches move via host memory
 
-    def _encode_times(self, batch: int, seq_len: float) -> tuple[int, list[float]]:
-        m = max(1, min(batch, len(self.encode_stages)))
-        return m, [stage_encode_s(self.cm, self.model, s, batch / m, seq_len) for s in self.encode_stages]
+    def _encode(self, batch: int, seq_len: float) -> Pipelined:
+        return pipelined(lambda st, b: stage_encode_s(self.cm, self.model, st, b, seq_len),
+                         self.encode_stages, batch, len(self.encode_stages))
+
+    def _decode(self, batch: int, ctx: float, inp: float) -> Pipelined:
+        return pipelined(lambda st, b: stage_decode_s(self.cm, self.model, st, b, ctx, inp),
+                         self.decode_stages, batch, self.decode_micro_batches)
 
     def encode_s(self, batch: int, mean_input_len: float) -> float:
-        m, ts = self._encode_times(batch, mean_input_len)
-        return sum(ts) + (m - 1) * max(ts)
+        return self._encode(batch, mean_input_len).latency_s
 
     def encode_period_s(self, batch: int, mean_input_len: float) -> float:
-        m, ts = self._encode_times(batch, mean_input_len)
-        return max(m * max(ts), sum(ts))
-
-    def _decode_times(self, batch: int, ctx: float, inp: float) -> tuple[int, list[float]]:
-        m = max(1, min(batch, self.decode_micro_batches))
-        return m, [stage_decode_s(self.cm, self.model, s, batch / m, ctx, inp) for s in self.decode_stages]
+        return self._encode(batch, mean_input_len).period_s
 
     def decode_iter_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
-        if batch <= 0:
-            return 0.0
-        m, ts = self._decode_times(batch, mean_context_len, mean_input_len)
-        return max(m * max(ts), sum(ts))
+        return self._decode(batch, mean_context_len, mean_input_len).period_s if batch > 0 else 0.0
 
     def decode_drain_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
-        if batch <= 0:
-            return 0.0
-        _, ts = self._decode_times(batch, mean_context_len, mean_input_len)
-        return sum(ts) - max(ts)
+        return self._decode(batch, mean_context_len, mean_input_len).drain_s if batch > 0 else 0.0
 
     def kv_transfer_s(self, batch: int, mean_input_len: float) -> float:
         if self.kv_senders <= 0:

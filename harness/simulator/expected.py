@@ -37,11 +37,33 @@ def finish_fraction(output: LengthDistribution, decode_iters: int) -> float:
 
 
 @lru_cache(maxsize=4096)
+def rra_live_per_encoded(output: LengthDistribution, decode_iters: int) -> np.ndarray:
+    """a_j, j = 1..N_D: expected live queries at iteration j of a decoding phase per encoded
+    query. A query of length S is live at iteration j of its k-th phase iff k*N_D + j <= S, so
+    a_j = sum_S P(S) * (floor((S - j) / N_D) + 1) * [S >= j]. a_1 = E[ceil(S/N_D)] (the peak),
+    mean_j a_j = E[S] / N_D (Little's law)."""
+    s = output.values[:, None].astype(np.int64)
+    j = np.arange(1, decode_iters + 1)[None, :]
+    live = np.where(s >= j, (s - j) // decode_iters + 1, 0)
+    a = output.probs @ live
+    a.setflags(write=False)
+    return a
+
+
 def rra_batch_per_encoded(output: LengthDistribution, decode_iters: int) -> tuple[float, float]:
-    """(peak, mean) decoding batch per encoded query: E[ceil(S/N_D)] at a phase start,
-    E[S]/N_D averaged over the phase (length-biased steady state; module docstring)."""
-    peak = float(np.ceil(output.values / decode_iters) @ output.probs)
-    return peak, output.mean / decode_iters
+    """(peak, mean) decoding batch per encoded query over a phase (module docstring)."""
+    a = rra_live_per_encoded(output, decode_iters)
+    return float(a[0]), float(a.mean())
+
+
+def rra_phase_s(costs, encode_batch: int, output: LengthDistribution, decode_iters: int,
+                context_len: float, input_len: float) -> float:
+    """Time of one decoding phase: sum over its N_D iterations of the iteration time at that
+    iteration's expected batch (rounded; empty iterations are skipped, cost 0)."""
+    batches = np.rint(encode_batch * rra_live_per_encoded(output, decode_iters)).astype(np.int64)
+    sizes, counts = np.unique(batches, return_counts=True)
+    return float(sum(c * costs.decode_iter_s(int(b), context_len, input_len)
+                     for b, c in zip(sizes, counts, strict=True) if b > 0))
 
 
 @lru_cache(maxsize=1024)
@@ -85,9 +107,13 @@ def evaluate(plan: Plan, workload: Workload) -> Estimate:
     elif plan.kind == "rra":
         b_d = rra_decode_batch(plan, workload)
         ctx, n_d = live_context_len(workload), plan.decode_iters
-        enc, it = c.encode_s(b_e, inp), c.decode_iter_s(round(b_d), ctx, inp)
-        drain = c.decode_drain_s(round(b_d), ctx, inp)
-        thr = b_e / (enc + n_d * it + drain)
+        enc = c.encode_s(b_e, inp)
+        phase = rra_phase_s(c, b_e, workload.output, n_d, ctx, inp)
+        drain = c.decode_drain_s(max(1, round(b_d)), ctx, inp)
+        thr = b_e / (enc + phase + drain)
+        # The p99-length query is live in every iteration of its phases: charge it the
+        # iteration time at the mean batch of a live query's iterations (>= 1 sequence).
+        it = c.decode_iter_s(max(1, round(b_d)), ctx, inp)
         cycles = math.ceil(s_lat / n_d)
         latency = cycles * enc + (cycles - 1) * drain + s_lat * it
     elif plan.kind == "waa":

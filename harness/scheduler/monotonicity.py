@@ -1,0 +1,150 @@
+"""How monotone throughput and latency are in each knob (ExeGPT §5 and Table 5).
+
+The branch-and-bound search (§5) assumes throughput and latency move monotonically with every
+control variable, within tolerances. The paper checked this on GPT-3 39B: with a 5% tolerance
+97% of points are monotone in throughput and 96% in latency; the worst case is B_m on task T
+(~10.5% non-monotone latency). This module repeats the measurement on our cost model.
+
+Directions are the **paper's** (§4 table: as the knob grows), not the KnobSpec's, which marks
+knobs we found non-monotone with 0:
+    B_E (encode_batch_size): throughput up,   latency up
+    N_D (decode_iters):      throughput down, latency down   (smaller N_D raises both)
+    B_m (micro_batches):     throughput down, latency down
+    T_P #GPUs (tp_gpus):     throughput down, latency down
+A neighbouring pair (a, b) of feasible grid points, b's knob value larger and every other knob
+equal, is monotone in the direction "up" if value(b) >= value(a)*(1 - tol), "down" if
+value(b) <= value(a)*(1 + tol). The T_P degree is categorical: it is held at each legal
+degree in turn (`tp_degrees`) and never walked.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from harness.policies import Context, get_policy
+from harness.policies.common import tp_degrees
+from harness.simulator.expected import evaluate
+
+TOLERANCE = 0.05                                   # 5% (§5)
+STUDY_POLICIES = ("rra", "waa-c", "waa-m")
+STUDY_TASKS = ("S", "T", "G", "C1", "C2")          # paper tasks (§7), all on GPT-3 39B
+STUDY_MODEL, STUDY_CLUSTER = "gpt3-39b", "a40x16"
+PAPER_SHARES = {"throughput": 0.97, "latency": 0.96}
+# (throughput, latency) direction as the knob grows: ExeGPT §4 table.
+PAPER_DIRECTIONS: dict[str, tuple[int, int]] = {
+    "encode_batch_size": (+1, +1),
+    "decode_iters": (-1, -1),
+    "micro_batches": (-1, -1),
+    "tp_gpus": (-1, -1),
+}
+# Sampled values of each walked knob; other knobs are held at every combination of theirs.
+GRID: dict[str, tuple[int, ...]] = {
+    "encode_batch_size": (1, 2, 4, 8, 16, 32, 64, 128),
+    "decode_iters": (1, 2, 4, 8, 16, 32, 64),
+    "micro_batches": (1, 2, 4, 8),
+}
+COLUMNS = ["policy", "task", "knob", "pairs", "thr_monotone_share", "lat_monotone_share",
+           "thr_any_direction_share", "lat_any_direction_share", "thr_data_dir", "lat_data_dir"]
+
+
+def is_monotone(before: float, after: float, direction: int, tol: float = TOLERANCE) -> bool:
+    """Does `before -> after` (knob grown) move in `direction` (+1 up, -1 down) within `tol`?"""
+    if direction > 0:
+        return after >= before * (1 - tol)
+    return after <= before * (1 + tol)
+
+
+@dataclass(frozen=True, slots=True)
+class Shares:
+    """Share of pairs monotone in the paper's direction, in the better of the two directions
+    (the data's own; NaN without pairs), and that direction (+1/-1, 0 without pairs)."""
+
+    paper: float
+    any_direction: float
+    data_dir: int
+
+
+def monotone_shares(pairs: Sequence[tuple[float, float]], direction: int, tol: float = TOLERANCE) -> Shares:
+    """Classify each (before, after) pair; see `is_monotone`."""
+    if not pairs:
+        return Shares(float("nan"), float("nan"), 0)
+    share = {d: sum(is_monotone(a, b, d, tol) for a, b in pairs) / len(pairs) for d in (+1, -1)}
+    data_dir = max(share, key=lambda d: (share[d], d == direction))
+    return Shares(share[direction], share[data_dir], data_dir)
+
+
+def layouts(ctx: Context, tp_gpus_high: int) -> list[tuple[int, int]]:
+    """(T_P degree, T_P #GPUs) pairs with TP in use: each legal degree > 1 on every multiple
+    of it up to `tp_gpus_high`; plus (1, 0), no TP."""
+    return [(1, 0)] + [(d, g) for d in tp_degrees(ctx) if d > 1 for g in range(d, tp_gpus_high + 1, d)]
+
+
+def knob_grid(policy: str, ctx: Context) -> dict[str, tuple[int, ...]]:
+    """Grid of every walked knob of `policy` here, capped by its KnobSpec range."""
+    space = {k.name: k for k in get_policy(policy).knob_space(ctx)}
+    return {name: tuple(v for v in values if space[name].low <= v <= space[name].high)
+            for name, values in GRID.items() if name in space}
+
+
+def axis_pairs(policy: str, ctx: Context) -> dict[str, list[tuple[tuple[float, float], tuple[float, float]]]]:
+    """For each walked knob: ((thr_a, lat_a), (thr_b, lat_b)) of every pair of neighbouring
+    grid points along its axis, others fixed, both feasible. tp_gpus walks 0, d, 2d, ...
+    at each degree d > 1 (0 = no TP); the other knobs are walked at every TP layout."""
+    p = get_policy(policy)
+    grid = knob_grid(policy, ctx)
+    tp_high = next(k.high for k in p.knob_space(ctx) if k.name == "tp_gpus")
+    cache: dict[tuple[tuple[str, int], ...], tuple[float, float] | None] = {}
+
+    def point(knobs: dict[str, int]) -> tuple[float, float] | None:
+        key = tuple(sorted(knobs.items()))
+        if key not in cache:
+            e = evaluate(p.plan(ctx, knobs), ctx.workload)
+            cache[key] = (e.throughput_seq_s, e.latency_s) if e.feasible else None
+        return cache[key]
+
+    def walk(axis: str, values: Sequence[int], fixed: Iterable[dict[str, int]]) -> list:
+        out = []
+        for rest in fixed:
+            pts = [point({**rest, axis: v}) for v in values]
+            out += [(a, b) for a, b in itertools.pairwise(pts) if a is not None and b is not None]
+        return out
+
+    def combos(names: Sequence[str]) -> list[dict[str, int]]:
+        return [dict(zip(names, vs, strict=True)) for vs in itertools.product(*(grid[n] for n in names))]
+
+    result = {}
+    for axis, values in grid.items():
+        others = combos([n for n in grid if n != axis])
+        fixed = [{**o, "tp_degree": d, "tp_gpus": g} for o in others for d, g in layouts(ctx, tp_high)]
+        result[axis] = walk(axis, values, fixed)
+    result["tp_gpus"] = [pair for d in tp_degrees(ctx) if d > 1
+                         for pair in walk("tp_gpus", [0, *range(d, tp_high + 1, d)],
+                                          [{**o, "tp_degree": d} for o in combos(list(grid))])]
+    return result
+
+
+def monotonicity_table(scenarios: Sequence[tuple[str, Context]], policies: Sequence[str] = STUDY_POLICIES,
+                       tol: float = TOLERANCE) -> pd.DataFrame:
+    """One row per (policy, task, knob): pairs measured and the shares (module docstring).
+    `scenarios` are (task label, context) pairs."""
+    rows = []
+    for (task, ctx), policy in itertools.product(scenarios, policies):
+        for knob, pairs in axis_pairs(policy, ctx).items():
+            thr_dir, lat_dir = PAPER_DIRECTIONS[knob]
+            thr = monotone_shares([(a[0], b[0]) for a, b in pairs], thr_dir, tol)
+            lat = monotone_shares([(a[1], b[1]) for a, b in pairs], lat_dir, tol)
+            rows.append([policy, task, knob, len(pairs), thr.paper, lat.paper, thr.any_direction,
+                         lat.any_direction, thr.data_dir, lat.data_dir])
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def overall_shares(table: pd.DataFrame) -> dict[str, float]:
+    """Pair-weighted shares over the whole table, as the paper pools all points (§5)."""
+    n = table["pairs"].sum()
+    weighted = {col: float((table[col].fillna(0) * table["pairs"]).sum() / n) if n else float("nan")
+                for col in COLUMNS[4:8]}
+    return {"pairs": int(n), **weighted}

@@ -1,0 +1,86 @@
+"""Monotonicity study (ExeGPT §5, Table 5): pair classification by hand, table shape, CLI."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from harness.cost_model import get_cost_model
+from harness.policies import Context
+from harness.scheduler.monotonicity import (
+    COLUMNS,
+    PAPER_DIRECTIONS,
+    is_monotone,
+    layouts,
+    monotone_shares,
+    monotonicity_table,
+    overall_shares,
+)
+from harness.specs import get_cluster, get_model
+from harness.workload import get_task
+
+
+def test_pair_classification_with_5_percent_tolerance():
+    assert is_monotone(10, 9.6, +1) and not is_monotone(10, 9.4, +1)     # up: after >= 9.5
+    assert is_monotone(10, 10.4, -1) and not is_monotone(10, 10.6, -1)   # down: after <= 10.5
+    assert is_monotone(10, 10, +1) and is_monotone(10, 10, -1)
+
+
+def test_shares_match_a_hand_count():
+    """up-monotone: 12 y, 9.6 y, 9 n, 11 y, 10.6 y -> 4/5; down: n y y n n -> 2/5."""
+    pairs = [(10, 12), (10, 9.6), (10, 9), (10, 11), (10, 10.6)]
+    up = monotone_shares(pairs, +1)
+    assert (up.paper, up.any_direction, up.data_dir) == (0.8, 0.8, +1)
+    down = monotone_shares(pairs, -1)
+    assert (down.paper, down.any_direction, down.data_dir) == (0.4, 0.8, +1)
+    none = monotone_shares([], +1)
+    assert math.isnan(none.paper) and none.data_dir == 0
+
+
+def test_overall_shares_are_pair_weighted():
+    t = pd.DataFrame([["rra", "S", "decode_iters", 3, 1.0, 2 / 3, 1.0, 2 / 3, -1, -1],
+                      ["rra", "S", "tp_gpus", 1, 0.0, 1.0, 1.0, 1.0, 1, -1],
+                      ["waa-c", "C2", "encode_batch_size", 0, *[float("nan")] * 4, 0, 0]], columns=COLUMNS)
+    o = overall_shares(t)
+    assert o["pairs"] == 4
+    assert o["thr_monotone_share"] == pytest.approx(0.75) and o["lat_monotone_share"] == pytest.approx(0.75)
+
+
+@pytest.fixture(scope="module")
+def gpt3_s() -> Context:
+    c = get_cluster("a40x16")
+    return Context(get_model("gpt3-39b"), c, get_task("S"), get_cost_model("analytic", c))
+
+
+def test_layouts_hold_each_tp_degree_on_its_multiples(gpt3_s):
+    assert layouts(gpt3_s, 16) == [(1, 0), *[(2, g) for g in range(2, 17, 2)], (4, 4), (4, 8), (4, 12),
+                                   (4, 16), (8, 8), (8, 16)]
+
+
+def test_table_has_one_row_per_policy_task_knob(gpt3_s):
+    t = monotonicity_table([("S", gpt3_s)])
+    assert list(t.columns) == COLUMNS
+    keys = set(zip(t.policy, t.task, t.knob, strict=True))
+    assert len(keys) == len(t) == 9
+    assert {k for p, _, k in keys if p == "rra"} == {"encode_batch_size", "decode_iters", "tp_gpus"}
+    assert {k for p, _, k in keys if p == "waa-m"} == {"encode_batch_size", "micro_batches", "tp_gpus"}
+    assert set(t.knob) <= set(PAPER_DIRECTIONS) and (t.pairs > 0).all()
+    shares = t[COLUMNS[4:8]].to_numpy()
+    assert ((shares >= 0) & (shares <= 1)).all()
+    assert (t.thr_any_direction_share >= t.thr_monotone_share).all()
+
+
+def test_cli_prints_markdown_and_writes_the_csv(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "harness.cli.main", "monotonicity", "task=S", "policy=waa-c"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].startswith("| policy | task | knob | pairs |") and len(lines) == 2 + 3 + 1
+    assert lines[-1].startswith("overall (") and "paper 97%" in lines[-1] and "paper 96%" in lines[-1]
+    csv = pd.read_csv(tmp_path / "runs" / "table5" / "monotonicity.csv")
+    assert list(csv.columns) == COLUMNS and set(csv.policy) == {"waa-c"} and len(csv) == 3
+    assert not list((tmp_path / "runs" / "table5").glob("*.tmp"))
