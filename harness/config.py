@@ -24,7 +24,7 @@ from harness.specs.models import MODELS, ModelSpec, get_model, model_from_dict
 from harness.workload import Workload, fixed_workload, get_task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-GROUPS = ("model", "cluster", "task", "cost_model", "policy")  # conf/<group>/<name>.yaml, all required
+GROUPS = ("model", "cluster", "task", "cost_model", "policy", "search")  # conf/<group>/<name>.yaml, all required
 
 
 def conf_dir() -> Path:
@@ -118,6 +118,43 @@ class Paths:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchSettings:
+    """`search.*` (conf/search/): how XScheduler searches (ExeGPT §5)."""
+
+    name: str = "default"
+    method: str = "branch-and-bound"
+    policies: tuple[str, ...] = ("rra", "waa-c", "waa-m")
+    resolution: str = "fine"
+    eps_throughput_rel: float = 0.01     # eps_T
+    eps_latency_s: float = 0.0           # eps_L
+
+
+SEARCH_METHODS = ("branch-and-bound", "exhaustive")
+
+
+def build_search(d: dict) -> SearchSettings:
+    """Validated `search.*`; every error names the key and the allowed values."""
+    from harness.policies import POLICIES
+    from harness.scheduler.space import RESOLUTIONS
+    method, res = str(d.get("method", "branch-and-bound")), str(d.get("resolution", "fine"))
+    if method not in SEARCH_METHODS:
+        raise unknown_name("search.method", method, SEARCH_METHODS)
+    if res not in RESOLUTIONS:
+        raise unknown_name("search.resolution", res, RESOLUTIONS)
+    pols = d.get("policies") or ()
+    check(isinstance(pols, list | tuple) and len(pols) > 0, "search.policies", "must be a non-empty list")
+    for p in pols:
+        if p not in POLICIES:
+            raise unknown_name("search.policies", p, POLICIES.names())
+    eps_t, eps_l = d.get("eps_throughput_rel", 0.01), d.get("eps_latency_s", 0.0)
+    for key, v in (("search.eps_throughput_rel", eps_t), ("search.eps_latency_s", eps_l)):
+        check(isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < 1e9, key,
+              f"must be a number >= 0, got {v!r}")
+    return SearchSettings(str(d.get("name", "default")), method, tuple(str(p) for p in pols), res,
+                          float(eps_t), float(eps_l))
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """What one experiment runs on: built from a composed config by `build_scenario`."""
 
@@ -129,6 +166,7 @@ class Scenario:
     paths: Paths
     policy_name: str = "rra"
     policy_knobs: tuple[tuple[str, int], ...] = ()   # knobs set in conf/policy (null = policy default)
+    search: SearchSettings = SearchSettings()
 
 
 def _int(value: object, key: str) -> int:
@@ -209,4 +247,5 @@ def build_scenario(cfg: DictConfig) -> Scenario:
         policy_name=str(c["policy"]["name"]),
         policy_knobs=tuple(sorted((k, _int(v, f"policy.{k}")) for k, v in c["policy"].items()
                                   if k != "name" and v is not None)),
+        search=build_search(c["search"]),
     )

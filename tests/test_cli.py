@@ -81,3 +81,34 @@ def test_estimate_with_discrete_event_simulator_reports_request_metrics():
     d = _json.loads(out.stdout)
     assert d["simulator"] == "discrete-event" and d["requests"]["arrivals"] == "poisson"
     assert 0 < d["requests"]["ttft_p50_s"] <= d["requests"]["e2e_p50_s"]
+
+
+def test_search_prints_the_paper_example_as_json():
+    r = harness("search", "model=opt-13b", "cluster=a40x4", "task=S", "bound_s=5.9")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["inputs"]["bound_s"] == 5.9 and d["status"] == "ok"
+    assert {p["policy"] for p in d["policies"]} == {"rra", "waa-c", "waa-m"}
+    best = max((p for p in d["policies"] if p["status"] == "ok"), key=lambda p: p["throughput_seq_s"])
+    assert d["chosen"]["policy"] == best["policy"] and d["chosen"]["latency_s"] < 5.9
+    assert d["evaluations"] == sum(p["evaluations"] for p in d["policies"]) and d["search_s"] > 0
+    ft = d["ft_baseline"]
+    assert ft["latency_s"] < 5.9 and d["speedup_over_ft"] == pytest.approx(
+        d["chosen"]["throughput_seq_s"] / ft["throughput_seq_s"])
+
+
+def test_search_with_an_impossible_bound_is_ns_not_a_crash():
+    r = harness("search", "model=opt-13b", "cluster=a40x4", "task=S", "bound_s=0.01", "search.resolution=coarse")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["status"] == "NS" and d["chosen"] is None and d["speedup_over_ft"] is None
+    assert all(p["status"] == "NS" and p["reason"] for p in d["policies"])
+    assert d["ft_baseline"]["status"] == "NS"
+
+
+@pytest.mark.parametrize("override, field", [("search.method=bnb", "search.method"),
+                                             ("search.policies=[rra,waa]", "search.policies"),
+                                             ("search.resolution=ultra", "search.resolution")])
+def test_search_settings_errors_name_the_field(override, field):
+    r = harness("search", "bound=inf", override)
+    assert r.returncode == 2 and r.stderr.startswith(f"harness: error: {field}: "), r.stderr

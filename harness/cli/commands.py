@@ -92,6 +92,36 @@ def bounds_json(s: Scenario) -> dict:
             "ft_layout": {"tp": tp, "pp": pp}, **b.as_dict(), **({"paper": paper} if paper else {})}
 
 
+def search_json(s: Scenario, cfg: DictConfig) -> dict:
+    """XScheduler (ExeGPT §5) on the scenario under `bound=` or `bound_s=`: the chosen
+    schedule, every policy's best (or NS and why), evaluations and search time."""
+    from harness.scheduler import find_schedule
+    from harness.scheduler.bounds import best_ft, resolve_bound
+    settings = s.search
+    ctx = context(s)
+    label, bound_s = resolve_bound(ctx, cfg.get("bound"), cfg.get("bound_s"))
+    res = find_schedule(ctx, bound_s, settings.policies, settings.resolution,
+                        settings.method == "exhaustive", settings.eps_throughput_rel, settings.eps_latency_s)
+    out = res.as_dict()
+    ft = best_ft(ctx, bound_s)
+    out["ft_baseline"] = ft or {"policy": "ft", "status": "NS", "reason": "no FT batch under the bound"}
+    out["speedup_over_ft"] = (res.best.throughput_seq_s / ft["throughput_seq_s"]
+                              if ft and res.best else None)
+    return {"inputs": {"model": s.model.name, "cluster": s.cluster.name, "workload": s.workload.name,
+                       "workload_source": s.workload.source, "output_p99": s.workload.output_p99,
+                       "cost_model": ctx.cost_model.id, "bound": label, "bound_s": _finite(bound_s)},
+            **{k: _json_safe(v) for k, v in out.items()}}
+
+
+def _json_safe(v):
+    """inf/nan -> None, recursively (JSON has no Infinity)."""
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_safe(x) for x in v]
+    return _finite(v)
+
+
 def monotonicity_study(overrides: list[str]) -> pd.DataFrame:
     """Table 5 study (ExeGPT §5) on GPT-3 39B / a40x16 over every paper task and the three
     policies; `model=`, `cluster=`, `task=` (or a workload) and `policy=` overrides narrow it."""

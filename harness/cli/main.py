@@ -68,6 +68,13 @@ def bounds(overrides: list[str]) -> None:
     print(json.dumps(bounds_json(build_scenario(compose(overrides))), indent=2))
 
 
+def search(overrides: list[str]) -> None:
+    """Best schedule under a latency bound (bound=p10|p30|p70|inf or bound_s=<s>; ExeGPT §5); JSON."""
+    from harness.cli.commands import search_json
+    cfg = compose(overrides)
+    print(json.dumps(search_json(build_scenario(cfg), cfg), indent=2))
+
+
 def monotonicity(overrides: list[str]) -> None:
     """Share of knob steps monotone within 5% (ExeGPT §5, Table 5); writes runs/table5/monotonicity.csv."""
     from harness.cli.commands import markdown_table, monotonicity_study, write_csv_atomic
@@ -85,7 +92,7 @@ def monotonicity(overrides: list[str]) -> None:
 
 
 COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": calibrate,
-                                                     "estimate": estimate, "bounds": bounds,
+                                                     "estimate": estimate, "bounds": bounds, "search": search,
                                                      "monotonicity": monotonicity}
 
 

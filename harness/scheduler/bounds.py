@@ -108,6 +108,18 @@ def derive_bounds(ctx: Context) -> Bounds:
     return Bounds(tuple(batches), lat, tuple(e.throughput_seq_s for e in ests), p["p10"], p["p30"], p["p70"])
 
 
+def best_ft(ctx: Context, bound_s: float, bounds: Bounds | None = None) -> dict | None:
+    """FasterTransformer tuned the paper's way: the best-throughput batch of the FT sweep whose
+    latency (maximum output length, §5) is under the bound; None if none is ("NS")."""
+    b = bounds or derive_bounds(ctx)
+    ok = [(t, lat, bs) for bs, lat, t in zip(b.batch_sizes, b.ft_latencies_s, b.ft_throughputs_seq_s, strict=True)
+          if lat < bound_s]
+    if not ok:
+        return None
+    t, lat, bs = max(ok)
+    return {"policy": "ft", "batch_size": bs, "throughput_seq_s": t, "latency_s": lat}
+
+
 def resolve_bound(ctx: Context, bound: str | None, bound_s: float | None) -> tuple[str, float]:
     """(label, seconds) of the bound a run is held to: `bound` = p10|p30|p70|inf (derived from
     FT, §7) or `bound_s` = seconds > 0, exactly one of them. inf is `math.inf`."""

@@ -122,13 +122,13 @@ def search_policy(ctx: Context, policy_name: str, bound_s: float, resolution: st
 
 def find_schedule(ctx: Context, bound_s: float, policies: tuple[str, ...] = DEFAULT_POLICIES,
                   resolution: str = "fine", use_exhaustive: bool = False,
-                  eps_throughput_rel: float = 0.01) -> SearchResult:
+                  eps_throughput_rel: float = 0.01, eps_latency_s: float = 0.0) -> SearchResult:
     t0 = time.perf_counter()
-    results = tuple(search_policy(ctx, p, bound_s, resolution, use_exhaustive, eps_throughput_rel)
-                    for p in policies)
+    results = tuple(search_policy(ctx, p, bound_s, resolution, use_exhaustive, eps_throughput_rel,
+                                  eps_latency_s) for p in policies)
     feasible = [r.best for r in results if r.best is not None]
     best = max(feasible, key=lambda e: e.throughput_seq_s) if feasible else None
     return SearchResult(bound_s, best, results, sum(r.evaluations for r in results),
                         time.perf_counter() - t0, "exhaustive" if use_exhaustive else "branch-and-bound",
                         {"resolution": resolution, "eps_throughput_rel": eps_throughput_rel,
-                         "policies": list(policies)})
+                         "eps_latency_s": eps_latency_s, "policies": list(policies)})
