@@ -75,6 +75,27 @@ def search(overrides: list[str]) -> None:
     print(json.dumps(search_json(build_scenario(cfg), cfg), indent=2))
 
 
+def case_study(overrides: list[str]) -> None:
+    """Paper Table 6: OPT-13B / S / a40x4 at 3.1, 5.9, 11.5 s, Inf, ours beside the paper's; writes runs/table6/."""
+    import pandas as pd
+
+    from harness.cli.commands import context, markdown_table, write_csv_atomic
+    from harness.scheduler.bounds import derive_bounds
+    from harness.scheduler.case_study import SCENARIO, bound_rows, case_study_rows
+    m, c, t = SCENARIO
+    s = build_scenario(compose([f"model={m}", f"cluster={c}", f"task={t}", *overrides]))
+    ctx = context(s)
+    rows = pd.DataFrame(case_study_rows(ctx, s.search.resolution))
+    brows = pd.DataFrame(bound_rows(derive_bounds(ctx)))
+    out = Path("runs/table6")
+    write_csv_atomic(rows, out / "case_study.csv")
+    write_csv_atomic(brows, out / "bounds.csv")
+    print(markdown_table(rows))
+    print()
+    print(markdown_table(brows))
+    print(f"wrote {out}/case_study.csv, {out}/bounds.csv", file=sys.stderr)
+
+
 def monotonicity(overrides: list[str]) -> None:
     """Share of knob steps monotone within 5% (ExeGPT §5, Table 5); writes runs/table5/monotonicity.csv."""
     from harness.cli.commands import markdown_table, monotonicity_study, write_csv_atomic
@@ -93,7 +114,7 @@ def monotonicity(overrides: list[str]) -> None:
 
 COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": calibrate,
                                                      "estimate": estimate, "bounds": bounds, "search": search,
-                                                     "monotonicity": monotonicity}
+                                                     "monotonicity": monotonicity, "case-study": case_study}
 
 
 def _help() -> str:
