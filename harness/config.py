@@ -89,9 +89,11 @@ def _explain(parsed: list[Override], error: HydraException) -> UserError:
     return UserError(f"config: {_one_line(error)}")
 
 
+if not OmegaConf.has_resolver("repo_root"):        # ${repo_root:} in conf/ (also for harness.app)
+    OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
+
+
 def _compose(overrides: list[str]) -> DictConfig:
-    if not OmegaConf.has_resolver("repo_root"):
-        OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
     with initialize_config_dir(version_base=None, config_dir=str(conf_dir())):
         return hydra_compose("config", overrides=overrides)
 
@@ -225,6 +227,15 @@ def build_paths(d: dict) -> Paths:
     return Paths(**{key: Path(str(d[key])).resolve() for key in Paths.__slots__})
 
 
+def _paper_cluster(model: ModelSpec) -> ClusterSpec:
+    """`use_paper_cluster=true`: the cluster the paper ran this model on (ExeGPT §7)."""
+    from harness.specs import get_cluster
+    from harness.specs.paper import PAPER_CLUSTER
+    if model.name not in PAPER_CLUSTER:
+        raise unknown_name("use_paper_cluster: model", model.name, PAPER_CLUSTER)
+    return get_cluster(PAPER_CLUSTER[model.name])
+
+
 def build_scenario(cfg: DictConfig) -> Scenario:
     """Turn a composed config into validated specs; errors name the offending key."""
     try:
@@ -237,9 +248,10 @@ def build_scenario(cfg: DictConfig) -> Scenario:
     for section in ("task", "cost_model", "policy"):
         check(c[section].get("name") is not None, f"{section}.name", "missing")
     paths = build_paths(c["paths"])
+    model = build_model(c["model"])
     return Scenario(
-        model=build_model(c["model"]),
-        cluster=build_cluster(c["cluster"]),
+        model=model,
+        cluster=_paper_cluster(model) if c.get("use_paper_cluster") else build_cluster(c["cluster"]),
         workload=build_workload(c["workload"], c["task"]["name"], paths.traces),
         cost_model_name=str(c["cost_model"]["name"]),
         seed=_int(c.get("seed", 0), "seed"),

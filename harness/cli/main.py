@@ -96,6 +96,12 @@ def case_study(overrides: list[str]) -> None:
     print(f"wrote {out}/case_study.csv, {out}/bounds.csv", file=sys.stderr)
 
 
+def sweep(overrides: list[str]) -> None:
+    """Run an experiment's sweep (resumable, progress bar) into runs/<experiment>/results.parquet."""
+    from harness.cli.sweep import sweep as run_sweep
+    run_sweep(overrides)
+
+
 def monotonicity(overrides: list[str]) -> None:
     """Share of knob steps monotone within 5% (ExeGPT §5, Table 5); writes runs/table5/monotonicity.csv."""
     from harness.cli.commands import markdown_table, monotonicity_study, write_csv_atomic
@@ -114,7 +120,8 @@ def monotonicity(overrides: list[str]) -> None:
 
 COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": calibrate,
                                                      "estimate": estimate, "bounds": bounds, "search": search,
-                                                     "monotonicity": monotonicity, "case-study": case_study}
+                                                     "monotonicity": monotonicity, "case-study": case_study,
+                                                     "sweep": sweep}
 
 
 def _help() -> str:

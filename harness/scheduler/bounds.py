@@ -124,6 +124,8 @@ def resolve_bound(ctx: Context, bound: str | None, bound_s: float | None) -> tup
     """(label, seconds) of the bound a run is held to: `bound` = p10|p30|p70|inf (derived from
     FT, §7) or `bound_s` = seconds > 0, exactly one of them. inf is `math.inf`."""
     how = f"set bound={'|'.join(BOUND_LABELS)} or bound_s=<seconds>"
+    if isinstance(bound, float) and bound == math.inf:
+        bound = "inf"                 # Hydra parses `bound=inf` as a float
     if (bound is None) == (bound_s is None):
         raise UserError(f"bound, bound_s: {'both set' if bound is not None else 'missing'}; {how}, exactly one")
     if bound_s is not None:

@@ -1,0 +1,71 @@
+"""The result store of one experiment: `runs/<experiment>/jobs/<config hash>.json`, one file
+per job, written atomically (temp file + rename), so a killed sweep loses at most the jobs in
+flight and a rerun skips every hash already present. `aggregate` joins them into the tidy
+`results.parquet` (rows sorted, so the same jobs give an identical table)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+SORT_KEYS = ("model", "cluster", "task", "bound", "policy")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class ResultStore:
+    root: Path                       # runs/<experiment>
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    @property
+    def parquet(self) -> Path:
+        return self.root / "results.parquet"
+
+    def job_path(self, cfg_hash: str) -> Path:
+        return self.jobs_dir / f"{cfg_hash}.json"
+
+    def has(self, cfg_hash: str) -> bool:
+        return self.job_path(cfg_hash).exists()
+
+    def write_job(self, cfg_hash: str, rows: list[dict]) -> Path:
+        path = self.job_path(cfg_hash)
+        atomic_write_text(path, json.dumps(rows, sort_keys=True, allow_nan=True))
+        return path
+
+    def done(self) -> set[str]:
+        return {p.stem for p in self.jobs_dir.glob("*.json")} if self.jobs_dir.exists() else set()
+
+    def aggregate(self) -> pd.DataFrame:
+        """All job rows as one tidy table, written to results.parquet (atomically)."""
+        rows = []
+        for p in sorted(self.jobs_dir.glob("*.json")):
+            rows.extend(json.loads(p.read_text()))
+        df = pd.DataFrame(rows)
+        if df.empty:
+            raise FileNotFoundError(f"no job results under {self.jobs_dir}")
+        keys = [k for k in SORT_KEYS if k in df.columns]
+        df = df.sort_values(keys, kind="stable").reset_index(drop=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.parquet.with_suffix(".parquet.tmp")
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, self.parquet)
+        return df
