@@ -1,0 +1,153 @@
+"""One pipeline stage of the torch engine: its layers and the encode / decode steps on them.
+
+A `StageModel` holds a contiguous slice of the encoder layers and of the decoder layers
+(RRA: every stage holds E/N and D/N, ExeGPT §3; WAA: an encode stage holds only encoder
+layers, or a decoder-only model's layers for prefill) for one TP rank. `generate` chains
+stages in one process: the reference the distributed runner must agree with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from harness.runner import layers as L
+from harness.runner.layers import AllReduce, SeqState, no_allreduce
+from harness.runner.weights import Weights
+
+
+@dataclass(frozen=True, slots=True)
+class StageSlice:
+    enc_lo: int = 0
+    enc_hi: int = 0
+    dec_lo: int = 0
+    dec_hi: int = 0
+    first: bool = True
+    last: bool = True
+
+
+def split_layers(n: int, weights: list[float]) -> list[tuple[int, int]]:
+    """Integer layer ranges proportional to `weights` (largest remainder), in stage order."""
+    total = sum(weights) or 1.0
+    raw = [n * w / total for w in weights]
+    counts = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: raw[i] - counts[i], reverse=True)[: n - sum(counts)]:
+        counts[i] += 1
+    out, lo = [], 0
+    for c in counts:
+        out.append((lo, lo + c))
+        lo += c
+    return out
+
+
+class StageModel:
+    def __init__(self, w: Weights, sl: StageSlice, dtype: torch.dtype = torch.float32) -> None:
+        self.w, self.sl, self.dtype = w, sl, dtype
+        self.enc = w.encoder[sl.enc_lo:sl.enc_hi]
+        self.dec = w.decoder[sl.dec_lo:sl.dec_hi]
+        self.t5 = w.family == "t5"
+        self.holds_last_encoder = self.t5 and sl.enc_hi == len(w.encoder) and sl.enc_hi > sl.enc_lo
+
+    # ---- encoding (packed) ---------------------------------------------------------------
+    def prompt_lengths(self, prompts: list[list[int]]) -> list[int]:
+        """Tokens encoded per prompt: T5 all of it; decoder-only all but the last (module doc)."""
+        return [len(p) if self.t5 else len(p) - 1 for p in prompts]
+
+    def embed_prompts(self, prompts: list[list[int]]) -> torch.Tensor:
+        lengths = self.prompt_lengths(prompts)
+        toks = torch.tensor([t for p, n in zip(prompts, lengths, strict=True) for t in p[:n]], dtype=torch.long)
+        _, pos = L.packed_layout(lengths)
+        return L.embed_prompt(self.w, toks, pos)
+
+    def encode(self, x: torch.Tensor, lengths: list[int], ids: list[int],
+               ar: AllReduce = no_allreduce) -> tuple[torch.Tensor, SeqState | None]:
+        """T5: this stage's encoder layers (+ final norm on the last one). Decoder-only:
+        prefill through this stage's layers; returns the prompt KV cache as a SeqState."""
+        seg, pos = L.packed_layout(lengths)
+        layers = self.enc if self.t5 else self.dec
+        if not layers or x.shape[1] == 0:
+            return x, (None if self.t5 else self._prefill_state([], lengths, ids))
+        mask = L.packed_mask(self.w, seg, pos, causal=not self.t5, dtype=self.dtype)
+        ks, vs = [], []
+        for lay in layers:
+            x, k, v = L.full_block(self.w, lay, x, mask, ar)
+            ks.append(k)
+            vs.append(v)
+        if self.holds_last_encoder:
+            x = L.norm(x, self.w.enc_final)
+        return x, (None if self.t5 else self._prefill_state(list(zip(ks, vs, strict=True)), lengths, ids))
+
+    def _prefill_state(self, kv, lengths: list[int], ids: list[int]) -> SeqState:
+        b, n = len(lengths), max(lengths) if lengths else 0
+        if kv:
+            k = [L.unpack(t, lengths, right=True)[0] for t, _ in kv]
+            v = [L.unpack(t, lengths, right=True)[0] for _, t in kv]
+            valid = L.unpack(kv[0][0], lengths, right=True)[1]
+        else:
+            k, v = L.empty_self_cache(self.w, len(self.dec), b, self.dtype)
+            k = [t.new_zeros((b, t.shape[1], n, t.shape[3])) for t in k]
+            v = [t.new_zeros((b, t.shape[1], n, t.shape[3])) for t in v]
+            lens = torch.tensor(lengths, dtype=torch.long)
+            valid = torch.arange(n)[None, :] >= (n - lens)[:, None]
+        pos = torch.where(valid, torch.cumsum(valid.long(), 1) - 1, -1)
+        return SeqState(list(ids), k, v, valid, pos, torch.tensor(lengths, dtype=torch.long))
+
+    def cross_state(self, enc_out: torch.Tensor, lengths: list[int], ids: list[int]) -> SeqState:
+        """T5: project the encoder output to this stage's cross K/V; empty self caches."""
+        ck, cv, cvalid = [], [], None
+        for lay in self.dec:
+            k = L._heads(F.linear(enc_out, lay.cross.wk), self.w.head_dim)
+            v = L._heads(F.linear(enc_out, lay.cross.wv), self.w.head_dim)
+            kk, cvalid = L.unpack(k, lengths, right=False)
+            ck.append(kk)
+            cv.append(L.unpack(v, lengths, right=False)[0])
+        b = len(lengths)
+        if cvalid is None:
+            cvalid = torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]
+        k, v = L.empty_self_cache(self.w, len(self.dec), b, self.dtype)
+        return SeqState(list(ids), list(k), list(v), torch.zeros((b, 0), dtype=torch.bool),
+                        torch.zeros((b, 0), dtype=torch.long), torch.zeros(b, dtype=torch.long), ck, cv, cvalid)
+
+    def first_inputs(self, prompts: list[list[int]]) -> torch.Tensor:
+        """Token ids fed to the first decoding iteration."""
+        if self.t5:
+            return torch.full((len(prompts),), self.w.decoder_start_id, dtype=torch.long)
+        return torch.tensor([p[-1] for p in prompts], dtype=torch.long)
+
+    # ---- decoding ------------------------------------------------------------------------
+    def decode(self, st: SeqState, x_or_tokens: torch.Tensor, ar: AllReduce = no_allreduce) -> torch.Tensor:
+        x = L.embed_step(self.w, x_or_tokens, st.next_pos) if self.sl.first else x_or_tokens
+        return L.decode_stage(self.w, self.dec, st, x, ar)
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        return L.next_tokens(self.w, x)
+
+
+def generate(w: Weights, prompts: list[list[int]], output_lens: list[int],
+             dtype: torch.dtype = torch.float32) -> list[list[int]]:
+    """Single-stage reference: encode all prompts, decode with early termination (each
+    sequence leaves after its forced length, KV compacted)."""
+    stage = StageModel(w, StageSlice(0, len(w.encoder), 0, len(w.decoder)), dtype)
+    ids = list(range(len(prompts)))
+    lengths = stage.prompt_lengths(prompts)
+    x, st = stage.encode(stage.embed_prompts(prompts).to(dtype), lengths, ids)
+    if stage.t5:
+        st = stage.cross_state(x, lengths, ids)
+    toks = stage.first_inputs(prompts)
+    out: list[list[int]] = [[] for _ in prompts]
+    left = list(output_lens)
+    while len(st):
+        nxt = stage.tokens(stage.decode(st, toks))
+        keep = []
+        for row, (i, t) in enumerate(zip(st.ids, nxt.tolist(), strict=True)):
+            out[i].append(t)
+            left[i] -= 1
+            if left[i] > 0:
+                keep.append(row)
+        if len(keep) < len(st):
+            st = st.select(keep)
+            nxt = nxt[keep]
+        toks = nxt
+    return out
