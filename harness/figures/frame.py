@@ -1,0 +1,150 @@
+"""The results table as the figures read it: names, orders, colours, facets, saving.
+
+Every figure is a pure `DataFrame -> Figure` over the tidy `results.parquet` of a sweep
+(one row per scenario x policy, see docs/results.md); nothing is recomputed here, the
+table is only selected, ordered and drawn.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")                      # figures are files; never open a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+POLICIES = ("ft", "rra", "waa-c", "waa-m", "exegpt")          # exegpt = XScheduler's choice (§5)
+POLICY_LABELS = {"ft": "FT", "rra": "RRA", "waa-c": "WAA-C", "waa-m": "WAA-M", "exegpt": "ExeGPT"}
+BOUNDS = ("p10", "p30", "p70", "inf")                          # FT-derived latency bounds (§7)
+BOUND_LABELS = {"p10": "10%", "p30": "30%", "p70": "70%", "inf": "Inf"}
+TASKS = ("S", "T", "G", "C1", "C2")                            # paper task order (§7)
+SCENARIO = ("model", "cluster", "task", "bound")               # one scenario = one sweep job
+GiB = 2**30
+NS_GID = "NS"                     # gid of every "NS"/"failed" marker, so tests can count them
+STYLE = "whitegrid"
+
+
+def palette() -> dict[str, tuple]:
+    """One fixed colour per policy (colour-blind safe), the same in every figure."""
+    colors = sns.color_palette("colorblind", len(POLICIES))
+    return dict(zip(POLICIES, colors, strict=True))
+
+
+def _params_b(model: str) -> float:
+    m = re.search(r"(\d+(?:\.\d+)?)b\b", model.lower())
+    return float(m.group(1)) if m else math.inf
+
+
+def order_models(models: Iterable[str]) -> list[str]:
+    """Models by parameter count read from the name (t5-11b < opt-13b < gpt3-39b ...)."""
+    return sorted(set(models), key=lambda m: (_params_b(m), m))
+
+
+def order_tasks(tasks: Iterable[str]) -> list[str]:
+    known = [t for t in TASKS if t in set(tasks)]
+    return known + sorted(set(tasks) - set(TASKS))
+
+
+def order_bounds(bounds: Iterable[str]) -> list[str]:
+    known = [b for b in BOUNDS if b in set(bounds)]
+    return known + sorted(set(map(str, bounds)) - set(BOUNDS))
+
+
+def systems(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(model, cluster) pairs in model order: the rows of every facet grid."""
+    pairs = df[["model", "cluster"]].dropna().drop_duplicates().itertuples(index=False)
+    return sorted(map(tuple, pairs), key=lambda mc: (_params_b(mc[0]), mc[0], mc[1]))
+
+
+def system_label(model: str, cluster: str) -> str:
+    return f"{model} ({cluster})"
+
+
+def is_ok(row) -> bool:
+    """A row with a feasible schedule and a throughput to draw."""
+    thr = row["throughput_seq_s"]
+    return row["status"] == "ok" and thr is not None and not pd.isna(thr)
+
+
+def not_ok_label(status: str) -> str:
+    """What an infeasible or broken row shows instead of a bar."""
+    return "failed" if status == "failed" else "NS"
+
+
+def bound_tick(df: pd.DataFrame, bound: str) -> str:
+    """'10%\\n4.2 s': the bound's label and its value in seconds from the table."""
+    vals = df.loc[df["bound"] == bound, "bound_s"].dropna() if "bound_s" in df else pd.Series([])
+    label = BOUND_LABELS.get(bound, bound)
+    return f"{label}\n{vals.iloc[0]:.3g} s" if len(vals) else label
+
+
+def load_results(path: Path | str) -> pd.DataFrame:
+    """results.parquet with the columns a failed row may lack filled with NA."""
+    df = pd.read_parquet(path)
+    for col in ("bound_s", "throughput_seq_s", "latency_s", "speedup_over_ft",
+                "memory_per_gpu_bytes", "weight_bytes_per_gpu", "chosen_policy", "reason"):
+        if col not in df:
+            df[col] = None
+    df["bound"] = df["bound"].astype(str)
+    return df
+
+
+def facet_grid(df: pd.DataFrame, cell_w: float = 3.4, cell_h: float = 2.4
+               ) -> tuple[Figure, dict[tuple[str, str, str], plt.Axes]]:
+    """One axes per (model, cluster) x task present in `df`; absent combinations get none.
+    Returns the figure and {(model, cluster, task): axes}."""
+    rows, cols = systems(df), order_tasks(df["task"].dropna())
+    fig, grid = plt.subplots(len(rows), len(cols), figsize=(cell_w * len(cols), cell_h * len(rows)),
+                             squeeze=False)
+    present = set(map(tuple, df[["model", "cluster", "task"]].dropna().drop_duplicates()
+                      .itertuples(index=False)))
+    axes = {}
+    for i, (model, cluster) in enumerate(rows):
+        for j, task in enumerate(cols):
+            ax = grid[i][j]
+            if (model, cluster, task) not in present:
+                fig.delaxes(ax)
+                continue
+            ax.set_title(f"{system_label(model, cluster)} · {task}", fontsize=8)
+            axes[(model, cluster, task)] = ax
+    return fig, axes
+
+
+def save(fig: Figure, stem: Path) -> list[Path]:
+    """Write `stem`.png and `stem`.pdf; returns both paths."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in ("png", "pdf"):
+        path = stem.with_suffix(f".{ext}")
+        fig.savefig(path, dpi=130 if ext == "png" else None, bbox_inches="tight")
+        out.append(path)
+    plt.close(fig)
+    return out
+
+
+def markdown_table(df: pd.DataFrame, floats: str = "{:.3g}") -> str:
+    """A DataFrame as a GitHub markdown table (NA blank, numbers right-aligned)."""
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return ""
+        if isinstance(v, float):
+            return floats.format(v)
+        return str(v).replace("|", "\\|").replace("\n", " ")
+    numeric = [df[c].dtype.kind in "iuf" for c in df.columns]
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |",
+             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def ns_count(fig: Figure) -> int:
+    """Number of "NS" / "failed" markers drawn in `fig` (tests, sanity checks)."""
+    return sum(1 for ax in fig.axes for t in ax.texts if t.get_gid() == NS_GID)

@@ -1,0 +1,186 @@
+"""Regenerate every figure from the results tables, and write runs/REPORT.md.
+
+`write_figures(runs_dir)` draws, for every runs/<experiment>/results.parquet, the throughput
+bars, latency-throughput curves and speed-up heat-map (and per-GPU memory where the table has
+one scenario per model, i.e. fig9) into runs/<experiment>/figures/<name>.{png,pdf}, plus the
+Table 5 / Table 6 markdown (and Table 5 heat-map) from the CSVs under runs/table5, runs/table6.
+`write_report(runs_dir)` writes runs/REPORT.md: provenance, the paper-vs-ours table, who wins
+where, and every figure embedded by relative path. Both read tables only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from harness.figures.curves import latency_throughput
+from harness.figures.frame import load_results, markdown_table, save
+from harness.figures.headline import headline_table, paper_scenarios, winners
+from harness.figures.heatmap import speedup_heatmap
+from harness.figures.memory import memory_bars, one_scenario_per_model
+from harness.figures.tables import monotonicity_heatmap, table5_markdown, table6_markdown
+from harness.figures.throughput import throughput_bars
+
+EXPERIMENT_ORDER = ("fig6", "fig8", "full", "fig9")
+FIGURES: dict[str, tuple[str, Callable]] = {          # file stem -> (caption, DataFrame -> Figure)
+    "throughput": ("Throughput of FT, RRA, WAA-C, WAA-M and ExeGPT at the four bounds "
+                   "(paper Fig. 6/8 style; NS = no feasible schedule)", throughput_bars),
+    "speedup_heatmap": ("ExeGPT speed-up over FT per scenario", speedup_heatmap),
+    "latency_throughput": ("Latency vs throughput, one point per bound", latency_throughput),
+    "memory": ("Per-GPU memory: weights vs the rest (paper Fig. 9)", memory_bars),
+}
+
+
+def experiments(runs_dir: Path) -> list[str]:
+    """Experiments with a results.parquet, paper artefacts first."""
+    found = sorted(p.parent.name for p in Path(runs_dir).glob("*/results.parquet"))
+    return [e for e in EXPERIMENT_ORDER if e in found] + [e for e in found if e not in EXPERIMENT_ORDER]
+
+
+def _figures_for(df: pd.DataFrame) -> list[str]:
+    names = ["throughput", "speedup_heatmap", "latency_throughput"]
+    return names + (["memory"] if one_scenario_per_model(df) else [])
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.exists() else None
+
+
+def write_figures(runs_dir: Path) -> list[Path]:
+    """(Re)generate every figure and table file whose inputs exist; returns the paths written.
+    A figure that cannot be drawn is reported on stderr-like lines in the returned list's
+    companion file runs/<experiment>/figures/PROBLEMS.txt, never silently skipped."""
+    runs_dir = Path(runs_dir)
+    written: list[Path] = []
+    for exp in experiments(runs_dir):
+        df = load_results(runs_dir / exp / "results.parquet")
+        out = runs_dir / exp / "figures"
+        problems = []
+        for name in _figures_for(df):
+            try:
+                written += save(FIGURES[name][1](df), out / name)
+            except Exception as e:  # noqa: BLE001 - one bad figure must not hide the others
+                problems.append(f"{name}: {type(e).__name__}: {e}")
+        prob = out / "PROBLEMS.txt"
+        if problems:
+            prob.write_text("\n".join(problems) + "\n")
+            written.append(prob)
+        elif prob.exists():
+            prob.unlink()
+    mono = _read_csv(runs_dir / "table5" / "monotonicity.csv")
+    if mono is not None:
+        (runs_dir / "table5" / "table5.md").write_text(table5_markdown(mono) + "\n")
+        written += [runs_dir / "table5" / "table5.md",
+                    *save(monotonicity_heatmap(mono), runs_dir / "table5" / "figures" / "monotonicity")]
+    case = _read_csv(runs_dir / "table6" / "case_study.csv")
+    if case is not None:
+        md = table6_markdown(case, _read_csv(runs_dir / "table6" / "bounds.csv"))
+        (runs_dir / "table6" / "table6.md").write_text(md + "\n")
+        written.append(runs_dir / "table6" / "table6.md")
+    return written
+
+
+def load_all(runs_dir: Path) -> pd.DataFrame:
+    """Every experiment's results.parquet, concatenated (column `experiment` tells them apart)."""
+    frames = []
+    for exp in experiments(runs_dir):
+        df = load_results(Path(runs_dir) / exp / "results.parquet")
+        df["experiment"] = exp
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["experiment", "model", "cluster", "task", "bound", "policy", "status"])
+
+
+def _join(values) -> str:
+    vals = sorted({str(v) for v in values if v is not None and not pd.isna(v)})
+    return ", ".join(vals) if vals else "—"
+
+
+def provenance_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment: size, ExeGPT feasibility, git commit(s) + dirty flag, machine, cost model."""
+    rows = []
+    for exp, g in results.groupby("experiment", sort=False):
+        ex = g[g["policy"] == "exegpt"]["status"].value_counts()
+        rows.append({
+            "experiment": exp, "rows": len(g),
+            "scenarios": g[["model", "cluster", "task", "bound"]].drop_duplicates().shape[0],
+            "ExeGPT ok / NS / failed": f"{ex.get('ok', 0)} / {ex.get('NS', 0)} / {ex.get('failed', 0)}",
+            "git commit(s)": _join(str(c)[:10] for c in g.get("git_commit", pd.Series([], dtype=object)).dropna()),
+            "dirty": _join(g.get("git_dirty", pd.Series([], dtype=object)).dropna()),
+            "machine": _join(g.get("machine", pd.Series([], dtype=object))),
+            "cost model": _join(g.get("cost_model", pd.Series([], dtype=object))),
+            "search": _join(g.get("search_method", pd.Series([], dtype=object)).astype(str) + "/"
+                            + g.get("search_resolution", pd.Series([], dtype=object)).astype(str)),
+            "seed": _join(g.get("seed", pd.Series([], dtype=object))),
+        })
+    return pd.DataFrame(rows)
+
+
+def _figure_section(runs_dir: Path, exp: str) -> list[str]:
+    lines = [f"### {exp}", ""]
+    for name, (caption, _) in FIGURES.items():
+        png = Path(exp) / "figures" / f"{name}.png"
+        if (runs_dir / png).exists():
+            lines += [f"**{caption}** ([PDF]({png.with_suffix('.pdf').as_posix()}))", "",
+                      f"![{exp} {name}]({png.as_posix()})", ""]
+    prob = runs_dir / exp / "figures" / "PROBLEMS.txt"
+    if prob.exists():
+        lines += ["Figures that could not be drawn:", "", "```", prob.read_text().strip(), "```", ""]
+    return lines
+
+
+def report_markdown(runs_dir: Path) -> str:
+    runs_dir = Path(runs_dir)
+    results = load_all(runs_dir)
+    case = _read_csv(runs_dir / "table6" / "case_study.csv")
+    bounds = _read_csv(runs_dir / "table6" / "bounds.csv")
+    mono = _read_csv(runs_dir / "table5" / "monotonicity.csv")
+    claims = headline_table(results, case, bounds, mono) if len(results) else None
+    from harness.figures import headline
+    lines = ["# ExeGPT reproduction: paper vs ours", "",
+             "Generated by `harness figures` (`harness.figures.cli:run`) from "
+             "`runs/<experiment>/results.parquet`, `runs/table5/monotonicity.csv` and "
+             "`runs/table6/{case_study,bounds}.csv` only: every number is read from those tables, "
+             "nothing is recomputed. Paper numbers: spec §5 and §8 (ExeGPT, ASPLOS 2024).", "",
+             "## Provenance", ""]
+    lines += [markdown_table(provenance_table(results)) if len(results) else "No results.parquet yet.", ""]
+    if claims is not None:
+        lines += ["## Paper vs ours", "", "Definitions:", "", "```",
+                  headline.__doc__.split("Definitions (also printed in the report):")[1].strip("\n"),
+                  "```", "", markdown_table(claims.drop(columns=["paper_value", "ours_value"]),
+                                            floats="{:.2f}"), ""]
+        differ = claims[~claims["holds"].str.startswith("holds")]
+        if len(differ):
+            lines += ["### Where ours differs from the paper", ""]
+            lines += [f"- **{r.claim}**: paper {r.paper}, ours {r.ours} → {r.holds}."
+                      for r in differ.itertuples(index=False)]
+            lines += [""]
+        lines += ["## Who wins where (policy ExeGPT chose)", "", markdown_table(winners(results)), ""]
+        s = paper_scenarios(results)
+        if len(s):
+            cols = ["model", "cluster", "task", "bound", "bound_s", "ft_status", "exegpt_status",
+                    "chosen_policy", "speedup", "small_mid", "large"]
+            lines += ["<details><summary>Per-scenario speed-ups of the paper's scenarios "
+                      f"(fig6 ∪ fig8, {len(s)} rows)</summary>", "",
+                      markdown_table(s[cols]), "", "</details>", ""]
+    lines += ["## Figures", ""]
+    for exp in experiments(runs_dir):
+        lines += _figure_section(runs_dir, exp)
+    if mono is not None:
+        lines += ["## Table 5: monotonicity (GPT-3 39B)", "",
+                  "![Table 5 heat-map](table5/figures/monotonicity.png)", "", table5_markdown(mono), ""]
+    if case is not None:
+        lines += ["## Table 6: OPT-13B task S case study", "", table6_markdown(case, bounds), ""]
+    return "\n".join(lines)
+
+
+def write_report(runs_dir: Path) -> Path:
+    """Write runs/REPORT.md (figures embedded by relative path; run write_figures first)."""
+    path = Path(runs_dir) / "REPORT.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(report_markdown(runs_dir))
+    tmp.replace(path)
+    return path
