@@ -55,17 +55,39 @@ class StageModel:
         """Tokens encoded per prompt: T5 all of it; decoder-only all but the last (module doc)."""
         return [len(p) if self.t5 else len(p) - 1 for p in prompts]
 
-    def embed_prompts(self, prompts: list[list[int]]) -> torch.Tensor:
-        lengths = self.prompt_lengths(prompts)
-        toks = torch.tensor([t for p, n in zip(prompts, lengths, strict=True) for t in p[:n]], dtype=torch.long)
-        _, pos = L.packed_layout(lengths)
-        return L.embed_prompt(self.w, toks, pos)
+    def segments(self, prompts: list[list[int]], pad_to: int | None = None) -> tuple[list[int], torch.Tensor]:
+        """Packed segment lengths and the index of the real tokens among them. With `pad_to`
+        (FT: prompts padded to the batch's longest, ExeGPT §1) each prompt is followed by a
+        segment of padding: computed like FT computes it, attended by nobody, then dropped."""
+        real = self.prompt_lengths(prompts)
+        if pad_to is None:
+            return real, torch.arange(sum(real))
+        pad_to = max(pad_to, max(real))
+        segs, idx, at = [], [], 0
+        for n in real:
+            segs += [n, pad_to - n]
+            idx.append(torch.arange(at, at + n))
+            at += pad_to
+        return segs, torch.cat(idx)
 
-    def encode(self, x: torch.Tensor, lengths: list[int], ids: list[int],
-               ar: AllReduce = no_allreduce) -> tuple[torch.Tensor, SeqState | None]:
+    def embed_prompts(self, prompts: list[list[int]], pad_to: int | None = None) -> torch.Tensor:
+        segs, _ = self.segments(prompts, pad_to)
+        toks = []
+        for p, n in zip(prompts, self.prompt_lengths(prompts), strict=True):
+            toks += p[:n]
+            if pad_to is not None:
+                toks += [0] * (max(pad_to, max(self.prompt_lengths(prompts))) - n)
+        _, pos = L.packed_layout(segs)
+        return L.embed_prompt(self.w, torch.tensor(toks, dtype=torch.long), pos)
+
+    def encode(self, x: torch.Tensor, prompts: list[list[int]], ids: list[int],
+               ar: AllReduce = no_allreduce, pad_to: int | None = None) -> tuple[torch.Tensor, SeqState | None]:
         """T5: this stage's encoder layers (+ final norm on the last one). Decoder-only:
-        prefill through this stage's layers; returns the prompt KV cache as a SeqState."""
-        seg, pos = L.packed_layout(lengths)
+        prefill through this stage's layers; returns the prompt KV cache as a SeqState.
+        The returned hidden keeps padding segments (the next stage needs them)."""
+        segs, real_idx = self.segments(prompts, pad_to)
+        lengths = self.prompt_lengths(prompts)
+        seg, pos = L.packed_layout(segs)
         layers = self.enc if self.t5 else self.dec
         if not layers or x.shape[1] == 0:
             return x, (None if self.t5 else self._prefill_state([], lengths, ids))
@@ -77,7 +99,12 @@ class StageModel:
             vs.append(v)
         if self.holds_last_encoder:
             x = L.norm(x, self.w.enc_final)
-        return x, (None if self.t5 else self._prefill_state(list(zip(ks, vs, strict=True)), lengths, ids))
+        kv = [(k[:, :, real_idx], v[:, :, real_idx]) for k, v in zip(ks, vs, strict=True)]
+        return x, (None if self.t5 else self._prefill_state(kv, lengths, ids))
+
+    def real_tokens(self, x: torch.Tensor, prompts: list[list[int]], pad_to: int | None = None) -> torch.Tensor:
+        """Drop padding segments of a packed hidden state."""
+        return x if pad_to is None else x[:, self.segments(prompts, pad_to)[1]]
 
     def _prefill_state(self, kv, lengths: list[int], ids: list[int]) -> SeqState:
         b, n = len(lengths), max(lengths) if lengths else 0
@@ -131,10 +158,9 @@ def generate(w: Weights, prompts: list[list[int]], output_lens: list[int],
     sequence leaves after its forced length, KV compacted)."""
     stage = StageModel(w, StageSlice(0, len(w.encoder), 0, len(w.decoder)), dtype)
     ids = list(range(len(prompts)))
-    lengths = stage.prompt_lengths(prompts)
-    x, st = stage.encode(stage.embed_prompts(prompts).to(dtype), lengths, ids)
+    x, st = stage.encode(stage.embed_prompts(prompts).to(dtype), prompts, ids)
     if stage.t5:
-        st = stage.cross_state(x, lengths, ids)
+        st = stage.cross_state(x, stage.prompt_lengths(prompts), ids)
     toks = stage.first_inputs(prompts)
     out: list[list[int]] = [[] for _ in prompts]
     left = list(output_lens)

@@ -257,3 +257,21 @@ def next_tokens(w: Weights, x: torch.Tensor) -> torch.Tensor:
     logits = head(w, x)
     logits[:, w.eos_id] = NEG_INF
     return logits.argmax(-1)
+
+
+def state_from_tensors(ids: list[int], ts: list[torch.Tensor], num_layers: int, cross: bool) -> SeqState:
+    """Inverse of `SeqState.tensors` (the receiving side of the WAA KV hand-over)."""
+    k, v = ts[:num_layers], ts[num_layers:2 * num_layers]
+    valid, pos, next_pos = ts[2 * num_layers].bool(), ts[2 * num_layers + 1], ts[2 * num_layers + 2]
+    if not cross:
+        return SeqState(list(ids), list(k), list(v), valid, pos, next_pos)
+    r = ts[2 * num_layers + 3:]
+    return SeqState(list(ids), list(k), list(v), valid, pos, next_pos, list(r[:num_layers]),
+                    list(r[num_layers:2 * num_layers]), r[2 * num_layers].bool())
+
+
+def state_part(st: SeqState, lo: int, hi: int, h0: int, h1: int) -> SeqState:
+    """Layers [lo, hi) and heads [h0, h1) of a state (what one decode rank receives)."""
+    sl = lambda ts: [t[:, h0:h1].contiguous() for t in ts[lo:hi]]  # noqa: E731
+    return SeqState(st.ids, sl(st.k), sl(st.v), st.valid, st.pos, st.next_pos,
+                    sl(st.ck) if st.ck else None, sl(st.cv) if st.cv else None, st.cvalid)

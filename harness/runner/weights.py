@@ -259,6 +259,6 @@ def to_dtype(obj, dtype: torch.dtype):
         return obj.to(dtype) if obj.is_floating_point() else obj
     if isinstance(obj, tuple):
         return tuple(to_dtype(o, dtype) for o in obj)
-    if hasattr(obj, "__slots__") and hasattr(obj, "__dataclass_fields__"):
+    if isinstance(obj, (Weights, Layer, Attention, MLP, Norm)):
         return type(obj)(**{n: to_dtype(getattr(obj, n), dtype) for n in obj.__dataclass_fields__})
     return obj

@@ -44,12 +44,18 @@ GPUS: dict[str, GPUSpec] = {
     # NVLink 4 900 GB/s total = 450 GB/s per direction; host PCIe 5.0 x16 = 64 GB/s.
     "h100": GPUSpec("h100", 989.4, 3350 * GB, 81559 * MiB, "nvlink4", 450 * GB, 64 * GB,
                     "NVIDIA H100 SXM datasheet; NVLink4 450 GB/s per direction"),
+    # A CPU "GPU": one worker process (one core, 1 thread) of this 2-core VM (AMD EPYC, 23 GiB
+    # RAM; issue 7, docs/real-execution.md). Nominal numbers only (not used for timing: the
+    # `profiled` cost model reads tables measured on the machine); memory = half the RAM.
+    "cpu": GPUSpec("cpu", 0.1, 20 * GB, 10 * 2**30, "loopback", 5 * GB, 5 * GB,
+                   "this machine's CPU worker; nominal, timings come from harness profile"),
 }
 
 # Inter-node bandwidth per node, per direction (ExeGPT §7): the A40 cluster has one
 # 100 Gb/s InfiniBand port per node; the A100 cluster 8 x 200 Gb/s HDR per node.
 # H100: DGX H100 has 8 x 400 Gb/s NDR (NVIDIA DGX H100 user guide).
-INTER_NODE_BPS: dict[str, float] = {"a40": 100e9 / 8, "a100": 8 * 200e9 / 8, "h100": 8 * 400e9 / 8}
+INTER_NODE_BPS: dict[str, float] = {"a40": 100e9 / 8, "a100": 8 * 200e9 / 8, "h100": 8 * 400e9 / 8,
+                                    "cpu": 5e9}   # cpu: one machine, nominal
 GPUS_PER_NODE = 8  # ExeGPT §7: 8 GPUs per node in both clusters
 
 

@@ -1,0 +1,92 @@
+"""Point-to-point and collective helpers of one worker inside a pipeline (gloo / NCCL).
+
+Every rank knows every batch's composition (output lengths are forced, ExeGPT §7), so
+activation shapes are computed on both sides and only raw tensors travel; the WAA KV
+hand-over, whose timing is not known in advance, sends a shape header first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+MAX_HEADER = 512
+_CODES = ("float", torch.uint8, torch.long)
+
+
+def _code(t: torch.Tensor):
+    return "float" if t.is_floating_point() else t.dtype
+
+
+@dataclass(frozen=True, slots=True)
+class StageDef:
+    ranks: tuple[int, ...]          # one TP group; ranks[0] leads (sends for the stage)
+    enc: tuple[int, int] = (0, 0)   # encoder layer range [lo, hi)
+    dec: tuple[int, int] = (0, 0)   # decoder layer range [lo, hi)
+
+    @property
+    def leader(self) -> int:
+        return self.ranks[0]
+
+
+def groups_for(ctx, stages: list[StageDef]) -> dict[tuple[int, ...], object]:
+    """TP process groups; every rank must call this with the same stages, in order."""
+    cache = ctx.cache.setdefault("groups", {})
+    for st in stages:
+        if len(st.ranks) > 1 and st.ranks not in cache:
+            cache[st.ranks] = None if len(st.ranks) == ctx.world else dist.new_group(list(st.ranks))
+    return cache
+
+
+class Links:
+    """Sends are asynchronous (isend, handles kept until `flush`); receives block."""
+
+    def __init__(self, rank: int, dtype: torch.dtype) -> None:
+        self.rank, self.dtype = rank, dtype
+        self.pending: list = []
+
+    def send(self, t: torch.Tensor, dsts: tuple[int, ...]) -> None:
+        t = t.contiguous()
+        for d in dsts:
+            if d != self.rank:
+                self.pending.append((dist.isend(t, d), t))
+        if len(self.pending) > 64:
+            self.flush()
+
+    def recv(self, shape: tuple[int, ...], src: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+        t = torch.empty(shape, dtype=dtype or self.dtype)
+        dist.recv(t, src)
+        return t
+
+    def flush(self) -> None:
+        for h, _ in self.pending:
+            h.wait()
+        self.pending.clear()
+
+    # ---- tensors of unknown shape (WAA KV hand-over) -------------------------------------
+    def send_many(self, ts: list[torch.Tensor], dst: int) -> None:
+        header = torch.zeros(MAX_HEADER, dtype=torch.long)
+        dims = [len(ts)] + [x for t in ts for x in (_CODES.index(_code(t)), t.dim(), *t.shape)]
+        header[: len(dims)] = torch.tensor(dims, dtype=torch.long)
+        self.send(header, (dst,))
+        for t in ts:
+            self.send(t.to(self.dtype) if t.is_floating_point() else t, (dst,))
+
+    def recv_many_after(self, header: torch.Tensor, src: int) -> list[torch.Tensor]:
+        """The tensors announced by a received `send_many` header."""
+        h, i, out = header.tolist(), 1, []
+        for _ in range(h[0]):
+            code, nd = _CODES[h[i]], h[i + 1]
+            shape = tuple(h[i + 2:i + 2 + nd])
+            i += 2 + nd
+            out.append(self.recv(shape, src, self.dtype if code == "float" else code))
+        return out
+
+
+def allreduce_fn(group_cache: dict, st: StageDef):
+    if len(st.ranks) == 1:
+        return lambda t: None
+    g = group_cache[st.ranks]
+    return lambda t: dist.all_reduce(t, group=g)
