@@ -12,14 +12,10 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")                      # figures are files; never open a window
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 POLICIES = ("ft", "rra", "waa-c", "waa-m", "exegpt")          # exegpt = XScheduler's choice (§5)
 POLICY_LABELS = {"ft": "FT", "rra": "RRA", "waa-c": "WAA-C", "waa-m": "WAA-M", "exegpt": "ExeGPT"}
@@ -98,12 +94,12 @@ def load_results(path: Path | str) -> pd.DataFrame:
 
 
 def facet_grid(df: pd.DataFrame, cell_w: float = 3.4, cell_h: float = 2.4
-               ) -> tuple[Figure, dict[tuple[str, str, str], plt.Axes]]:
+               ) -> tuple[Figure, dict[tuple[str, str, str], Axes]]:
     """One axes per (model, cluster) x task present in `df`; absent combinations get none.
     Returns the figure and {(model, cluster, task): axes}."""
     rows, cols = systems(df), order_tasks(df["task"].dropna())
-    fig, grid = plt.subplots(len(rows), len(cols), figsize=(cell_w * len(cols), cell_h * len(rows)),
-                             squeeze=False)
+    fig = Figure(figsize=(cell_w * len(cols), cell_h * len(rows)))
+    grid = fig.subplots(len(rows), len(cols), squeeze=False)
     present = set(map(tuple, df[["model", "cluster", "task"]].dropna().drop_duplicates()
                       .itertuples(index=False)))
     axes = {}
@@ -126,7 +122,6 @@ def save(fig: Figure, stem: Path) -> list[Path]:
         path = stem.with_suffix(f".{ext}")
         fig.savefig(path, dpi=130 if ext == "png" else None, bbox_inches="tight")
         out.append(path)
-    plt.close(fig)
     return out
 
 

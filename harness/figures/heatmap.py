@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -72,7 +71,8 @@ def speedup_heatmap(df: pd.DataFrame, policy: str = "exegpt") -> Figure:
     finite = values[np.isfinite(values)]
     span = max(abs(finite).max(), math.log10(2)) if finite.size else 1.0
     with sns.axes_style(STYLE):
-        fig, ax = plt.subplots(figsize=(max(4.0, 0.62 * len(cols) + 2), max(2.0, 0.5 * len(rows) + 1.2)))
+        fig = Figure(figsize=(max(4.0, 0.62 * len(cols) + 2), max(2.0, 0.5 * len(rows) + 1.2)))
+        ax = fig.subplots()
         sns.heatmap(pd.DataFrame(values), mask=~np.isfinite(values), cmap="RdYlGn", center=0.0,
                     vmin=-span, vmax=span, linewidths=0.5, linecolor="white", ax=ax,
                     cbar_kws={"label": f"{policy} / FT throughput (log scale)"})

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
@@ -48,7 +47,8 @@ def memory_bars(df: pd.DataFrame, policies: Sequence[str] = MEMORY_POLICIES) -> 
     rows = systems(df)
     width = 0.8 / len(policies)
     with sns.axes_style(STYLE):
-        fig, ax = plt.subplots(figsize=(max(5.0, 1.5 * len(rows) + 1.5), 3.4))
+        fig = Figure(figsize=(max(5.0, 1.5 * len(rows) + 1.5), 3.4))
+        ax = fig.subplots()
         top = max(pd.to_numeric(df["memory_per_gpu_bytes"], errors="coerce").max(),
                   pd.to_numeric(df["weight_bytes_per_gpu"], errors="coerce").max()) / GiB
         top = top if pd.notna(top) and top > 0 else 1.0

@@ -5,7 +5,6 @@ heat-map. Inputs are the CSVs `harness monotonicity` and `harness case-study` wr
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -42,8 +41,8 @@ def monotonicity_heatmap(mono: pd.DataFrame) -> Figure:
     tasks = order_tasks(df["task"])
     rows = list(dict.fromkeys(df["row"]))
     with sns.axes_style(STYLE):
-        fig, axes = plt.subplots(1, 2, figsize=(2 + 1.2 * len(tasks) * 2, 0.35 * len(rows) + 1.5),
-                                 sharey=True)
+        fig = Figure(figsize=(2 + 1.2 * len(tasks) * 2, 0.35 * len(rows) + 1.5))
+        axes = fig.subplots(1, 2, sharey=True)
         for ax, col, name in zip(axes, ("thr_monotone_share", "lat_monotone_share"),
                                  ("throughput", "latency"), strict=True):
             grid = df.pivot_table(index="row", columns="task", values=col, aggfunc="first")
