@@ -246,3 +246,13 @@ def test_regenerate_from_parquet_alone(df, tmp_path):
     for line in report.splitlines():               # every embedded image exists
         if line.startswith("!["):
             assert (runs / line.split("](")[1].rstrip(")")).exists()
+
+
+def test_full_claims_and_winners(df):
+    full = _exp(df, "fig6").assign(experiment="full")
+    c = _claims(full)
+    assert c["average over all scenarios of full"]["ours_value"] == pytest.approx(10 / 3)
+    assert c["maximum over full"]["ours_value"] == pytest.approx(5.0)
+    assert c["average over all scenarios of full"]["holds"] == "not in the paper"
+    w = winners(full).set_index("group").loc["all scenarios of full"]
+    assert (w["scenarios"], w["rra"], w["waa-c"], w["waa-m"]) == (4, 2, 1, 1)

@@ -151,7 +151,7 @@ def report_markdown(runs_dir: Path) -> str:
                   headline.__doc__.split("Definitions (also printed in the report):")[1].strip("\n"),
                   "```", "", markdown_table(claims.drop(columns=["paper_value", "ours_value"]),
                                             floats="{:.2f}"), ""]
-        differ = claims[~claims["holds"].str.startswith("holds")]
+        differ = claims[~claims["holds"].str.startswith(("holds", "not in the paper"))]
         if len(differ):
             lines += ["### Where ours differs from the paper", ""]
             lines += [f"- **{r.claim}**: paper {r.paper}, ours {r.ours} → {r.holds}."
