@@ -142,3 +142,21 @@ def test_ft_throughput_hand_calculation_with_fixed_lengths():
     it = plan.costs.decode_iter_s(8, 105, 100)
     assert est.throughput_seq_s == pytest.approx(8 / (enc + 10 * it))
     assert est.latency_s == pytest.approx(enc + 10 * it)
+
+
+@pytest.mark.parametrize("model, cluster", [("opt-13b", "a40x4"), ("gpt3-175b", "a100x16"), ("gpt3-341b", "a40x48")])
+def test_waa_m_split_equals_the_brute_force_memory_balance(model, cluster):
+    """Oracle: price every split with the plan's own memory function, take the most equal
+    (fewest encode GPUs on ties); the fast line-based choice must agree."""
+    from harness.workload import get_task
+    p, cl = get_policy("waa-m"), get_cluster(cluster)
+    ctx = Context(get_model(model), cl, get_task("C1"), get_cost_model("analytic", cl))
+    n = cl.num_gpus
+    for b_e in (1, 7, 64):
+        for d, g in ((1, 0), (2, 2), (8, 8)):
+            if g >= n:
+                continue
+            b_d = b_e * ctx.workload.output.mean
+            gaps = [abs(e - dm) for e, dm in (p._memory(ctx, *p._layout(ctx, k, d, g), b_e, b_d)
+                                               for k in range(1, n - max(1, g) + 1))]
+            assert p.choose_encode_gpus(ctx, b_e, d, g) == 1 + gaps.index(min(gaps)), (b_e, d, g)

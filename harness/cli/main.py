@@ -102,6 +102,46 @@ def sweep(overrides: list[str]) -> None:
     run_sweep(overrides)
 
 
+GOLDEN = Path(__file__).resolve().parents[2] / "benchmarks" / "golden" / "regress.json"
+
+
+def regress(overrides: list[str]) -> None:
+    """Searched throughput vs the committed golden file; fails on a >1% drop, a violated bound or a feasibility change (--update rewrites it)."""
+    import pandas as pd
+
+    from harness.cli.commands import markdown_table
+    from harness.results.golden import (
+        benchmark_json,
+        compare,
+        golden_document,
+        load_golden,
+        run_scenarios,
+    )
+    from harness.results.record import provenance
+    from harness.results.store import atomic_write_text
+    update = "--update" in overrides
+    extra = [o for o in overrides if o != "--update"]
+    if extra:
+        raise UserError(f"regress: takes no overrides (the scenario set is fixed), got {' '.join(extra)}; use --update")
+    golden = load_golden(GOLDEN) if GOLDEN.exists() else None
+    if golden is None and not update:
+        raise UserError(f"regress: no golden file at {GOLDEN}; create it with `make regress-update`")
+    now = run_scenarios({k: v["bound_s"] for k, v in golden.items()} if golden and not update else None)
+    out = Path("runs/regress")
+    atomic_write_text(out / "benchmark.json", json.dumps(benchmark_json(now), indent=2))
+    if golden is not None:
+        rows, failures = compare(golden, now)
+        print(markdown_table(pd.DataFrame(rows)))
+    if update:
+        atomic_write_text(GOLDEN, json.dumps(golden_document(now, provenance()["git_commit"]), indent=2) + "\n")
+        print(f"wrote {GOLDEN} ({len(now)} scenarios)", file=sys.stderr)
+        return
+    print(f"wrote {out}/benchmark.json (github-action-benchmark, customBiggerIsBetter)", file=sys.stderr)
+    if failures:
+        raise UserError(f"regress: {len(failures)} regression(s): " + "; ".join(failures))
+    print(f"regress: {len(rows)} scenarios, no regression", file=sys.stderr)
+
+
 def monotonicity(overrides: list[str]) -> None:
     """Share of knob steps monotone within 5% (ExeGPT §5, Table 5); writes runs/table5/monotonicity.csv."""
     from harness.cli.commands import markdown_table, monotonicity_study, write_csv_atomic
@@ -121,7 +161,7 @@ def monotonicity(overrides: list[str]) -> None:
 COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": calibrate,
                                                      "estimate": estimate, "bounds": bounds, "search": search,
                                                      "monotonicity": monotonicity, "case-study": case_study,
-                                                     "sweep": sweep}
+                                                     "sweep": sweep, "regress": regress}
 
 
 def _help() -> str:

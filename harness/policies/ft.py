@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import memory_check, stage_memory_bytes, tp_degrees
-from harness.policies.pipeline import PipelineCosts, build_pipeline
+from harness.policies.pipeline import PipelineCosts, build_pipeline, distinct
 
 MAX_BATCH = 1024   # search range cap; memory decides feasibility below it
 
@@ -38,7 +38,7 @@ class FasterTransformer(Policy):
         stages = build_pipeline(ctx.cost_model, m, [tp] * pp, m.num_encoder_layers, m.num_decoder_layers)
         max_in, max_out = w.input.max, w.output.max
         kv_tokens = b * (max_out + (0 if m.is_encoder_decoder else max_in))
-        mem = max(stage_memory_bytes(ctx, st, kv_tokens, b * max_in, b * max_in / pp) for st in stages)
+        mem = max(stage_memory_bytes(ctx, st, kv_tokens, b * max_in, b * max_in / pp) for st in distinct(stages))
         reason = memory_check(ctx, mem)
         key = tuple(sorted(knobs.items()))
         if reason:

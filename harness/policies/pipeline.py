@@ -45,11 +45,19 @@ def _speed(cm: CostModel, model: ModelSpec, tp: int) -> float:
 
 def build_pipeline(cm: CostModel, model: ModelSpec, degrees: list[int], encoder_layers: int,
                    decoder_layers: int) -> tuple[Stage, ...]:
+    """Stages with layers in proportion to their speed. Equal stages are one shared object,
+    so per-stage work is done once per distinct stage (`pipelined`)."""
     speeds = [_speed(cm, model, d) for d in degrees]
     total = sum(speeds)
     n = len(degrees)
-    return tuple(Stage(d, encoder_layers * s / total, decoder_layers * s / total, i == 0, i == n - 1)
-                 for i, (d, s) in enumerate(zip(degrees, speeds, strict=True)))
+    made: dict[tuple, Stage] = {}
+    out = []
+    for i, (d, s) in enumerate(zip(degrees, speeds, strict=True)):
+        key = (d, s, i == 0, i == n - 1)
+        if key not in made:
+            made[key] = Stage(d, encoder_layers * s / total, decoder_layers * s / total, i == 0, i == n - 1)
+        out.append(made[key])
+    return tuple(out)
 
 
 def _crosses_node(cm: CostModel, stage_index: int, degrees: list[int]) -> bool:
@@ -97,6 +105,11 @@ class Pipelined:
     drain_s: float        # the stages after the bottleneck, still busy with the last one
 
 
+def distinct(stages: tuple[Stage, ...]) -> list[Stage]:
+    """The distinct stage objects of a pipeline (equal stages are shared: `build_pipeline`)."""
+    return list({id(st): st for st in stages}.values())
+
+
 def pipelined(stage_s, stages: tuple[Stage, ...], batch: int, micro_batches: int) -> Pipelined:
     """A batch in m = min(batch, micro_batches) micro-batches through `stages`, with stage
     times t_i of the mean micro-batch (§3): period max(m * max t_i, sum t_i), latency
@@ -109,9 +122,20 @@ def pipelined(stage_s, stages: tuple[Stage, ...], batch: int, micro_batches: int
     m = max(1, min(batch, micro_batches))
     q, r = divmod(batch, m)
     frac = r / m
-    ts = [stage_s(st, q) if not r else (1 - frac) * stage_s(st, q) + frac * stage_s(st, q + 1)
-          for st in stages]
-    return Pipelined(max(m * max(ts), sum(ts)), sum(ts) + (m - 1) * max(ts), sum(ts) - max(ts))
+    groups: list[list] = []                 # [stage, count]: equal stages share one object
+    for st in stages:
+        for g in groups:
+            if g[0] is st:
+                g[1] += 1
+                break
+        else:
+            groups.append([st, 1])
+    total, slowest = 0.0, 0.0
+    for st, count in groups:
+        t = stage_s(st, q) if not r else (1 - frac) * stage_s(st, q) + frac * stage_s(st, q + 1)
+        total += count * t
+        slowest = max(slowest, t)
+    return Pipelined(max(m * slowest, total), total + (m - 1) * slowest, total - slowest)
 
 
 @dataclass(frozen=True, slots=True)

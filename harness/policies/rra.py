@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import memory_check, stage_memory_bytes, tp_degrees
-from harness.policies.pipeline import PipelineCosts, build_pipeline, stage_degrees
+from harness.policies.pipeline import PipelineCosts, build_pipeline, distinct, stage_degrees
 from harness.simulator.expected import live_context_len, rra_batch_per_encoded
 
 MAX_ENCODE_BATCH = 512
@@ -59,7 +59,7 @@ class RoundRobin(Policy):
         ctx_len = live_context_len(w)
         kv_tokens = b_d * (ctx_len - (w.input.mean if m.is_encoder_decoder else 0.0))
         mem = max(stage_memory_bytes(ctx, st, kv_tokens, b_d * w.input.mean,
-                                     max(b_e * w.input.mean, b_d) / len(stages)) for st in stages)
+                                     max(b_e * w.input.mean, b_d) / len(stages)) for st in distinct(stages))
         reason = memory_check(ctx, mem)
         if reason:
             return Plan(self.name, self.kind, key, False, reason, b_e, memory_per_gpu_bytes=mem)

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import memory_check, stage_memory_bytes, tp_degrees
-from harness.policies.pipeline import PipelineCosts, build_pipeline, stage_degrees
+from harness.policies.pipeline import PipelineCosts, build_pipeline, distinct, stage_degrees
 from harness.simulator.expected import live_context_len
 
 MAX_ENCODE_BATCH = 256
@@ -57,15 +57,21 @@ class _WAA(Policy):
         dec = build_pipeline(ctx.cost_model, m, stage_degrees(n - n_enc, d, g), 0, m.num_decoder_layers)
         return enc, dec
 
+    @staticmethod
+    def _stage_memory(ctx: Context, st, decode_side: bool, b_e: float, b_d: float) -> float:
+        """One GPU of stage `st`: encode side holds the prompt's activations (and, decoder-only,
+        its KV until handed over); decode side the KV of B_D live sequences."""
+        w, m = ctx.workload, ctx.model
+        if decode_side:
+            gen = b_d * (live_context_len(w) - (w.input.mean if m.is_encoder_decoder else 0.0))
+            return stage_memory_bytes(ctx, st, gen, b_d * w.input.mean, b_d)
+        prompt = b_e * w.input.mean
+        return stage_memory_bytes(ctx, st, 0 if m.is_encoder_decoder else prompt, 0, prompt)
+
     def _memory(self, ctx: Context, enc, dec, b_e: float, b_d: float) -> tuple[float, float]:
         """Most loaded encode GPU and most loaded decode GPU, bytes."""
-        w, m = ctx.workload, ctx.model
-        prompt = b_e * w.input.mean
-        gen = b_d * (live_context_len(w) - (w.input.mean if m.is_encoder_decoder else 0.0))
-        enc_mem = max(stage_memory_bytes(ctx, st, 0 if m.is_encoder_decoder else prompt, 0, prompt)
-                      for st in enc)
-        dec_mem = max(stage_memory_bytes(ctx, st, gen, b_d * w.input.mean, b_d) for st in dec)
-        return enc_mem, dec_mem
+        return (max(self._stage_memory(ctx, st, False, b_e, b_d) for st in distinct(enc)),
+                max(self._stage_memory(ctx, st, True, b_e, b_d) for st in distinct(dec)))
 
     def choose_encode_gpus(self, ctx: Context, b_e: int, d: int, g: int) -> int:
         raise NotImplementedError
@@ -128,13 +134,30 @@ class WAAMemory(_WAA):
     name = "waa-m"
 
     def choose_encode_gpus(self, ctx: Context, b_e: int, d: int, g: int) -> int:
-        """The split whose encode and decode GPUs use the most equal memory."""
-        n, b_d = ctx.cluster.num_gpus, b_e * ctx.workload.output.mean
+        """The split whose encode and decode GPUs use the most equal memory (the fewest encode
+        GPUs on ties). Memory is linear in B_E per stage (B_D = B_E * S_D), so each split's
+        stages are priced once as lines and every B_E reuses them."""
+        n = ctx.cluster.num_gpus
         best, best_gap = 1, float("inf")
-        for n_enc in range(1, n):
-            if n - n_enc < max(1, g):
-                break
-            e, dm = self._memory(ctx, *self._layout(ctx, n_enc, d, g), b_e, b_d)
-            if abs(e - dm) < best_gap:
-                best, best_gap = n_enc, abs(e - dm)
+        for n_enc in range(1, n - max(1, g) + 1):
+            enc_lines, dec_lines = _memory_lines(self, ctx, n_enc, d, g)
+            gap = abs(max(a + k * b_e for a, k in enc_lines) - max(a + k * b_e for a, k in dec_lines))
+            if gap < best_gap:
+                best, best_gap = n_enc, gap
         return best
+
+
+@lru_cache(maxsize=16384)
+def _memory_lines(policy: _WAA, ctx: Context, n_enc: int, d: int, g: int):
+    """Per distinct stage, (bytes at B_E = 0, bytes per unit of B_E) on the encode and the
+    decode side of a split: `_memory` is linear in B_E stage by stage."""
+    enc, dec = policy._layout(ctx, n_enc, d, g)
+    s_d = ctx.workload.output.mean
+    sides = []
+    for stages, decode_side in ((enc, False), (dec, True)):
+        lines = []
+        for st in distinct(stages):
+            m0 = policy._stage_memory(ctx, st, decode_side, 0.0, 0.0)
+            lines.append((m0, policy._stage_memory(ctx, st, decode_side, 1.0, s_d) - m0))
+        sides.append(tuple(lines))
+    return tuple(sides)
