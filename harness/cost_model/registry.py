@@ -1,4 +1,4 @@
-"""Cost models by name: `analytic` (fitted roofline); a `profiled` model joins later."""
+"""Cost models by name: `analytic` (fitted roofline), `profiled` (tables measured by `harness profile`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from harness.specs.hardware import ClusterSpec
 
 COST_MODELS: Registry = Registry("cost_model", entry_point_group="harness.cost_models")
 COST_MODELS.register("analytic", "harness.cost_model.analytic:AnalyticCostModel")
+COST_MODELS.register("profiled", "harness.cost_model.profiled:ProfiledCostModel")
 
 
 def get_cost_model(name: str, cluster: ClusterSpec) -> CostModel:

@@ -47,13 +47,16 @@ class Links:
         self.rank, self.dtype = rank, dtype
         self.pending: list = []
 
-    def send(self, t: torch.Tensor, dsts: tuple[int, ...]) -> None:
+    def send(self, t: torch.Tensor, dsts: tuple[int, ...], tag: int = -1) -> None:
+        """Asynchronous send; `tag` groups handles for `flush_before` (WAA: the batch index)."""
         t = t.contiguous()
         for d in dsts:
             if d != self.rank:
-                self.pending.append((dist.isend(t, d), t))
-        if len(self.pending) > 64:
-            self.flush()
+                self.pending.append((dist.isend(t, d), t, tag))
+        if tag < 0 and len(self.pending) > 256:     # long runs: wait for the oldest sends
+            old, self.pending = self.pending[:128], self.pending[128:]
+            for h, _, _ in old:
+                h.wait()
 
     def recv(self, shape: tuple[int, ...], src: int, dtype: torch.dtype | None = None) -> torch.Tensor:
         t = torch.empty(shape, dtype=dtype or self.dtype)
@@ -61,18 +64,25 @@ class Links:
         return t
 
     def flush(self) -> None:
-        for h, _ in self.pending:
+        for h, _, _ in self.pending:
             h.wait()
         self.pending.clear()
 
+    def flush_before(self, tag: int) -> None:
+        """Wait for the sends tagged below `tag` (their receiver has acknowledged them)."""
+        done = [p for p in self.pending if 0 <= p[2] < tag]
+        for h, _, _ in done:
+            h.wait()
+        self.pending = [p for p in self.pending if not 0 <= p[2] < tag]
+
     # ---- tensors of unknown shape (WAA KV hand-over) -------------------------------------
-    def send_many(self, ts: list[torch.Tensor], dst: int) -> None:
+    def send_many(self, ts: list[torch.Tensor], dst: int, tag: int = -1) -> None:
         header = torch.zeros(MAX_HEADER, dtype=torch.long)
         dims = [len(ts)] + [x for t in ts for x in (_CODES.index(_code(t)), t.dim(), *t.shape)]
         header[: len(dims)] = torch.tensor(dims, dtype=torch.long)
-        self.send(header, (dst,))
+        self.send(header, (dst,), tag)
         for t in ts:
-            self.send(t.to(self.dtype) if t.is_floating_point() else t, (dst,))
+            self.send(t.to(self.dtype) if t.is_floating_point() else t, (dst,), tag)
 
     def recv_many_after(self, header: torch.Tensor, src: int) -> list[torch.Tensor]:
         """The tensors announced by a received `send_many` header."""

@@ -25,6 +25,7 @@ import torch.multiprocessing as mp
 from harness.errors import UserError, check
 
 BACKENDS = ("gloo", "nccl")
+SHARED_COUNTERS = 8
 DEVICES = ("cpu", "cuda")
 
 
@@ -63,6 +64,8 @@ class WorkerContext:
     cluster: MiniCluster
     emit: Callable[[Any], None]       # stream a message to the coordinator
     cache: dict                       # survives across jobs (weights, groups)
+    shared: Any = None                # int64 counters in shared memory, zeroed per job (gloo
+                                      # cannot poll a pending receive: WAA's "batch ready" flag)
 
     @property
     def device(self) -> str:
@@ -78,12 +81,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker_main(rank: int, mc: MiniCluster, port: int, inbox, outbox) -> None:
+def _worker_main(rank: int, mc: MiniCluster, port: int, inbox, outbox, shared) -> None:
     os.environ.update(OMP_NUM_THREADS=str(mc.threads_per_worker), MKL_NUM_THREADS=str(mc.threads_per_worker))
     import torch
     import torch.distributed as dist
     torch.set_num_threads(mc.threads_per_worker)
-    ctx = WorkerContext(rank, mc.num_workers, mc, lambda m: outbox.put(("msg", rank, m)), {})
+    ctx = WorkerContext(rank, mc.num_workers, mc, lambda m: outbox.put(("msg", rank, m)), {}, shared)
     if mc.device == "cuda":
         torch.cuda.set_device(ctx.device)
         torch.set_default_device(ctx.device)
@@ -112,7 +115,9 @@ class WorkerPool:
         port = _free_port()
         self.outbox = ctx.Queue()
         self.inboxes = [ctx.Queue() for _ in range(mc.num_workers)]
-        self.procs = [ctx.Process(target=_worker_main, args=(r, mc, port, self.inboxes[r], self.outbox),
+        self.shared = ctx.Array("q", SHARED_COUNTERS, lock=False)
+        self.procs = [ctx.Process(target=_worker_main, args=(r, mc, port, self.inboxes[r], self.outbox,
+                                                             self.shared),
                                   daemon=True, name=f"harness-worker-{r}") for r in range(mc.num_workers)]
         for p in self.procs:
             p.start()
@@ -145,6 +150,8 @@ class WorkerPool:
     def run(self, target: str, payload: Any) -> Iterator[tuple[int, Any]]:
         """Start `target(ctx, payload)` on every worker; yield (rank, message) as they arrive,
         then ("result", [per-rank results]) as the last item."""
+        for i in range(SHARED_COUNTERS):
+            self.shared[i] = 0
         for q in self.inboxes:
             q.put((target, payload))
         results: dict[int, Any] = {}

@@ -27,11 +27,13 @@ import torch.distributed as dist
 
 from harness.runner.engine import StageModel, StageSlice
 from harness.runner.layers import SeqState, state_from_tensors, state_part
-from harness.runner.links import Links, StageDef, allreduce_fn, groups_for
+from harness.runner.links import MAX_HEADER, Links, StageDef, allreduce_fn, groups_for
 from harness.runner.weights import load_weights
 from harness.specs.models import ModelSpec
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+BATCHES_SENT = 0        # shared counter: WAA batches the encode worker has handed over
+POLL_S = 2e-4
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +266,7 @@ def _waa_encoder(w: _Worker) -> None:
         while sent - acked >= job.waa_max_unmerged:
             dist.recv(ack, job.stages[0].leader)
             acked += 1
+        w.links.flush_before(acked)
         ids = list(range(lo, min(n, lo + job.batch_size)))
         prompts = [list(job.prompts[i]) for i in ids]
         w.emit("enc_start", ids, time.perf_counter())
@@ -275,8 +278,9 @@ def _waa_encoder(w: _Worker) -> None:
             tp = len(ds.ranks)
             for r_i, r in enumerate(ds.ranks):
                 h = spec.num_heads // tp
-                w.links.send_many(state_part(st, *ds.dec, r_i * h, (r_i + 1) * h).tensors(), r)
+                w.links.send_many(state_part(st, *ds.dec, r_i * h, (r_i + 1) * h).tensors(), r, tag=sent)
         sent += 1
+        w.ctx.shared[BATCHES_SENT] = sent     # host-memory flag: batch `sent - 1` is on its way
     while acked < sent:
         dist.recv(ack, job.stages[0].leader)
         acked += 1
@@ -289,31 +293,27 @@ def _waa_decoder(w: _Worker) -> None:
     others = [r for st in job.stages for r in st.ranks if r != job.stages[0].leader]
     batches = [list(range(lo, min(n, lo + job.batch_size))) for lo in range(0, n, job.batch_size)]
     mbs, toks, need = [None] * m, [None] * m, [False] * m
-    header = torch.zeros(512, dtype=torch.long)
-    pending = dist.irecv(header, src) if leader0 else None
+    header = torch.zeros(MAX_HEADER, dtype=torch.long)
     k = 0
     live = lambda: sum(len(x) for x in mbs if x is not None)  # noqa: E731
     while k < len(batches) or live():
         merge = torch.zeros(1, dtype=torch.long)
         if leader0 and k < len(batches):
-            if not live():
-                pending.wait()
-            merge[0] = int(pending.is_completed())
+            while not live() and w.ctx.shared[BATCHES_SENT] <= k:
+                time.sleep(POLL_S)            # nothing to decode: wait for the encoder
+            merge[0] = int(w.ctx.shared[BATCHES_SENT] > k)
         if others:
             if leader0:
                 w.links.send(merge, tuple(others))
             else:
                 dist.recv(merge, job.stages[0].leader)
         if merge[0]:
-            if not leader0:
-                dist.recv(header, src)
+            dist.recv(header, src)
             new = state_from_tensors(batches[k], w.links.recv_many_after(header, src), len(S.dec), S.t5)
             if leader0:
                 w.links.send(torch.ones(1, dtype=torch.long), (src,))
             w.join(S, mbs, toks, need, new)
             k += 1
-            if leader0 and k < len(batches):
-                pending = dist.irecv(header, src)
         if live():
             w.decode_iteration(S, mbs, toks, need, compact=True)
     if w.s == 0:
@@ -341,3 +341,13 @@ def execute(ctx, job: Job) -> dict:
     w.links.flush()
     dist.barrier()
     return {"rank": ctx.rank, "t0": t0, "tokens": w.tokens}
+
+
+def prepare(ctx, payload: tuple[ModelSpec, int, str]) -> None:
+    """Build (and cache) this rank's weights at TP 1 and TP = world, outside any timing."""
+    spec, seed, dtype = payload
+    for tp, r in ((1, 0), (ctx.world, ctx.rank)):
+        if spec.num_heads % tp == 0 and spec.ffn_size % tp == 0:
+            key = ("w", spec, seed, tp, r, dtype)
+            if key not in ctx.cache:
+                ctx.cache[key] = load_weights(spec, seed, tp, r, DTYPES[dtype])

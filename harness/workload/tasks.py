@@ -58,9 +58,22 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in (
 )}
 
 
+# Scaled-down tasks for the CPU mini-cluster (issue 7, docs/real-execution.md): the paper's
+# S and T with their (avg, std, max) divided by a factor so a run of 48 requests takes
+# seconds on one core per worker. S-cpu: input / 8, output / 4 (short outputs, long
+# prompts: WAA's side); T-cpu: both / 8 (outputs as long as inputs: RRA's side).
+# `paper_output_p99` holds the scaled p99 (paper p99 / factor, rounded), not a paper number.
+CPU_TASKS: dict[str, TaskSpec] = {t.name: t for t in (
+    TaskSpec("S-cpu", "summarization scaled for CPU (input/8, output/4)", 32, 31.5, 64, 8, 3.25, 20, 16),
+    TaskSpec("T-cpu", "translation scaled for CPU (input/8, output/8)", 16, 10.125, 32, 16, 8.5, 40, 37),
+)}
+
+
 def get_task(name: str) -> Workload:
+    if name in CPU_TASKS:
+        return CPU_TASKS[name].workload()
     if name not in TASKS:
-        raise unknown_name("task", name, TASKS)
+        raise unknown_name("task", name, [*TASKS, *CPU_TASKS])
     return TASKS[name].workload()
 
 

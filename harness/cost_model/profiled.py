@@ -1,0 +1,168 @@
+"""Profiled cost model: interpolation in tables measured by `harness profile` (ExeGPT §2, §6).
+
+The XSimulator converts workloads to time "with the profiles" (§6); this model answers the
+CostModel protocol from the profile table of (model, cluster) (schema:
+harness/profiler/profile.py), one table per model, loaded on first use:
+- encode_layer(b, L): the runner encodes packed prompts, so the time is a function of the
+  b * L tokens: piecewise-linear interpolation in log(tokens) over the medians.
+- decode_layer(b, context[, input]): (tri)linear interpolation on the (batch, context
+  [, input length]) grid, extrapolating linearly outside it (attention is linear in both).
+- cross_kv(b, L) (T5) and lm_head(b): the same token / batch interpolation.
+- allreduce / p2p: log-log interpolation in the message size; kv_transfer = p2p of the
+  bytes plus one small-message latency per tensor of the hand-over (2 per layer + 4).
+All-reduce time is inside the measured TP layer times; `LayerTime.comm_s` reports the
+table's all-reduces at the layer's message size, `compute_s` the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.interpolate import RegularGridInterpolator
+
+from harness.cost_model.base import LayerTime
+from harness.errors import UserError
+from harness.specs.hardware import ClusterSpec
+from harness.specs.models import ModelSpec
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KV_TENSORS_PER_LAYER = 2
+
+
+def default_profile_dir() -> Path:
+    return Path(os.environ.get("HARNESS_PROFILE_DIR", REPO_ROOT / "runs" / "profiles"))
+
+
+def _interp1(x: np.ndarray, y: np.ndarray, q: float, log_x: bool = True) -> float:
+    """Piecewise linear in (log) x, linear extrapolation from the end segments."""
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    if len(x) == 1:
+        return float(y[0])
+    fx = np.log(x) if log_x else x
+    fq = np.log(max(q, 1e-9)) if log_x else q
+    i = int(np.clip(np.searchsorted(fx, fq) - 1, 0, len(x) - 2))
+    t = (fq - fx[i]) / (fx[i + 1] - fx[i])
+    return float(max(y[i] + t * (y[i + 1] - y[i]), 0.25 * y.min()))
+
+
+def _by_key(df: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
+    g = df.groupby(key)["time_s"].median()
+    return g.index.to_numpy(dtype=float), g.to_numpy(dtype=float)
+
+
+@dataclass(slots=True)
+class _Tables:
+    df: pd.DataFrame
+    decode: dict = field(default_factory=dict)   # tp -> (axes kept, RegularGridInterpolator)
+    curves: dict = field(default_factory=dict)   # (op, tp) -> (x, y) medians by key
+
+    def curve(self, op: str, tp: int | None, key: str) -> tuple[np.ndarray, np.ndarray]:
+        if (op, tp) not in self.curves:
+            d = self.rows(op, tp)
+            if key == "tokens":
+                d = d.assign(tokens=d.batch_size * d.length)
+            self.curves[(op, tp)] = _by_key(d, key)
+        return self.curves[(op, tp)]
+
+    def rows(self, op: str, tp: int | None = None) -> pd.DataFrame:
+        d = self.df[self.df.op == op]
+        if tp is not None:
+            d = d[d.tp_degree == tp]
+        if d.empty:
+            raise UserError(f"cost_model=profiled: the profile of {self.df.model.iloc[0]} has no "
+                            f"'{op}' points" + (f" at tp_degree {tp}" if tp else "") +
+                            f"; profiled tp_degrees: {sorted(self.df.tp_degree.unique().tolist())}")
+        return d
+
+    def decode_interp(self, tp: int) -> RegularGridInterpolator:
+        if tp not in self.decode:
+            d = self.rows("decode_layer", tp)
+            axes = [np.sort(d[c].unique()).astype(float) for c in ("batch_size", "length", "input_len")]
+            grid = d.pivot_table(index=["batch_size", "length", "input_len"], values="time_s",
+                                 aggfunc="median").reindex(pd.MultiIndex.from_product(axes))
+            vals = grid["time_s"].to_numpy().reshape([len(a) for a in axes])
+            keep = [i for i, a in enumerate(axes) if len(a) > 1]
+            self.decode[tp] = (keep, RegularGridInterpolator([axes[i] for i in keep], vals.squeeze(),
+                                                             bounds_error=False, fill_value=None))
+        return self.decode[tp]
+
+
+@dataclass(frozen=True, slots=True, eq=False)   # hashed by identity (lru caches key on it)
+class ProfiledCostModel:
+    cluster: ClusterSpec
+    profile_dir: Path = field(default_factory=default_profile_dir)
+    id: str = field(init=False)
+    _tables: dict = field(init=False, repr=False)
+    _memo: dict = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", f"profiled/{self.cluster.name}")
+        object.__setattr__(self, "_tables", {})
+        object.__setattr__(self, "_memo", {})
+
+    def tables(self, model: ModelSpec) -> _Tables:
+        if model.name not in self._tables:
+            from harness.profiler.profile import profile_path, require_profile
+            path = profile_path(self.profile_dir, model, self.cluster)
+            require_profile(path, model, self.cluster)
+            self._tables[model.name] = _Tables(pd.read_parquet(path))
+        return self._tables[model.name]
+
+    def _comm(self, model: ModelSpec, tokens: float, n_ar: int, tp: int) -> float:
+        return n_ar * self.allreduce_s(tokens * model.hidden_size * model.dtype_bytes, tp) if tp > 1 else 0.0
+
+    def encode_layer(self, model: ModelSpec, batch_size: int, seq_len: float, tp_degree: int) -> LayerTime:
+        key = ("e", model.name, batch_size, seq_len, tp_degree)
+        if (hit := self._memo.get(key)) is None:
+            tokens = batch_size * max(seq_len, 1.0)
+            x, y = self.tables(model).curve("encode_layer", tp_degree, "tokens")
+            total = _interp1(x, y, tokens)
+            comm = min(self._comm(model, tokens, 2, tp_degree), total)
+            hit = self._memo[key] = LayerTime(total - comm, comm)
+        return hit
+
+    def decode_layer(self, model: ModelSpec, batch_size: int, context_len: float, tp_degree: int,
+                     input_len: float = 0.0) -> LayerTime:
+        key = ("d", model.name, batch_size, context_len, tp_degree, input_len)
+        if (hit := self._memo.get(key)) is None:
+            keep, f = self.tables(model).decode_interp(tp_degree)
+            q = [float(batch_size), float(context_len), float(input_len)]
+            total = max(float(f([[q[i] for i in keep]])[0]), 1e-7)
+            n_ar = 3 if model.is_encoder_decoder else 2
+            comm = min(self._comm(model, batch_size, n_ar, tp_degree), total)
+            hit = self._memo[key] = LayerTime(total - comm, comm)
+        return hit
+
+    def cross_kv_s(self, model: ModelSpec, batch_size: int, input_len: float, tp_degree: int) -> float:
+        x, y = self.tables(model).curve("cross_kv", tp_degree, "tokens")
+        return _interp1(x, y, batch_size * max(input_len, 1.0))
+
+    def lm_head_s(self, model: ModelSpec, num_tokens: int, tp_degree: int) -> float:
+        x, y = self.tables(model).curve("lm_head", None, "batch_size")
+        return _interp1(x, y, max(num_tokens, 1))
+
+    # ---- communication: measured on this cluster, any model's table has them ------------------
+    def _comm_table(self, op: str) -> tuple[np.ndarray, np.ndarray]:
+        if not self._tables:
+            raise UserError("cost_model=profiled: communication times come from a model's profile; "
+                            "ask a layer time first")
+        return next(iter(self._tables.values())).curve(op, None, "message_bytes")
+
+    def allreduce_s(self, message_bytes: float, num_gpus: int, inter_node: bool = False) -> float:
+        if num_gpus <= 1:
+            return 0.0
+        x, y = self._comm_table("allreduce")
+        return _interp1(x, y, max(message_bytes, 1.0))
+
+    def p2p_s(self, message_bytes: float, inter_node: bool = False) -> float:
+        x, y = self._comm_table("p2p")
+        return _interp1(x, y, max(message_bytes, 1.0))
+
+    def kv_transfer_s(self, kv_bytes: float) -> float:
+        """WAA hand-over: one message of the bytes plus a small one per tensor (header, masks)."""
+        return self.p2p_s(kv_bytes) + 8 * self.p2p_s(64)

@@ -1,0 +1,173 @@
+"""Worker side of the profiler: time one layer / one collective at each grid point (SPMD).
+
+Both workers are busy at every point, as in a run: at TP 1 each times the same point on its
+own core at the same time (a pipeline keeps both busy); at TP > 1 the ranks of a group run
+the sharded layer with its all-reduces. Every repeat starts after a barrier; the time is
+rank 0's. Each point is bracketed by a disturbance reading (harness.profiler.disturbance)
+and re-measured once when others used the CPU. The timed code is the runner's own
+(harness.runner.layers / engine), so the profile describes what the runner executes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from harness.profiler.disturbance import CpuMeter
+from harness.runner import layers as L
+from harness.runner.engine import StageModel, StageSlice
+from harness.runner.layers import SeqState
+from harness.runner.links import StageDef, groups_for
+from harness.runner.weights import load_weights
+from harness.specs.models import ModelSpec
+
+OPS = ("encode_layer", "decode_layer", "cross_kv", "lm_head", "allreduce", "p2p")
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    op: str
+    tp_degree: int = 1
+    batch_size: int = 0
+    length: int = 0          # encode: tokens per prompt; decode: cached tokens; cross_kv: input
+    input_len: int = 0       # t5 decode: cross-attention length
+    message_bytes: int = 0   # allreduce / p2p
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileJob:
+    spec: ModelSpec
+    points: tuple[Point, ...]
+    warmup: int
+    repeats: int
+    pids: tuple[int, ...]
+    seed: int = 0
+
+
+def _rng_tokens(spec: ModelSpec, n: int) -> list[int]:
+    return torch.randint(3, spec.vocab_size - 2, (n,)).tolist()
+
+
+def _state(S: StageModel, b: int, ctx_len: int, input_len: int, layers: int) -> SeqState:
+    w = S.w
+    k = [torch.randn(b, w.local_heads, ctx_len, w.head_dim) for _ in range(layers)]
+    v = [torch.randn(b, w.local_heads, ctx_len, w.head_dim) for _ in range(layers)]
+    valid = torch.ones(b, ctx_len, dtype=torch.bool)
+    pos = torch.arange(ctx_len).expand(b, ctx_len).clone()
+    st = SeqState(list(range(b)), k, v, valid, pos, torch.full((b,), ctx_len, dtype=torch.long))
+    if S.t5:
+        st.ck = [torch.randn(b, w.local_heads, input_len, w.head_dim) for _ in range(layers)]
+        st.cv = [torch.randn(b, w.local_heads, input_len, w.head_dim) for _ in range(layers)]
+        st.cvalid = torch.ones(b, input_len, dtype=torch.bool)
+    return st
+
+
+def _op(ctx, job: ProfileJob, p: Point, models: dict, groups: dict):
+    """A zero-argument callable doing the point's work once (fresh inputs prepared here)."""
+    spec, tp = job.spec, p.tp_degree
+    in_group = ctx.rank < tp
+    tp_ranks = tuple(range(tp))
+    ar = (lambda t: dist.all_reduce(t, group=groups[tp_ranks])) if tp > 1 else L.no_allreduce
+    if p.op in ("allreduce", "p2p"):
+        x = torch.zeros(max(1, p.message_bytes // 4))
+        if p.op == "allreduce":
+            return lambda: dist.all_reduce(x)
+        other = 1 - ctx.rank if ctx.rank < 2 else None
+
+        def pingpong() -> None:     # one round trip; the table stores half of it
+            if other is None:
+                return
+            if ctx.rank == 0:
+                dist.send(x, other)
+                dist.recv(x, other)
+            else:
+                dist.recv(x, other)
+                dist.send(x, other)
+        return pingpong
+    if not in_group:                  # a rank outside the TP group idles at this point
+        return lambda: None
+    r = ctx.rank if tp > 1 else 0
+    if (tp, r) not in models:
+        w = load_weights(spec, job.seed, tp, r)
+        models[(tp, r)] = StageModel(w, StageSlice(0, 1, 0, 1, True, True))
+    S = models[(tp, r)]
+    w = S.w
+    b = p.batch_size
+    if p.op == "encode_layer":
+        prompts = [[3] * (p.length + (0 if S.t5 else 1)) for _ in range(b)]
+        x0 = S.embed_prompts(prompts)
+        lengths = S.prompt_lengths(prompts)
+        seg, pos = L.packed_layout(lengths)
+        mask = L.packed_mask(w, seg, pos, causal=not S.t5, dtype=torch.float32)
+        lay = w.encoder[0] if S.t5 else w.decoder[0]
+
+        def enc() -> None:
+            _, k, v = L.full_block(w, lay, x0, mask, ar)
+            if not S.t5:               # the prompt KV goes into the right-aligned cache
+                L.unpack(k, lengths, right=True)
+                L.unpack(v, lengths, right=True)
+        return enc
+    if p.op == "decode_layer":
+        st = _state(S, b, p.length, p.input_len, 1)
+        x = torch.randn(b, 1, spec.hidden_size)
+        cmask = None
+        if st.cvalid is not None:
+            cmask = torch.zeros(b, 1, 1, p.input_len)
+        valid = torch.ones(b, p.length + 1, dtype=torch.bool)
+        mask = torch.zeros(valid.shape).masked_fill_(~valid, L.NEG_INF)[:, None, None]
+        lay = w.decoder[0]
+        ck = st.ck[0] if st.ck else None
+        cv = st.cv[0] if st.cv else None
+        return lambda: L.step_block(w, lay, x, st.k[0], st.v[0], mask, ck, cv, cmask, ar)
+    if p.op == "cross_kv":
+        enc_out = torch.randn(1, b * p.length, spec.hidden_size)
+        S1 = StageModel(w, StageSlice(0, 0, 0, 1, True, True))
+        return lambda: S1.cross_state(enc_out, [p.length] * b, list(range(b)))
+    if p.op == "lm_head":
+        x = torch.randn(b, 1, spec.hidden_size)
+        nxt = torch.zeros(b, dtype=torch.long)
+        pos = torch.zeros(b, dtype=torch.long)
+        return lambda: L.embed_step(w, L.next_tokens(w, x) + nxt, pos)
+    raise ValueError(f"unknown op {p.op}")
+
+
+def profile_job(ctx, job: ProfileJob) -> list[dict]:
+    """Worker entry point: every point's repeat times (rank 0 returns rows, others [])."""
+    torch.manual_seed(job.seed)
+    groups = groups_for(ctx, [StageDef(tuple(range(t))) for t in sorted({p.tp_degree for p in job.points})])
+    models: dict = {}
+    rows = []
+    flag = torch.zeros(1)
+    for i, p in enumerate(job.points):
+        fn = _op(ctx, job, p, models, groups)
+        for attempt in range(2):
+            for _ in range(job.warmup):
+                fn()
+            times = []
+            meter = CpuMeter(list(job.pids))
+            with meter:
+                for _ in range(job.repeats):
+                    dist.barrier()
+                    t = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - t)
+            flag[0] = float(meter.result.disturbed)
+            dist.broadcast(flag, 0)
+            if not flag[0] or attempt == 1:
+                break
+        if p.op == "p2p":
+            times = [t / 2 for t in times]
+        if ctx.rank == 0:
+            a = np.asarray(times)
+            rows.append({**{f: getattr(p, f) for f in Point.__dataclass_fields__},
+                         "time_s": float(np.median(a)), "time_p10_s": float(np.quantile(a, 0.1)),
+                         "time_p90_s": float(np.quantile(a, 0.9)), "repeats": len(a),
+                         "other_cores": meter.result.other_cores, "disturbed": bool(flag[0]),
+                         "remeasured": attempt == 1})
+            if i % 10 == 0:
+                ctx.emit(("progress", i + 1, len(job.points)))
+    return rows

@@ -1,0 +1,129 @@
+"""`harness profile`: the grid, its validation, and the profile table (ExeGPT §2 XProfiler).
+
+Profile table (parquet), one row per point, the schema the `profiled` cost model reads:
+op (encode_layer | decode_layer | cross_kv | lm_head | allreduce | p2p), tp_degree,
+batch_size, length, input_len, message_bytes, time_s (median of `repeats`), time_p10_s,
+time_p90_s (spread), other_cores / disturbed / remeasured (CPU other processes took),
+plus model, cluster, device, torch version. A GPU profile has the same columns.
+Everything is validated before the first timing: a bad grid or model is a one-line error.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from harness.errors import UserError, check
+from harness.profiler.bench import Point, ProfileJob
+from harness.runner.pool import MiniCluster, WorkerPool, run_job
+from harness.specs.hardware import ClusterSpec
+from harness.specs.models import ModelSpec
+
+ENGINE_FAMILIES = ("t5", "opt", "gpt")
+MAX_ENCODE_TOKENS = 2048     # packed encode points above this many tokens are skipped
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    batch_sizes: tuple[int, ...]
+    encode_lengths: tuple[int, ...]
+    decode_contexts: tuple[int, ...]
+    input_lengths: tuple[int, ...]
+    tp_degrees: tuple[int, ...]
+    message_bytes: tuple[int, ...]
+    warmup: int
+    repeats: int
+
+
+def _ints(d: dict, key: str, low: int = 1) -> tuple[int, ...]:
+    v = d.get(key)
+    check(isinstance(v, list | tuple) and len(v) > 0, f"runner.profile.{key}",
+          f"must be a non-empty list of integers >= {low}, got {v!r}")
+    for x in v:
+        check(isinstance(x, int) and not isinstance(x, bool) and x >= low, f"runner.profile.{key}",
+              f"must be a non-empty list of integers >= {low}, got {v!r}")
+    return tuple(sorted(set(v)))
+
+
+def build_grid(d: dict, model: ModelSpec, cluster: ClusterSpec) -> Grid:
+    """Validated `runner.profile.*`; errors name the key and the allowed values."""
+    check(model.family in ENGINE_FAMILIES, "model.family",
+          f"'{model.family}' has no real engine; valid: {', '.join(ENGINE_FAMILIES)} (e.g. model=opt-20m)")
+    allowed = {"out_dir", *Grid.__dataclass_fields__}
+    extra = sorted(set(d) - allowed)
+    check(not extra, "runner.profile", f"unknown key(s) {', '.join(extra)}; valid: {', '.join(sorted(allowed))}")
+    g = Grid(_ints(d, "batch_sizes"), _ints(d, "encode_lengths"), _ints(d, "decode_contexts"),
+             _ints(d, "input_lengths"), _ints(d, "tp_degrees"), _ints(d, "message_bytes", 4),
+             int(d.get("warmup", 2)), int(d.get("repeats", 7)))
+    legal = [t for t in range(1, cluster.num_gpus + 1)
+             if model.num_heads % t == 0 and model.ffn_size % t == 0 and not t & (t - 1)]
+    for t in g.tp_degrees:
+        check(t in legal, "runner.profile.tp_degrees",
+              f"{t} is not a TP degree of {model.name} on {cluster.name}; valid: {legal}")
+    check(g.warmup >= 0, "runner.profile.warmup", "must be >= 0")
+    check(g.repeats >= 1, "runner.profile.repeats", "must be >= 1")
+    check(min(g.decode_contexts) >= 1, "runner.profile.decode_contexts", "must be >= 1")
+    return g
+
+
+def points(g: Grid, model: ModelSpec) -> list[Point]:
+    out = []
+    inputs = g.input_lengths if model.is_encoder_decoder else (0,)
+    for tp in g.tp_degrees:
+        for b in g.batch_sizes:
+            out += [Point("encode_layer", tp, b, n) for n in g.encode_lengths if b * n <= MAX_ENCODE_TOKENS]
+            out += [Point("decode_layer", tp, b, c, i) for c in g.decode_contexts for i in inputs]
+            if model.is_encoder_decoder:
+                out += [Point("cross_kv", tp, b, n) for n in g.encode_lengths if b * n <= MAX_ENCODE_TOKENS]
+    out += [Point("lm_head", 1, b) for b in g.batch_sizes]
+    out += [Point("allreduce", 2, message_bytes=m) for m in g.message_bytes]
+    out += [Point("p2p", 1, message_bytes=m) for m in g.message_bytes]
+    return out
+
+
+def profile_path(out_dir: str | Path, model: ModelSpec, cluster: ClusterSpec) -> Path:
+    return Path(out_dir) / f"{model.name}-{cluster.name}.parquet"
+
+
+def run_profile(model: ModelSpec, cluster: ClusterSpec, mc: MiniCluster, grid: Grid,
+                out: Path, seed: int = 0, pool: WorkerPool | None = None, progress: bool = True) -> pd.DataFrame:
+    """Time every point on the mini-cluster and write the table atomically to `out`."""
+    import torch
+    check(mc.num_workers >= 2, "cluster.num_gpus", "the profiler needs >= 2 workers (collectives)")
+    pts = points(grid, model)
+    own = pool is None
+    pool = pool or WorkerPool(mc)
+    try:
+        bar = tqdm(total=len(pts), desc=f"profile {model.name}", unit="pt", disable=not progress, leave=False)
+
+        def on_msg(rank, m):
+            if m[0] == "progress":
+                bar.n = m[1]
+                bar.refresh()
+        job = ProfileJob(model, tuple(pts), grid.warmup, grid.repeats, tuple(pool.pids.values()), seed)
+        rows = run_job(pool, "harness.profiler.bench:profile_job", job, on_msg)[0]
+        bar.close()
+    finally:
+        if own:
+            pool.close()
+    df = pd.DataFrame(rows)
+    df.insert(0, "model", model.name)
+    df.insert(1, "cluster", cluster.name)
+    df["device"] = f"{mc.device}:{platform.processor() or platform.machine()}"
+    df["threads_per_worker"] = mc.threads_per_worker
+    df["torch"] = torch.__version__
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.parquet")
+    df.to_parquet(tmp, index=False)
+    tmp.replace(out)
+    return df
+
+
+def require_profile(path: Path, model: ModelSpec, cluster: ClusterSpec) -> None:
+    if not path.exists():
+        raise UserError(f"cost_model=profiled: no profile of {model.name} on {cluster.name} at {path}; "
+                        f"run `harness profile model={model.name} cluster={cluster.name}`")

@@ -1,0 +1,225 @@
+"""`harness fidelity`: the simulator's measured error (the paper reports none, ExeGPT §6, §9).
+
+Every configuration (model x task x policy x knobs) is planned once with the `profiled`
+cost model of this machine, then (1) executed by the real runner on the mini-cluster and
+(2) played by the discrete-event simulator on the *same* requests (and scored by the
+expected-value model on the task's distributions). Errors are (predicted - measured) /
+measured of the steady-state throughput and of the p99-length latency (ExeGPT §5), both read
+by `compute_metrics` from records of one schema. A run that other processes disturbed
+(harness.profiler.disturbance) is repeated once and flagged if it still is.
+Plus, under one latency bound (the p30 of FT latencies, §7): the searched RRA/WAA schedule
+and the best FT batch, both executed; measured throughput ratio beside the predicted one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harness.cost_model.profiled import ProfiledCostModel
+from harness.policies import Context, get_policy
+from harness.profiler.disturbance import DISTURBED_CORES
+from harness.runner.pool import MiniCluster, WorkerFailure, WorkerPool, run_job
+from harness.runner.run import execute
+from harness.simulator.discrete_event import simulate
+from harness.simulator.expected import evaluate
+from harness.specs.hardware import ClusterSpec
+from harness.specs.models import ModelSpec
+from harness.workload import get_task
+from harness.workload.streams import offline
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    model: str
+    task: str
+    policy: str
+    knobs: tuple[tuple[str, int], ...]
+    num_requests: int = 48
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}/{self.task}/{self.policy} " + ",".join(f"{k}={v}" for k, v in self.knobs)
+
+
+def _c(model, task, policy, n=48, **knobs) -> Config:
+    return Config(model, task, policy, tuple(sorted(knobs.items())), n)
+
+
+def configs(size: str) -> list[Config]:
+    """`full`: 27 configurations on the three ~20M models (+ 2 on opt-100m) varying batch,
+    N_D, TP (RRA at TP 1 = 2-stage pipeline, TP 2 = one TP stage; FT at TP 2) and the WAA
+    micro-batches; `tiny`: 3 short ones for CI."""
+    if size == "tiny":
+        return [_c("opt-20m", "T-cpu", "ft", 8, batch_size=4),
+                _c("opt-20m", "T-cpu", "rra", 12, encode_batch_size=4, decode_iters=4, tp_degree=1),
+                _c("opt-20m", "T-cpu", "waa-c", 12, encode_batch_size=2, micro_batches=1)]
+    out = []
+    for m in ("opt-20m", "gpt2-20m", "t5-20m"):
+        out += [_c(m, "T-cpu", "ft", 32, batch_size=8),
+                _c(m, "T-cpu", "rra", encode_batch_size=4, decode_iters=4, tp_degree=1),
+                _c(m, "T-cpu", "rra", 64, encode_batch_size=8, decode_iters=8, tp_degree=1),
+                _c(m, "T-cpu", "rra", encode_batch_size=4, decode_iters=2, tp_degree=2),
+                _c(m, "T-cpu", "waa-c", encode_batch_size=2, micro_batches=1),
+                _c(m, "T-cpu", "waa-m", encode_batch_size=1, micro_batches=2),
+                _c(m, "S-cpu", "ft", 32, batch_size=4),
+                _c(m, "S-cpu", "rra", encode_batch_size=8, decode_iters=4, tp_degree=1),
+                _c(m, "S-cpu", "waa-c", encode_batch_size=4, micro_batches=1)]
+    out += [_c("opt-100m", "T-cpu", "ft", 16, batch_size=4),
+            _c("opt-100m", "T-cpu", "rra", 24, encode_batch_size=4, decode_iters=4, tp_degree=1)]
+    return out
+
+
+def _measure(pool: WorkerPool, plan, spec: ModelSpec, reqs, seed: int, progress: bool, label: str):
+    """A real run, repeated once if other processes disturbed it."""
+    res = execute(pool, plan, spec, reqs, seed, progress=progress, desc=label)
+    if not res.error and res.disturbance.other_cores > DISTURBED_CORES:
+        again = execute(pool, plan, spec, reqs, seed, progress=progress, desc=label + " (again)")
+        res = again if again.error or again.disturbance.other_cores < res.disturbance.other_cores else res
+        return res, True
+    return res, False
+
+
+def _row(cfg: Config, plan, res, remeasured: bool, reqs, workload) -> dict:
+    sim = simulate(plan, reqs).metrics
+    ev = evaluate(plan, workload)
+    m = res.metrics
+    row = {"model": cfg.model, "task": cfg.task, "policy": cfg.policy, "knobs": dict(cfg.knobs).__repr__(),
+           "num_requests": len(reqs), "status": "failed" if res.error else "ok", "error": res.error,
+           "wall_s": res.wall_s, "other_cores": res.disturbance.other_cores,
+           "disturbed": res.disturbance.other_cores > DISTURBED_CORES, "remeasured": remeasured,
+           "precision": "float32",
+           "sim_throughput_seq_s": sim.throughput_seq_s, "sim_latency_p99len_s": sim.latency_p99len_s,
+           "ev_throughput_seq_s": ev.throughput_seq_s, "ev_latency_s": ev.latency_s}
+    if m is not None:
+        row |= {"real_throughput_seq_s": m.throughput_seq_s, "real_latency_p99len_s": m.latency_p99len_s,
+                "real_decode_batch_mean": m.decode_batch_mean, "sim_decode_batch_mean": sim.decode_batch_mean,
+                "err_throughput": sim.throughput_seq_s / m.throughput_seq_s - 1,
+                "err_latency": sim.latency_p99len_s / m.latency_p99len_s - 1,
+                "ev_err_throughput": ev.throughput_seq_s / m.throughput_seq_s - 1,
+                "ev_err_latency": ev.latency_s / m.latency_p99len_s - 1}
+    return row
+
+
+class _Pools:
+    """One warm worker pool per model (weights built once); rebuilt after a failure."""
+
+    def __init__(self, mc: MiniCluster) -> None:
+        self.mc, self.pool, self.model = mc, None, None
+
+    def get(self, spec: ModelSpec, seed: int) -> WorkerPool:
+        if self.pool is None or self.model != spec.name or not all(p.is_alive() for p in self.pool.procs):
+            self.close()
+            self.pool = WorkerPool(self.mc)
+            run_job(self.pool, "harness.runner.programs:prepare", (spec, seed, "float32"))
+            self.model = spec.name
+        return self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+        self.pool = None
+
+
+def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: ClusterSpec, mc: MiniCluster,
+                profile_dir, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    cm = ProfiledCostModel(cluster, profile_dir)
+    pools, rows = _Pools(mc), []
+    try:
+        for cfg in cfgs:
+            spec, wl = specs[cfg.model], get_task(cfg.task)
+            plan = get_policy(cfg.policy).plan(Context(spec, cluster, wl, cm), dict(cfg.knobs))
+            reqs = offline(wl, cfg.num_requests, seed)
+            try:
+                res, again = _measure(pools.get(spec, seed), plan, spec, reqs, seed, progress, cfg.label)
+            except WorkerFailure as e:
+                pools.close()
+                rows.append({"model": cfg.model, "task": cfg.task, "policy": cfg.policy, "status": "failed",
+                             "error": str(e)})
+                continue
+            if res.error:
+                pools.close()
+            rows.append(_row(cfg, plan, res, again, reqs, wl))
+    finally:
+        pools.close()
+    return pd.DataFrame(rows)
+
+
+def summary(df: pd.DataFrame) -> dict:
+    ok = df[df.status == "ok"]
+    out = {"configs": int(len(df)), "ok": int(len(ok)), "disturbed": int(ok.disturbed.sum())}
+    for col in ("err_throughput", "err_latency", "ev_err_throughput", "ev_err_latency"):
+        a = ok[col].abs()
+        out[f"median_abs_{col}"] = float(a.median()) if len(a) else math.nan
+        out[f"max_abs_{col}"] = float(a.max()) if len(a) else math.nan
+    return out
+
+
+# ---- searched schedule vs best FT under one bound (ExeGPT §7) ----------------------------------
+FT_BATCHES = (1, 2, 4, 8, 16)
+
+
+def ft_ratio(spec: ModelSpec, task: str, cluster: ClusterSpec, mc: MiniCluster, profile_dir,
+             seed: int = 0, num_requests: int = 48, progress: bool = True) -> dict:
+    from harness.scheduler import find_schedule
+    from harness.scheduler.bounds import percentile_lower
+    cm = ProfiledCostModel(cluster, profile_dir)
+    wl = get_task(task)
+    ctx = Context(spec, cluster, wl, cm)
+    ft = get_policy("ft")
+    ests = {b: evaluate(ft.plan(ctx, {"batch_size": b}), wl) for b in FT_BATCHES}
+    bound = percentile_lower([e.latency_s for e in ests.values()], 30)
+    ok = [(e.throughput_seq_s, b) for b, e in ests.items() if e.latency_s < bound]
+    ok = ok or [(ests[min(ests, key=lambda b: ests[b].latency_s)].throughput_seq_s,
+                 min(ests, key=lambda b: ests[b].latency_s))]
+    ft_b = max(ok)[1]
+    res = find_schedule(ctx, bound, ("rra", "waa-c", "waa-m"), "coarse")
+    best = res.best
+    plans = {"ft": ft.plan(ctx, {"batch_size": ft_b}),
+             "searched": get_policy(best.policy).plan(ctx, dict(best.knobs))}
+    reqs = offline(wl, max(num_requests, 4 * best.encode_batch_size), seed)
+    pools, out = _Pools(mc), {"model": spec.name, "task": task, "bound_s": bound, "ft_batch": ft_b,
+                              "searched_policy": best.policy, "searched_knobs": dict(best.knobs),
+                              "num_requests": len(reqs), "precision": "float32"}
+    try:
+        for name, plan in plans.items():
+            r, _ = _measure(pools.get(spec, seed), plan, spec, reqs, seed, progress, f"ratio {name}")
+            sim = simulate(plan, reqs).metrics
+            out[f"{name}_real_throughput_seq_s"] = r.metrics.throughput_seq_s if r.metrics else math.nan
+            out[f"{name}_real_latency_s"] = r.metrics.latency_p99len_s if r.metrics else math.nan
+            out[f"{name}_sim_throughput_seq_s"] = sim.throughput_seq_s
+            out[f"{name}_ev_throughput_seq_s"] = evaluate(plan, wl).throughput_seq_s
+            out[f"{name}_other_cores"] = r.disturbance.other_cores
+    finally:
+        pools.close()
+    out["ratio_real"] = out["searched_real_throughput_seq_s"] / out["ft_real_throughput_seq_s"]
+    out["ratio_sim"] = out["searched_sim_throughput_seq_s"] / out["ft_sim_throughput_seq_s"]
+    out["ratio_ev"] = out["searched_ev_throughput_seq_s"] / out["ft_ev_throughput_seq_s"]
+    return out
+
+
+def scatter(df: pd.DataFrame, path) -> None:
+    """Predicted (discrete-event, profiled) vs measured throughput and p99-length latency."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ok = df[df.status == "ok"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for ax, (real, sim, title) in zip(axes, (("real_throughput_seq_s", "sim_throughput_seq_s", "throughput (seq/s)"),
+                                             ("real_latency_p99len_s", "sim_latency_p99len_s", "p99-length latency (s)")),
+                                      strict=True):
+        for pol, g in ok.groupby("policy"):
+            ax.scatter(g[real], g[sim], label=pol, s=22)
+        lo, hi = np.nanmin(ok[[real, sim]].to_numpy()) * 0.8, np.nanmax(ok[[real, sim]].to_numpy()) * 1.25
+        xs = np.geomspace(lo, hi, 50)
+        ax.plot(xs, xs, "k-", lw=0.8)
+        ax.fill_between(xs, xs * 0.9, xs * 1.1, color="grey", alpha=0.2, label="±10%")
+        ax.set(xscale="log", yscale="log", xlabel=f"measured {title}", ylabel=f"simulated {title}", title=title)
+        ax.legend(fontsize=7)
+    fig.suptitle("XSimulator (discrete-event, profiled cost model) vs real runner, cpu-2w")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
