@@ -11,12 +11,7 @@ EXTRAS := figures,launchers,engine,dev
 # torch first, pinned: the machine image ships this CPU wheel; a bare `torch` pulls a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-# `make reproduce` runs each step in order: step NAME runs `harness $(STEP_NAME)` and
-# writes its stdout to runs/NAME/report.txt. To add a step, append NAME and define STEP_NAME.
-REPRODUCE_STEPS := calibration
-STEP_calibration := calibrate
-
-.PHONY: help setup test reproduce bench lint clean clean-runs
+.PHONY: help setup test reproduce reproduce-quick figures regress regress-update bench lint clean clean-runs
 
 help: ## list the targets
 	@echo "usage: make <target>"
@@ -35,11 +30,20 @@ setup: $(STAMP) ## create .venv and install the package with all extras (once; a
 test: setup ## run the test suite
 	$(PY) -m pytest -q
 
-reproduce: setup ## run every reproduction step; reports under runs/<step>/report.txt
-	@$(foreach s,$(REPRODUCE_STEPS),\
-	  mkdir -p runs/$(s); echo "==> harness $(STEP_$(s))  ->  runs/$(s)/report.txt"; \
-	  $(HARNESS) $(STEP_$(s)) | tee runs/$(s)/report.txt.tmp; \
-	  mv runs/$(s)/report.txt.tmp runs/$(s)/report.txt;)
+reproduce: setup ## every paper table/figure + runs/REPORT.md (paper vs ours); resumable
+	$(HARNESS) reproduce
+
+reproduce-quick: setup ## a handful of scenarios through the same pipeline (about a minute)
+	$(HARNESS) reproduce --quick
+
+figures: setup ## regenerate figures and runs/REPORT.md from runs/*/results.parquet alone
+	$(HARNESS) figures
+
+regress: setup ## searched throughput vs benchmarks/golden/regress.json (fails on a >1% drop)
+	$(HARNESS) regress
+
+regress-update: setup ## rewrite the golden file and print what changed
+	$(HARNESS) regress --update
 
 bench: setup ## run benchmarks/bench_*.py; results in runs/bench/results.json
 	$(PY) -m benchmarks.run

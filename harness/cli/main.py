@@ -142,6 +142,22 @@ def regress(overrides: list[str]) -> None:
     print(f"regress: {len(rows)} scenarios, no regression", file=sys.stderr)
 
 
+def figures(overrides: list[str]) -> None:
+    """Regenerate every figure and runs/REPORT.md from the results tables alone (no recomputation)."""
+    from harness.figures.cli import run as write_all
+    if overrides:
+        raise UserError(f"figures: takes no overrides, got {' '.join(overrides)}")
+    write_all(Path("runs"))
+
+
+def reproduce(overrides: list[str]) -> None:
+    """Every paper artefact in order (calibration, sweeps, Tables 5/6, figures, REPORT.md); --quick: a handful."""
+    from harness.cli.reproduce import reproduce as run_all
+    if set(overrides) - {"--quick"}:
+        raise UserError(f"reproduce: only --quick is accepted, got {' '.join(overrides)}")
+    run_all(overrides)
+
+
 def monotonicity(overrides: list[str]) -> None:
     """Share of knob steps monotone within 5% (ExeGPT §5, Table 5); writes runs/table5/monotonicity.csv."""
     from harness.cli.commands import markdown_table, monotonicity_study, write_csv_atomic
@@ -161,7 +177,8 @@ def monotonicity(overrides: list[str]) -> None:
 COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": calibrate,
                                                      "estimate": estimate, "bounds": bounds, "search": search,
                                                      "monotonicity": monotonicity, "case-study": case_study,
-                                                     "sweep": sweep, "regress": regress}
+                                                     "sweep": sweep, "regress": regress,
+                                                     "figures": figures, "reproduce": reproduce}
 
 
 def _help() -> str:

@@ -1,0 +1,59 @@
+"""`harness reproduce [--quick]`: every paper artefact in order, each step's stdout kept
+under runs/logs/, the wall time of each step and of the whole printed. Sweeps are resumable,
+so an interrupted reproduction continues where it stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import time
+from pathlib import Path
+
+from harness.errors import UserError
+from harness.results.store import atomic_write_text
+
+# (log name, harness command line). Order matters: figures and the report read what the
+# steps before them wrote.
+FULL = (
+    ("calibration", ["calibrate"]),
+    ("fig6", ["sweep", "experiment=fig6"]),
+    ("fig8", ["sweep", "experiment=fig8"]),
+    ("fig9", ["sweep", "experiment=fig9"]),
+    ("full", ["sweep", "experiment=full"]),
+    ("table5", ["monotonicity"]),
+    ("table6", ["case-study"]),
+    ("figures", ["figures"]),
+)
+OPTIONAL = ("calibration",)      # needs ../shared data; skipped with the reason when absent
+QUICK = (
+    ("quick", ["sweep", "experiment=quick"]),
+    ("table6", ["case-study"]),
+    ("figures", ["figures"]),
+)
+
+
+def reproduce(overrides: list[str]) -> None:
+    from harness.cli.main import COMMANDS
+    quick = "--quick" in overrides
+    steps = QUICK if quick else FULL
+    t_all = time.perf_counter()
+    timings = []
+    for i, (name, argv) in enumerate(steps, 1):
+        print(f"==> [{i}/{len(steps)}] harness {' '.join(argv)}", file=sys.stderr, flush=True)
+        t0, out = time.perf_counter(), io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                COMMANDS[argv[0]](argv[1:])
+        except UserError as e:
+            if name not in OPTIONAL:
+                raise
+            print(f"    {name}: skipped ({e})", file=sys.stderr)
+            out.write(f"skipped: {e}\n")
+        atomic_write_text(Path("runs/logs") / f"{name}.txt", out.getvalue())
+        timings.append((name, time.perf_counter() - t0))
+        print(f"    {name}: {timings[-1][1]:.1f} s (stdout in runs/logs/{name}.txt)", file=sys.stderr)
+    total = time.perf_counter() - t_all
+    lines = [f"{n}\t{s:.1f}" for n, s in timings] + [f"total\t{total:.1f}"]
+    atomic_write_text(Path("runs/logs") / f"reproduce{'-quick' if quick else ''}-timing.tsv", "\n".join(lines) + "\n")
+    print(f"reproduce{' --quick' if quick else ''}: done in {total:.0f} s; see runs/REPORT.md", file=sys.stderr)
