@@ -13,9 +13,14 @@ Definitions (also printed in the report):
       cluster x task x bound, deduplicated. Averages are arithmetic means over the scenarios
       whose FT is feasible and whose ExeGPT is feasible (an ExeGPT NS under a bound FT meets
       is counted and reported, not averaged). small/mid = fig6 scenarios, large = fig8.
-  verdict: "holds" when ours / paper is within [0.8, 1.25] (±25%, our tolerance), "direction
-      only" when ours is on the same side of the reference (1x for speed-ups, 0% for memory)
-      as the paper but outside it, else "no".
+  verdict: "holds (±25%)" when ours / paper is within [0.8, 1.25] (our tolerance); "direction
+      only" when outside it but on the same side of the claim's reference as the paper (1x:
+      ExeGPT beats FT; 0%: WAA needs more weight memory than FT); else "no" (always "no" for
+      plain values without a direction: bounds, monotone shares, Table 6 throughputs). Who-wins
+      rows hold when the paper's policy is chosen in more than half of the feasible scenarios.
+  duplicates: where a table holds several rows of one scenario x policy (jobs of an older
+      config hash left in runs/<experiment>/jobs), the first row in table order is used and
+      the provenance table counts them.
 """
 
 from __future__ import annotations
@@ -34,12 +39,14 @@ COLUMNS = ["section", "claim", "paper", "ours", "ours / paper", "holds", "how ou
            "paper_value", "ours_value"]
 
 
-def verdict(paper: float, ours: float, ref: float = 1.0) -> str:
+def verdict(paper: float, ours: float, ref: float | None = 1.0) -> str:
+    """`ref`: the value whose side the claim is about (1x: ExeGPT beats FT; 0%: WAA needs more
+    memory); None for plain values (bounds, shares, Table 6 throughputs): no direction to hold."""
     if ours is None or pd.isna(ours):
         return "not computed"
     if paper and TOL_LOW <= ours / paper <= TOL_HIGH:
         return "holds (±25%)"
-    if (ours > ref) == (paper > ref):
+    if ref is not None and (ours > ref) == (paper > ref):
         return "direction only"
     return "no"
 
@@ -70,7 +77,7 @@ def paper_scenarios(results: pd.DataFrame) -> pd.DataFrame:
     return union.reset_index(drop=True)
 
 
-def _row(section, claim, paper, ours, how, paper_text=None, ours_text=None, unit="×", ref=1.0,
+def _row(section, claim, paper, ours, how, paper_text=None, ours_text=None, unit="×", ref: float | None = 1.0,
          holds=None) -> dict:
     fmts = {"×": "{:.2f}×", "%": "{:+.0f}%", "share": "{:.1f}%"}       # % = an increase, share = a share
     fmt = fmts.get(unit, "{:.3g}" + unit).format
@@ -192,7 +199,7 @@ def memory_claims(results: pd.DataFrame) -> list[dict]:
                         ns / len(big), "all tables, scenarios deduplicated: WAA-C/WAA-M rows of "
                         "175B/341B that are NS (any bound, any task)",
                         paper_text="NS", ours_text=f"NS in {ns} of {len(big)}",
-                        holds="holds" if ns == len(big) else "no"))
+                        holds="holds" if ns == len(big) else f"no: WAA fits in {len(big) - ns} of {len(big)}"))
     return out
 
 
@@ -251,14 +258,14 @@ def table6_claims(case: pd.DataFrame | None, bounds: pd.DataFrame | None) -> lis
                        r.paper_throughput_seq_s, r.ours_throughput_seq_s,
                        f"case_study.csv: ours {str(r.ours_policy).upper()} {r.ours_settings}, "
                        f"latency {r.ours_latency_s:.3g} s (paper {r.paper_latency_s:g} s)", unit=" seq/s",
-                       ref=0.0)
+                       ref=None)
             row["holds"] += "; same policy" if same else f"; policy differs (ours {str(r.ours_policy).upper()})"
             out.append(row)
     if bounds is not None:
         for r in bounds.itertuples(index=False):
             out.append(_row("Table 6", f"OPT-13B S FT-derived bound {r.label}", r.paper_s, r.ours_s,
                             "bounds.csv (bottom 10/30/70% of FT latencies over batch sizes)",
-                            unit=" s", ref=0.0))
+                            unit=" s", ref=None))
     return out
 
 
@@ -269,7 +276,7 @@ def monotonicity_claims(mono: pd.DataFrame | None) -> list[dict]:
     w = m["pairs"]
     out = [_row("§5 Table 5", f"share of points monotone in {name} (5% tol., GPT-3 39B)", paper,
                 100 * (m[col] * w).sum() / w.sum(), f"pairs-weighted mean over {len(m)} policy×knob×task "
-                f"rows ({int(w.sum())} pairs)", unit="share", ref=0.0)
+                f"rows ({int(w.sum())} pairs)", unit="share", ref=None)
            for name, col, paper in (("throughput", "thr_monotone_share", 97.0),
                                     ("latency", "lat_monotone_share", 96.0))]
     bm = m[(m["knob"] == "micro_batches") & (m["task"] == "T")]
@@ -278,7 +285,7 @@ def monotonicity_claims(mono: pd.DataFrame | None) -> list[dict]:
     out.append(_row("§5 Table 5", "worst: B_m on task T, share non-monotone in latency", 10.5, ours,
                     f"WAA-C/WAA-M B_m rows of task T, pairs-weighted; our worst row: {worst['policy']} "
                     f"{worst['knob']} {worst['task']} ({100 * (1 - worst['lat_monotone_share']):.1f}%)",
-                    unit="share", ref=0.0))
+                    unit="share", ref=None))
     return out
 
 

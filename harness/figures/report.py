@@ -107,6 +107,7 @@ def provenance_table(results: pd.DataFrame) -> pd.DataFrame:
             "experiment": exp, "rows": len(g),
             "scenarios": g[["model", "cluster", "task", "bound"]].drop_duplicates().shape[0],
             "ExeGPT ok / NS / failed": f"{ex.get('ok', 0)} / {ex.get('NS', 0)} / {ex.get('failed', 0)}",
+            "duplicate rows": int(g.duplicated(["model", "cluster", "task", "bound", "policy"]).sum()),
             "git commit(s)": _join(str(c)[:10] for c in g.get("git_commit", pd.Series([], dtype=object)).dropna()),
             "dirty": _join(g.get("git_dirty", pd.Series([], dtype=object)).dropna()),
             "machine": _join(g.get("machine", pd.Series([], dtype=object))),
@@ -146,6 +147,17 @@ def report_markdown(runs_dir: Path) -> str:
              "nothing is recomputed. Paper numbers: spec §5 and §8 (ExeGPT, ASPLOS 2024).", "",
              "## Provenance", ""]
     lines += [markdown_table(provenance_table(results)) if len(results) else "No results.parquet yet.", ""]
+    if len(results):
+        commits = sorted(results["git_commit"].dropna().astype(str).str[:10].unique())
+        dirty = sorted(results.loc[results["git_dirty"].fillna(True).astype(bool), "experiment"].unique())
+        dup = results.duplicated(["experiment", "model", "cluster", "task", "bound", "policy"])
+        dup_exps = sorted(results.loc[dup, "experiment"].unique())
+        if len(commits) > 1 or dirty or dup_exps:
+            lines += [f"**Caution:** the tables come from {len(commits)} commit(s) ({', '.join(commits)})"
+                      + (f"; rows of {', '.join(dirty)} were produced from a dirty tree" if dirty else "")
+                      + (f"; {', '.join(dup_exps)} hold several rows of one scenario × policy (jobs of "
+                         "an older config hash; the first in table order is used)" if dup_exps else "")
+                      + ". Rerun the sweeps from one clean commit before quoting these numbers.", ""]
     if claims is not None:
         lines += ["## Paper vs ours", "", "Definitions:", "", "```",
                   headline.__doc__.split("Definitions (also printed in the report):")[1].strip("\n"),
