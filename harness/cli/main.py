@@ -174,11 +174,30 @@ def monotonicity(overrides: list[str]) -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+def profile(overrides: list[str]) -> None:
+    """Time one encoder/decoder layer and the collectives on the mini-cluster (ExeGPT §2); JSON."""
+    from harness.runner.commands import profile as body
+    print(json.dumps(body(overrides), indent=2))
+
+
+def run(overrides: list[str]) -> None:
+    """Execute one schedule for real on the mini-cluster (cluster=cpu-2w cost_model=profiled); JSON."""
+    from harness.runner.commands import run as body
+    print(json.dumps(body(overrides), indent=2))
+
+
+def fidelity(overrides: list[str]) -> None:
+    """Simulator vs real runner on >= 20 configurations (runner.fidelity.size=tiny|full); JSON."""
+    from harness.runner.commands import fidelity as body
+    print(json.dumps(body(overrides), indent=2, default=str))
+
+
 COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": calibrate,
                                                      "estimate": estimate, "bounds": bounds, "search": search,
                                                      "monotonicity": monotonicity, "case-study": case_study,
                                                      "sweep": sweep, "regress": regress,
-                                                     "figures": figures, "reproduce": reproduce}
+                                                     "figures": figures, "reproduce": reproduce,
+                                                     "profile": profile, "run": run, "fidelity": fidelity}
 
 
 def _help() -> str:

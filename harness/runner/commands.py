@@ -1,0 +1,149 @@
+"""Bodies of `harness profile`, `harness run` and `harness fidelity` (config -> files + JSON).
+
+All three read the `runner` config group (conf/runner/cpu.yaml) and validate it before a
+worker starts; outputs go under runs/ (profiles/, real/, fidelity/).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from harness.config import Scenario, build_scenario, compose
+from harness.errors import UserError, check
+from harness.runner.pool import MiniCluster
+
+SIZES = ("tiny", "full")
+
+
+def mini_cluster(s: Scenario, r: dict) -> MiniCluster:
+    return MiniCluster(s.cluster.num_gpus, int(r.get("threads_per_worker", 1)), str(r.get("backend", "gloo")),
+                       str(r.get("device", "cpu")), float(r.get("timeout_s", 120)))
+
+
+def _runner(cfg: DictConfig) -> dict:
+    check("runner" in cfg, "runner", "missing; choose one with runner=<name> (conf/runner/)")
+    return OmegaConf.to_container(cfg.runner, resolve=True)
+
+
+def profile(overrides: list[str]) -> dict:
+    from harness.profiler.profile import build_grid, points, profile_path, run_profile
+    cfg = compose(overrides)
+    s, r = build_scenario(cfg), _runner(cfg)
+    grid = build_grid(dict(r.get("profile") or {}), s.model, s.cluster)    # fails before timing
+    mc = mini_cluster(s, r)
+    out = profile_path(r["profile"]["out_dir"], s.model, s.cluster)
+    t = time.perf_counter()
+    df = run_profile(s.model, s.cluster, mc, grid, out, s.seed, progress=bool(r.get("progress", True)))
+    return {"profile": str(out), "points": len(points(grid, s.model)), "seconds": round(time.perf_counter() - t, 1),
+            "disturbed_share": round(float(df.disturbed.mean()), 3),
+            "median_other_cores": round(float(df.other_cores.median()), 3)}
+
+
+def _context(s: Scenario):
+    from harness.cost_model import get_cost_model
+    from harness.policies import Context
+    if s.cluster.gpu.name == "cpu" and s.cost_model_name != "profiled":
+        raise UserError(f"cost_model: '{s.cost_model_name}' has no constants for the cpu cluster; use "
+                        "cost_model=profiled (after `harness profile`)")
+    return Context(s.model, s.cluster, s.workload, get_cost_model(s.cost_model_name, s.cluster))
+
+
+def _finite(x):
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def run(overrides: list[str]) -> dict:
+    """One policy with its knobs on the mini-cluster; per-request records to runs/real/."""
+    from harness.policies import get_policy
+    from harness.runner.pool import WorkerPool, run_job
+    from harness.runner.run import execute
+    from harness.simulator.discrete_event import simulate
+    from harness.workload.streams import offline
+    cfg = compose(overrides)
+    s, r = build_scenario(cfg), _runner(cfg)
+    ctx = _context(s)
+    pol = get_policy(s.policy_name)
+    knobs = pol.validate(ctx, dict(s.policy_knobs))
+    plan = pol.plan(ctx, knobs)
+    check(plan.feasible, "policy", f"infeasible plan: {plan.reason}")
+    dtype = str(r.get("dtype", "float32"))
+    check(dtype in ("float32", "float64"), "runner.dtype", f"'{dtype}' not in float32, float64")
+    n = int(r.get("num_requests", 48))
+    check(n >= 1, "runner.num_requests", "must be >= 1")
+    reqs = offline(s.workload, n, s.seed)
+    from harness.runner.run import plan_job
+    plan_job(plan, s.model, reqs, s.seed, dtype)                          # layout errors before start
+    with WorkerPool(mini_cluster(s, r)) as pool:
+        run_job(pool, "harness.runner.programs:prepare", (s.model, s.seed, dtype))
+        res = execute(pool, plan, s.model, reqs, s.seed, dtype, progress=bool(r.get("progress", True)))
+    out_dir = Path(str(r.get("out_dir", "runs/real")))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tag = f"{s.model.name}-{s.workload.name}-{s.policy_name}-" + "-".join(f"{k}{v}" for k, v in sorted(knobs.items()))
+    path = out_dir / f"{tag}.parquet"
+    if res.records is not None:
+        res.records.to_frame().to_parquet(path, index=False)
+    sim = simulate(plan, reqs).metrics
+    out = {"inputs": {"model": s.model.name, "cluster": s.cluster.name, "workload": s.workload.name,
+                      "policy": s.policy_name, "knobs": knobs, "num_requests": n, "precision": dtype,
+                      "cost_model": ctx.cost_model.id},
+           "records": str(path) if res.records is not None else None,
+           "wall_s": round(res.wall_s, 3), "other_cores": round(res.disturbance.other_cores, 3),
+           "disturbed": res.disturbance.disturbed}
+    if res.error:
+        out["error"] = res.error
+    if res.metrics:
+        out["measured"] = {k: _finite(getattr(res.metrics, k)) for k in res.metrics.__dataclass_fields__}
+    out["simulated_discrete_event"] = {k: _finite(getattr(sim, k)) for k in sim.__dataclass_fields__}
+    if res.error:
+        print(json.dumps(out, indent=2))
+        raise UserError(res.error)
+    return out
+
+
+def fidelity(overrides: list[str]) -> dict:
+    """Real runner vs simulator on >= 20 configurations (runner.fidelity.size=full) or 3 (tiny)."""
+    from harness.profiler.profile import build_grid, profile_path, run_profile
+    from harness.runner import fidelity as F
+    cfg = compose(["cluster=cpu-2w", "cost_model=profiled", *overrides])
+    s, r = build_scenario(cfg), _runner(cfg)
+    fr = dict(r.get("fidelity") or {})
+    size = str(fr.get("size", "full"))
+    check(size in SIZES, "runner.fidelity.size", f"'{size}' not in {', '.join(SIZES)}")
+    out_dir = Path(str(fr.get("out_dir", "runs/fidelity")))
+    prof_dir = Path(str(r["profile"]["out_dir"]))
+    cfgs = F.configs(size)
+    specs = {m: build_scenario(compose([f"model={m}", "cluster=cpu-2w"])).model for m in dict.fromkeys(c.model for c in cfgs)}
+    grids = {m: build_grid(dict(r["profile"]), spec, s.cluster) for m, spec in specs.items()}   # validate first
+    mc, progress, t0 = mini_cluster(s, r), bool(r.get("progress", True)), time.perf_counter()
+    profiled = []
+    for m, spec in specs.items():
+        path = profile_path(prof_dir, spec, s.cluster)
+        if bool(fr.get("reprofile", False)) or not path.exists():
+            run_profile(spec, s.cluster, mc, grids[m], path, s.seed, progress=progress)
+            profiled.append(m)
+    t_prof = time.perf_counter() - t0
+    df = F.run_configs(cfgs, specs, s.cluster, mc, prof_dir, s.seed, progress)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out_dir / f"fidelity-{size}.csv", index=False)
+    F.scatter(df, out_dir / f"fidelity-{size}.png")
+    summary = F.summary(df)
+    result = {"size": size, "profiled_now": profiled, "profile_s": round(t_prof, 1), **summary,
+              "table": str(out_dir / f"fidelity-{size}.csv"), "plot": str(out_dir / f"fidelity-{size}.png")}
+    if bool(fr.get("ratio", size == "full")):
+        ratio = F.ft_ratio(specs["opt-20m"], "T-cpu", s.cluster, mc, prof_dir, s.seed, progress=progress)
+        pd.DataFrame([ratio]).to_csv(out_dir / f"ft-ratio-{size}.csv", index=False)
+        result["ft_ratio"] = {k: _finite(v) if not isinstance(v, dict) else v for k, v in ratio.items()}
+    if bool(fr.get("ct2", size == "full")):
+        from harness.runner.baseline import compare_ct2
+        ct = compare_ct2(specs, s.cluster, mc, prof_dir, out_dir / "ct2", s.seed, size, progress)
+        ct.to_csv(out_dir / f"ct2-vs-torch-{size}.csv", index=False)
+        result["ct2_vs_torch_ft"] = ct.to_dict(orient="records")
+    result["total_s"] = round(time.perf_counter() - t0, 1)
+    (out_dir / f"summary-{size}.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
