@@ -68,13 +68,13 @@ def sweep(overrides: list[str]) -> None:
     print(f"{exp}: {len(jobs)} jobs, {len(jobs) - len(todo)} already stored -> {store.root}", file=sys.stderr)
     if todo:
         _run_multirun(exp, passthrough, params, store, set(hashes))
-    df = store.aggregate()
-    df = df[df["config_hash"].isin(hashes)]
+    df = store.aggregate(set(hashes))
     counts = df[df["policy"] == "exegpt"]["status"].value_counts().to_dict()
     print(f"{exp}: wrote {store.parquet} ({len(df)} rows; jobs {counts})", file=sys.stderr)
     missing = set(hashes) - store.done()
     if missing:
-        raise UserError(f"sweep: {len(missing)} of {len(jobs)} jobs left no result; see {store.root}/hydra/sweep.log")
+        raise UserError(f"sweep: {len(missing)} of {len(jobs)} jobs left no result (did conf/ change during "
+                        f"the sweep?); see {store.root}/hydra/sweep.log")
 
 
 def _run_multirun(exp: str, passthrough: list[str], params: dict[str, str], store: ResultStore,

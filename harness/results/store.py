@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.errors import UserError
+
 SORT_KEYS = ("model", "cluster", "task", "bound", "policy")
 
 
@@ -54,14 +56,17 @@ class ResultStore:
     def done(self) -> set[str]:
         return {p.stem for p in self.jobs_dir.glob("*.json")} if self.jobs_dir.exists() else set()
 
-    def aggregate(self) -> pd.DataFrame:
-        """All job rows as one tidy table, written to results.parquet (atomically)."""
+    def aggregate(self, hashes: set[str] | None = None) -> pd.DataFrame:
+        """The job rows of `hashes` (default: every stored job) as one tidy table, written to
+        results.parquet (atomically). A sweep passes its own hashes, so jobs left from an
+        older config (kept on disk, skipped by nothing) never mix into its table."""
         rows = []
         for p in sorted(self.jobs_dir.glob("*.json")):
-            rows.extend(json.loads(p.read_text()))
+            if hashes is None or p.stem in hashes:
+                rows.extend(json.loads(p.read_text()))
         df = pd.DataFrame(rows)
         if df.empty:
-            raise FileNotFoundError(f"no job results under {self.jobs_dir}")
+            raise UserError(f"results: no job results under {self.jobs_dir}")
         keys = [k for k in SORT_KEYS if k in df.columns]
         df = df.sort_values(keys, kind="stable").reset_index(drop=True)
         self.root.mkdir(parents=True, exist_ok=True)
