@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from harness.errors import UserError, check, unknown_name
+from harness.policies.base import SLA
 from harness.specs.hardware import GPUS_PER_NODE, ClusterSpec, make_cluster
 from harness.specs.models import MODELS, ModelSpec, get_model, model_from_dict
 from harness.workload import Workload, fixed_workload, get_task
@@ -169,6 +170,7 @@ class Scenario:
     policy_name: str = "rra"
     policy_knobs: tuple[tuple[str, int], ...] = ()   # knobs set in conf/policy (null = policy default)
     search: SearchSettings = SearchSettings()
+    sla: SLA = SLA()
 
 
 def _int(value: object, key: str) -> int:
@@ -227,6 +229,14 @@ def build_paths(d: dict) -> Paths:
     return Paths(**{key: Path(str(d[key])).resolve() for key in Paths.__slots__})
 
 
+def build_sla(d: dict) -> SLA:
+    """`sla.*` -> SLA; errors name the key (ExeGPT §5 SLA variants)."""
+    n = d.get("output_len")
+    if n is not None:
+        n = _int(n, "sla.output_len")
+    return SLA(str(d.get("kind", "main")), n)
+
+
 def _paper_cluster(model: ModelSpec) -> ClusterSpec:
     """`use_paper_cluster=true`: the cluster the paper ran this model on (ExeGPT §7)."""
     from harness.specs import get_cluster
@@ -260,4 +270,5 @@ def build_scenario(cfg: DictConfig) -> Scenario:
         policy_knobs=tuple(sorted((k, _int(v, f"policy.{k}")) for k, v in c["policy"].items()
                                   if k != "name" and v is not None)),
         search=build_search(c["search"]),
+        sla=build_sla(c.get("sla") or {}),
     )

@@ -21,7 +21,7 @@ SIMULATORS = ("expected", "discrete-event")
 
 
 def context(s: Scenario) -> Context:
-    return Context(s.model, s.cluster, s.workload, get_cost_model(s.cost_model_name, s.cluster))
+    return Context(s.model, s.cluster, s.workload, get_cost_model(s.cost_model_name, s.cluster), s.sla)
 
 
 def _finite(x: float) -> float | None:
@@ -109,7 +109,8 @@ def search_json(s: Scenario, cfg: DictConfig) -> dict:
                               if ft and res.best else None)
     return {"inputs": {"model": s.model.name, "cluster": s.cluster.name, "workload": s.workload.name,
                        "workload_source": s.workload.source, "output_p99": s.workload.output_p99,
-                       "cost_model": ctx.cost_model.id, "bound": label, "bound_s": _finite(bound_s)},
+                       "cost_model": ctx.cost_model.id, "bound": label, "bound_s": _finite(bound_s),
+                       **s.sla.as_dict()},
             **{k: _json_safe(v) for k, v in out.items()}}
 
 

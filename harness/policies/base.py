@@ -42,6 +42,40 @@ class KnobSpec:
             raise UserError(f"policy.{self.name}: {value} not in [{self.low}, {self.high}] step {self.step}")
 
 
+SLA_KINDS = ("main", "a", "b")
+
+
+@dataclass(frozen=True, slots=True)
+class SLA:
+    """What "latency < L" means (ExeGPT §5).
+    main: the worst-case end-to-end time of a query whose output has the p99 length (the paper's).
+    a:    99% of all queries finish within L (p99 of end-to-end latency over every query).
+    b:    a query of output length `output_len` finishes within L.
+    In the expected-value model a query's latency is one number per output length, rising with
+    it, so `a` and `main` coincide there; they differ in the discrete-event simulator (and in
+    real runs), where queries of one length see different phase alignments."""
+
+    kind: str = "main"
+    output_len: int | None = None      # SLA-b only
+
+    def __post_init__(self) -> None:
+        if self.kind not in SLA_KINDS:
+            raise UserError(f"sla.kind: unknown '{self.kind}'; valid: {', '.join(SLA_KINDS)}")
+        if (self.kind == "b") != (self.output_len is not None):
+            raise UserError("sla.output_len: set it (tokens >= 1) with sla.kind=b, and only then")
+        if self.output_len is not None and self.output_len < 1:
+            raise UserError(f"sla.output_len: must be >= 1, got {self.output_len}")
+
+    def latency_output_len(self, workload: Workload) -> int:
+        """The output length whose query the bound is held to (RRA/WAA; FT: always the maximum)."""
+        if self.kind == "b":
+            return min(int(self.output_len), workload.output_max)
+        return workload.output_p99
+
+    def as_dict(self) -> dict:
+        return {"sla": self.kind, "sla_output_len": self.output_len}
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """Everything a policy needs besides its knobs."""
@@ -50,6 +84,7 @@ class Context:
     cluster: ClusterSpec
     workload: Workload
     cost_model: CostModel
+    sla: SLA = SLA()
 
 
 class StepCosts(Protocol):

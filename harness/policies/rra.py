@@ -64,6 +64,6 @@ class RoundRobin(Policy):
         if reason:
             return Plan(self.name, self.kind, key, False, reason, b_e, memory_per_gpu_bytes=mem)
         costs = PipelineCosts(ctx.cost_model, m, stages, stages, decode_micro_batches=len(stages))
-        return Plan(self.name, self.kind, key, True, "", b_e, knobs["decode_iters"], w.output_p99,
+        return Plan(self.name, self.kind, key, True, "", b_e, knobs["decode_iters"], ctx.sla.latency_output_len(w),
                     max_decode_batch=int(b_d * 1.5) + 1, memory_per_gpu_bytes=mem,
                     num_stages=len(stages), costs=costs)

@@ -106,7 +106,7 @@ class _WAA(Policy):
         if reason:
             return Plan(self.name, self.kind, key, False, reason, b_e, memory_per_gpu_bytes=mem)
         costs = PipelineCosts(ctx.cost_model, ctx.model, enc, dec, decode_micro_batches=b_m, kv_senders=n_enc)
-        return Plan(self.name, self.kind, key, True, "", b_e, 1, w.output_p99,
+        return Plan(self.name, self.kind, key, True, "", b_e, 1, ctx.sla.latency_output_len(w),
                     max_decode_batch=int(b_d * 1.5) + 1, memory_per_gpu_bytes=mem,
                     num_stages=len(enc) + len(dec), costs=costs)
 
