@@ -24,19 +24,100 @@ arrival order, so every encoded batch is a contiguous index range.
 Cost calls round the mean context and mean input to integers: the cost model memoises
 layer times by exact arguments, and attention cost is linear in context, so the error is
 under one token.
+
+Runtime adjustment (ExeGPT §3, XRunner; thresholds *unknown* in the paper, here config knobs
+of `RuntimeAdjustment`, default off: the plain timelines above, bit for bit). When on, for
+rra/waa (FT has none):
+- input rule: an encoder batch is the arrival-order prefix of the waiting requests whose
+  total input length lies within `input_tolerance_rel` of the expected total (target count
+  x E[input], the schedule's workload); it grows or shrinks one request at a time from the
+  rounded target count, stopping at the band, and, where one request would jump over the
+  band, at the count closer to the expected total;
+- decode rule: before each encoding the decoding batch is compared with the schedule's
+  expected B_D (`evaluate(plan, workload).decode_batch_size`; RRA: mean batch of the last
+  phase, WAA: the live batch); outside `decode_tolerance_rel` the target count becomes
+  B_E * expected / observed (a proportional correction: under a persistent ratio r the
+  target settles at B_E / sqrt(r)), inside it returns to B_E;
+- the count stays within B_E * (1 +- `max_step_rel`) (at least 1) and within what has
+  arrived and what memory (`max_decode_batch`) admits.
+A WAA batch larger than B_E joins the decoding batch alone (the one-batch-per-iteration rule).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
+from harness.errors import UserError, check
 from harness.policies.base import Estimate, Plan, StepCosts
+from harness.simulator.expected import evaluate
 from harness.simulator.metrics import SimRecords, SimResult, compute_metrics
 from harness.workload.streams import Requests, offline
 from harness.workload.tasks import Workload
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeAdjustment:
+    """Runtime batch adjustment knobs (ExeGPT §3; the paper gives no values). Default off."""
+
+    enabled: bool = False
+    input_tolerance_rel: float = 0.1    # encoder batch total input within +-10% of count x E[input]
+    decode_tolerance_rel: float = 0.1   # decoding batch drift tolerated before B_E moves
+    max_step_rel: float = 0.5           # encoder batch count within B_E * (1 +- this)
+
+    def __post_init__(self) -> None:
+        for name in ("input_tolerance_rel", "decode_tolerance_rel", "max_step_rel"):
+            v = getattr(self, name)
+            check(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
+                  f"runtime_adjustment.{name}", f"must be a number >= 0, got {v!r}")
+
+
+OFF = RuntimeAdjustment()
+
+
+class _Adjuster:
+    """Chooses each encoder batch's size (module docstring, "Runtime adjustment")."""
+
+    def __init__(self, adj: RuntimeAdjustment, plan: Plan, workload: Workload) -> None:
+        self.adj, self.b_e = adj, plan.encode_batch_size
+        self.mean_in = float(workload.input.mean)
+        self.b_d = float(evaluate(plan, workload).decode_batch_size)
+        self.target = float(self.b_e)
+        self.n_min = max(1, math.floor(self.b_e * (1 - adj.max_step_rel)))
+        self.n_max = max(self.b_e, math.ceil(self.b_e * (1 + adj.max_step_rel)))
+
+    def observe(self, decode_batch: float) -> None:
+        """Decode rule: move the target count when the decoding batch left its band."""
+        if self.b_d <= 0:
+            return
+        if decode_batch > 0 and abs(decode_batch / self.b_d - 1) > self.adj.decode_tolerance_rel:
+            self.target = float(np.clip(self.b_e * self.b_d / decode_batch, self.n_min, self.n_max))
+        elif decode_batch > 0:
+            self.target = float(self.b_e)
+        else:                                       # empty decoding batch: as large as allowed
+            self.target = float(self.n_max)
+
+    def size(self, inputs: np.ndarray, available: int) -> int:
+        """Input rule: how many of the waiting requests (`inputs`, arrival order) to encode."""
+        hi = min(self.n_max, available)
+        if hi <= 0:
+            return 0
+        lo = min(self.n_min, hi)
+        s = np.cumsum(inputs[:hi], dtype=np.float64)
+        goal, tol = self.target * self.mean_in, self.adj.input_tolerance_rel
+        m = int(np.clip(round(self.target), lo, hi))
+        while m > lo and s[m - 1] > goal * (1 + tol):
+            m -= 1
+            if s[m - 1] < goal * (1 - tol) and goal - s[m - 1] > s[m] - goal:
+                return m + 1                        # the band lies inside one request
+        while m < hi and s[m - 1] < goal * (1 - tol):
+            if s[m] > goal * (1 + tol) and goal - s[m - 1] < s[m] - goal:
+                break
+            m += 1
+        return m
 
 
 class _Timeline:
@@ -116,7 +197,7 @@ class _LiveBatch:
         return t, step
 
 
-def _play_static(plan: Plan, reqs: Requests, tl: _Timeline) -> None:
+def _play_static(plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | None = None) -> None:
     c, b, t = plan.costs, plan.encode_batch_size, 0.0
     for lo in range(0, len(reqs), b):
         hi = min(lo + b, len(reqs))
@@ -135,30 +216,38 @@ def _play_static(plan: Plan, reqs: Requests, tl: _Timeline) -> None:
         tl.finish[lo:hi] = np.asarray(tl.iter_end[base:])[out - 1]
 
 
-def _play_rra(plan: Plan, reqs: Requests, tl: _Timeline) -> None:
+def _play_rra(plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | None = None) -> None:
     c, n, cap = plan.costs, len(reqs), plan.max_decode_batch or math.inf
     batch, nxt, t = _LiveBatch(), 0, 0.0
+    phase_mean = 0.0                                # mean decoding batch of the last phase
     while nxt < n or len(batch):
         arrived = int(np.searchsorted(reqs.arrival_s, t, side="right"))
         if not len(batch) and arrived <= nxt:      # idle: wait for the next arrival
             t = float(reqs.arrival_s[nxt])
             continue
-        m = int(max(0, min(plan.encode_batch_size, arrived - nxt, cap - len(batch))))
+        if adj is None:
+            m = int(max(0, min(plan.encode_batch_size, arrived - nxt, cap - len(batch))))
+        else:
+            adj.observe(phase_mean)
+            room = int(max(0, min(arrived - nxt, cap - len(batch))))
+            m = adj.size(reqs.input_len[nxt:nxt + room], room)
         if m:
             start = t
             t += c.encode_s(m, round(float(reqs.input_len[nxt:nxt + m].mean())))
             tl.encoded(nxt, nxt + m, start, t)
             batch.join(reqs, nxt, nxt + m, tl)
             nxt += m
+        base = len(tl.iter_batch)
         t, last = batch.run(plan.decode_iters, t, c, tl)
         t += c.decode_drain_s(*last)
+        phase_mean = float(np.mean(tl.iter_batch[base:])) if len(tl.iter_batch) > base else 0.0
 
 
 class _Encoder:
     """WAA encode pipeline + host KV channel, back-pressured by unmerged batches."""
 
-    def __init__(self, plan: Plan, reqs: Requests, tl: _Timeline) -> None:
-        self.plan, self.reqs, self.tl = plan, reqs, tl
+    def __init__(self, plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | None = None) -> None:
+        self.plan, self.reqs, self.tl, self.adj = plan, reqs, tl, adj
         self.next, self.free_s, self.channel_free_s = 0, 0.0, 0.0
         self.pending: deque[tuple[float, int, int]] = deque()   # (ready_s, lo, hi), oldest first
         self.latency_s, self.period_s, self.gated = 0.0, 0.0, False
@@ -170,8 +259,9 @@ class _Encoder:
     def next_start_s(self) -> float:
         return max(self.free_s, float(self.reqs.arrival_s[self.next]))
 
-    def start_until(self, t: float, iteration_s: float) -> None:
-        """Start every batch the pipeline can start at or before time t."""
+    def start_until(self, t: float, iteration_s: float, decode_batch: int = 0) -> None:
+        """Start every batch the pipeline can start at or before time t (`decode_batch`: the
+        live decoding batch, read by runtime adjustment only)."""
         c, r = self.plan.costs, self.reqs
         while not self.done:
             pace = max(self.period_s, iteration_s)
@@ -185,8 +275,12 @@ class _Encoder:
             s = self.next_start_s()
             if s > t:
                 return
-            lo = self.next
-            hi = min(lo + self.plan.encode_batch_size, int(np.searchsorted(r.arrival_s, s, side="right")))
+            lo, arrived = self.next, int(np.searchsorted(r.arrival_s, s, side="right"))
+            if self.adj is None:
+                hi = min(lo + self.plan.encode_batch_size, arrived)
+            else:
+                self.adj.observe(decode_batch)
+                hi = lo + self.adj.size(r.input_len[lo:arrived], arrived - lo)
             m, mean_in = hi - lo, round(float(r.input_len[lo:hi].mean()))
             enc_s, kv_s = c.encode_s(m, mean_in), c.kv_transfer_s(m, mean_in)
             self.period_s, self.latency_s = c.encode_period_s(m, mean_in), enc_s + kv_s
@@ -196,20 +290,23 @@ class _Encoder:
             self.free_s, self.next = s + self.period_s, hi
 
 
-def _play_waa(plan: Plan, reqs: Requests, tl: _Timeline) -> None:
+def _play_waa(plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | None = None) -> None:
     cap = plan.max_decode_batch or math.inf
-    enc, batch, t, it_s = _Encoder(plan, reqs, tl), _LiveBatch(), 0.0, 0.0
+    enc, batch, t, it_s = _Encoder(plan, reqs, tl, adj), _LiveBatch(), 0.0, 0.0
     while True:
-        enc.start_until(t, it_s)
+        enc.start_until(t, it_s, len(batch))
         joined = 0
         while enc.pending and enc.pending[0][0] <= t:
             _, lo, hi = enc.pending[0]
-            if len(batch) and (joined + hi - lo > plan.encode_batch_size or len(batch) + hi - lo > cap):
+            # the first ready batch always joins if memory admits it (without adjustment no
+            # batch exceeds B_E, so this is the plain one-batch-per-iteration rule)
+            if len(batch) and ((joined and joined + hi - lo > plan.encode_batch_size)
+                               or len(batch) + hi - lo > cap):
                 break
             batch.join(reqs, lo, hi, tl)
             joined += hi - lo
             enc.pending.popleft()
-        enc.start_until(t, it_s)                    # merges free encoder slots
+        enc.start_until(t, it_s, len(batch))        # merges free encoder slots
         if len(batch):
             t_next, _ = batch.run(1, t, plan.costs, tl)
             t, it_s = t_next, t_next - t
@@ -224,24 +321,35 @@ def _play_waa(plan: Plan, reqs: Requests, tl: _Timeline) -> None:
 _PLAYERS = {"static": _play_static, "rra": _play_rra, "waa": _play_waa}
 
 
-def simulate(plan: Plan, requests: Requests) -> SimResult:
-    """Play `plan` on `requests`; an infeasible plan gives an infeasible result, no run."""
+def simulate(plan: Plan, requests: Requests, adjust: RuntimeAdjustment = OFF,
+             workload: Workload | None = None) -> SimResult:
+    """Play `plan` on `requests`; an infeasible plan gives an infeasible result, no run.
+
+    `adjust` (enabled) turns on runtime adjustment for rra/waa; its targets come from
+    `workload`, the distribution the schedule was tuned for (required then)."""
     if not plan.feasible:
         return SimResult(plan.policy, plan.knobs, False, plan.reason)
     if plan.kind not in _PLAYERS:
         raise ValueError(f"unknown plan kind {plan.kind}")
     if not len(requests):
         return SimResult(plan.policy, plan.knobs, False, "requests: empty stream")
+    adj = None
+    if adjust.enabled and plan.kind != "static":
+        if workload is None:
+            raise UserError("runtime_adjustment: enabled, but no workload gives its targets "
+                            "(simulate(..., workload=<the schedule's workload>))")
+        adj = _Adjuster(adjust, plan, workload)
     tl = _Timeline(requests)
-    _PLAYERS[plan.kind](plan, requests, tl)
+    _PLAYERS[plan.kind](plan, requests, tl, adj)
     rec = tl.records()
     return SimResult(plan.policy, plan.knobs, True, "", rec, compute_metrics(rec, plan.latency_output_len))
 
 
-def estimate_des(plan: Plan, workload: Workload, num_requests: int = 2000, seed: int = 0) -> Estimate:
+def estimate_des(plan: Plan, workload: Workload, num_requests: int = 2000, seed: int = 0,
+                 adjust: RuntimeAdjustment = OFF) -> Estimate:
     """`simulate` on an offline stream (ExeGPT §5: saturated supply) as an `Estimate`:
     steady-state-window throughput, latency = latency_p99len_s."""
-    res = simulate(plan, offline(workload, num_requests, seed))
+    res = simulate(plan, offline(workload, num_requests, seed), adjust, workload)
     if not res.feasible:
         return Estimate(plan.policy, plan.knobs, False, res.reason, 0.0, 0.0, math.inf,
                         plan.memory_per_gpu_bytes, plan.encode_batch_size, simulator="discrete-event")

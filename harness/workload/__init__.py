@@ -1,6 +1,7 @@
 """Length distributions, tasks, traces and request streams (ExeGPT §6-§7)."""
 
 from harness.workload.distributions import LengthDistribution, empirical, fixed, truncated_normal
+from harness.workload.shift import shifted_output, skew_normal
 from harness.workload.streams import (
     STREAM_KINDS,
     Request,
@@ -16,5 +17,5 @@ from harness.workload.traces import Trace, load_trace
 __all__ = [
     "STREAM_KINDS", "TASKS", "LengthDistribution", "Request", "Requests", "TaskSpec", "Trace",
     "Workload", "empirical", "fixed", "fixed_workload", "get_task", "load_trace", "make_stream",
-    "offline", "poisson", "replay", "truncated_normal",
+    "offline", "poisson", "replay", "shifted_output", "skew_normal", "truncated_normal",
 ]
