@@ -10,7 +10,6 @@ and re-measured once when others used the CPU. The timed code is the runner's ow
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +21,7 @@ from harness.runner import layers as L
 from harness.runner.engine import StageModel, StageSlice
 from harness.runner.layers import SeqState
 from harness.runner.links import StageDef, groups_for
+from harness.runner.programs import now
 from harness.runner.weights import load_weights
 from harness.specs.models import ModelSpec
 
@@ -92,7 +92,7 @@ def _op(ctx, job: ProfileJob, p: Point, models: dict, groups: dict):
         return lambda: None
     r = ctx.rank if tp > 1 else 0
     if (tp, r) not in models:
-        w = load_weights(spec, job.seed, tp, r)
+        w = load_weights(spec, job.seed, tp, r, device=ctx.device)
         models[(tp, r)] = StageModel(w, StageSlice(0, 1, 0, 1, True, True))
     S = models[(tp, r)]
     w = S.w
@@ -152,9 +152,9 @@ def profile_job(ctx, job: ProfileJob) -> list[dict]:
             with meter:
                 for _ in range(job.repeats):
                     dist.barrier()
-                    t = time.perf_counter()
+                    t = now()
                     fn()
-                    times.append(time.perf_counter() - t)
+                    times.append(now() - t)
             flag[0] = float(meter.result.disturbed)
             dist.broadcast(flag, 0)
             if not flag[0] or attempt == 1:

@@ -137,12 +137,12 @@ class WorkerPool:
             except queue.Empty:
                 dead = [(r, p.exitcode) for r, p in enumerate(self.procs) if not p.is_alive()]
                 if dead:
-                    self.close()
+                    self.close(graceful=False)
                     r, code = dead[0]
                     raise WorkerFailure(f"runner: worker {r} died (exit code {code}); kept "
                                         f"{len(got)} messages", got) from None
                 if time.monotonic() > deadline:
-                    self.close()
+                    self.close(graceful=False)
                     raise WorkerFailure(f"runner: no message from the workers for "
                                         f"{self.mc.timeout_s:.0f} s (runner.timeout_s): a worker hangs; "
                                         f"kept {len(got)} messages", got) from None
@@ -164,23 +164,28 @@ class WorkerPool:
             elif kind == "done":
                 results[rank] = value
             elif kind == "error":
-                self.close()
+                self.close(graceful=False)
                 last = value.strip().splitlines()[-1]
                 raise WorkerFailure(f"runner: worker {rank} failed: {last}; kept {len(got)} messages "
                                     f"(traceback: {' | '.join(value.strip().splitlines()[-4:-1])})", got)
         yield -1, [results[r] for r in range(self.mc.num_workers)]
 
-    def close(self) -> None:
-        for q in self.inboxes:
-            try:
-                q.put_nowait(None)
-            except Exception:   # noqa: BLE001 - best effort on a broken queue
-                pass
+    def close(self, graceful: bool = True) -> None:
+        """Stop the workers: ask them to exit (graceful), then kill what is left after 1 s."""
+        if graceful:
+            for q in self.inboxes:
+                try:
+                    q.put_nowait(None)
+                except Exception:   # noqa: BLE001 - best effort on a broken queue
+                    pass
+            deadline = time.monotonic() + 1.0
+            for p in self.procs:
+                p.join(timeout=max(0.0, deadline - time.monotonic()))
         for p in self.procs:
-            p.join(timeout=2.0)
             if p.is_alive():
                 p.kill()
-                p.join(timeout=2.0)
+        for p in self.procs:
+            p.join(timeout=2.0)
 
     def __enter__(self) -> WorkerPool:
         return self

@@ -55,6 +55,13 @@ class Job:
     record_tokens: bool = False
 
 
+def now() -> float:
+    """A timestamp after the device finished the work queued so far (CUDA kernels are async)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
 def split(ids: list[int], m: int) -> list[list[int]]:
     q, r = divmod(len(ids), max(1, m))
     out, lo = [], 0
@@ -81,7 +88,7 @@ class _Worker:
         tp, r = len(st.ranks), st.ranks.index(self.rank)
         key = ("w", self.job.spec, self.job.seed, tp, r, self.job.dtype)
         if key not in self.ctx.cache:
-            self.ctx.cache[key] = load_weights(self.job.spec, self.job.seed, tp, r, self.dtype)
+            self.ctx.cache[key] = load_weights(self.job.spec, self.job.seed, tp, r, self.dtype, self.ctx.device)
         return StageModel(self.ctx.cache[key], StageSlice(*st.enc, *st.dec, first, last), self.dtype)
 
     def emit(self, *msg) -> None:
@@ -173,7 +180,7 @@ class _Worker:
             if s == 0 and not keep:
                 need[j], toks[j] = False, None
         if last and lead and live:
-            self.emit("iter", time.perf_counter(), live, tokens, finished)
+            self.emit("iter", now(), live, tokens, finished)
 
     def sync_tokens(self, mbs: list, toks: list, need: list) -> None:
         """First stage: receive every outstanding micro-batch's tokens (phase boundary)."""
@@ -215,10 +222,10 @@ def _static(w: _Worker) -> None:
     for lo in range(0, n, job.batch_size):
         ids = list(range(lo, min(n, lo + job.batch_size)))
         if first_lead:
-            w.emit("enc_start", ids, time.perf_counter())
+            w.emit("enc_start", ids, now())
         new = w.encode_pass(S, ids, job.encode_micro_batches, pad=True)
         if last_lead:
-            w.emit("enc_end", ids, time.perf_counter())
+            w.emit("enc_end", ids, now())
         m = len(split(ids, job.decode_micro_batches))
         mbs, toks, need = [None] * m, [None] * m, [False] * m
         w.join(S, mbs, toks, need, new)
@@ -240,10 +247,10 @@ def _rra(w: _Worker) -> None:
         if k:
             ids = list(range(nxt, nxt + k))
             if w.s == 0 and w.is_lead(job.stages[0]):
-                w.emit("enc_start", ids, time.perf_counter())
+                w.emit("enc_start", ids, now())
             new = w.encode_pass(S, ids, job.encode_micro_batches, pad=False)
             if w.s == P - 1 and w.is_lead(job.stages[-1]):
-                w.emit("enc_end", ids, time.perf_counter())
+                w.emit("enc_end", ids, now())
             w.join(S, mbs, toks, need, new)
             nxt += k
         for _ in range(job.decode_iters):
@@ -269,11 +276,11 @@ def _waa_encoder(w: _Worker) -> None:
         w.links.flush_before(acked)
         ids = list(range(lo, min(n, lo + job.batch_size)))
         prompts = [list(job.prompts[i]) for i in ids]
-        w.emit("enc_start", ids, time.perf_counter())
+        w.emit("enc_start", ids, now())
         x, st = S.encode(S.embed_prompts(prompts).to(w.dtype), prompts, ids)
         if S.t5:
             st = S.cross_state(x, S.prompt_lengths(prompts), ids)
-        w.emit("enc_end", ids, time.perf_counter())
+        w.emit("enc_end", ids, now())
         for ds in job.stages:             # each decode rank gets its layers and heads
             tp = len(ds.ranks)
             for r_i, r in enumerate(ds.ranks):
@@ -324,7 +331,7 @@ def execute(ctx, job: Job) -> dict:
     """Worker entry point (harness.runner.pool)."""
     w = _Worker(ctx, job)
     dist.barrier()
-    t0 = time.perf_counter()
+    t0 = now()
     if job.kind in ("static", "rra") and w.s < 0:
         pass                              # a worker the schedule does not use
     elif job.kind == "static":
@@ -350,4 +357,4 @@ def prepare(ctx, payload: tuple[ModelSpec, int, str]) -> None:
         if spec.num_heads % tp == 0 and spec.ffn_size % tp == 0:
             key = ("w", spec, seed, tp, r, dtype)
             if key not in ctx.cache:
-                ctx.cache[key] = load_weights(spec, seed, tp, r, DTYPES[dtype])
+                ctx.cache[key] = load_weights(spec, seed, tp, r, DTYPES[dtype], ctx.device)

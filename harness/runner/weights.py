@@ -247,18 +247,24 @@ def extract(spec: ModelSpec, hf_model, tp_degree: int = 1, tp_rank: int = 0) -> 
 
 
 def load_weights(spec: ModelSpec, seed: int = 0, tp_degree: int = 1, tp_rank: int = 0,
-                 dtype: torch.dtype = torch.float32) -> Weights:
-    """Seeded model -> this rank's shard (the HF model is built once per process and cached)."""
-    w = extract(spec, _cached_hf(spec, seed), tp_degree, tp_rank)
-    return w if dtype == torch.float32 else to_dtype(w, dtype)
+                 dtype: torch.dtype = torch.float32, device: str = "cpu") -> Weights:
+    """Seeded model -> this rank's shard (the HF model is built on the CPU once per process,
+    then the shard is cast and moved)."""
+    with torch.device("cpu"):
+        w = extract(spec, _cached_hf(spec, seed), tp_degree, tp_rank)
+    if dtype == torch.float32 and device == "cpu":
+        return w
+    return to_dtype(w, dtype, device)
 
 
-def to_dtype(obj, dtype: torch.dtype):
-    """A copy of a weights tree with every floating tensor cast (float64 for reference tests)."""
+def to_dtype(obj, dtype: torch.dtype | None = None, device: str | None = None):
+    """A copy of a weights tree with every floating tensor cast (float64 for reference tests)
+    and every tensor moved to `device` (the worker's GPU on a CUDA cluster)."""
     if isinstance(obj, torch.Tensor):
-        return obj.to(dtype) if obj.is_floating_point() else obj
+        t = obj.to(dtype) if dtype is not None and obj.is_floating_point() else obj
+        return t.to(device) if device is not None else t
     if isinstance(obj, tuple):
-        return tuple(to_dtype(o, dtype) for o in obj)
+        return tuple(to_dtype(o, dtype, device) for o in obj)
     if isinstance(obj, (Weights, Layer, Attention, MLP, Norm)):
-        return type(obj)(**{n: to_dtype(getattr(obj, n), dtype) for n in obj.__dataclass_fields__})
+        return type(obj)(**{n: to_dtype(getattr(obj, n), dtype, device) for n in obj.__dataclass_fields__})
     return obj

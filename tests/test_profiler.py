@@ -1,0 +1,125 @@
+"""Profiler grid validation (fails before timing), the profiled cost model's interpolation on a
+synthetic table with known values, CLI errors, and (slow) the CI-sized real run:
+profile + `harness fidelity runner.fidelity.size=tiny` on the 2-worker mini-cluster."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.cli.main import main
+from harness.config import build_scenario, compose
+from harness.cost_model import get_cost_model
+from harness.cost_model.profiled import ProfiledCostModel
+from harness.errors import UserError
+from harness.policies import Context, get_policy
+from harness.profiler.bench import Point
+from harness.profiler.profile import build_grid, points, profile_path
+from harness.simulator.expected import evaluate
+
+GRID = {"batch_sizes": [1, 4, 16], "encode_lengths": [4, 16], "decode_contexts": [4, 32],
+        "input_lengths": [4, 64], "tp_degrees": [1, 2], "message_bytes": [1024, 65536], "warmup": 0, "repeats": 1}
+
+
+def scenario(*o: str):
+    return build_scenario(compose(["cluster=cpu-2w", *o]))
+
+
+@pytest.mark.parametrize(("patch", "field"), [
+    ({"batch_sizes": []}, "runner.profile.batch_sizes"),
+    ({"batch_sizes": [0, 2]}, "runner.profile.batch_sizes"),
+    ({"tp_degrees": [3]}, "runner.profile.tp_degrees"),
+    ({"tp_degrees": [4]}, "runner.profile.tp_degrees"),
+    ({"repeats": 0}, "runner.profile.repeats"),
+    ({"bogus": 1}, "runner.profile"),
+])
+def test_bad_grid_is_a_one_line_error_naming_the_field(patch, field) -> None:
+    s = scenario("model=opt-20m")
+    with pytest.raises(UserError) as e:
+        build_grid({**GRID, **patch}, s.model, s.cluster)
+    assert str(e.value).startswith(field) and "\n" not in str(e.value)
+
+
+def test_a_model_without_a_real_engine_is_refused_before_timing() -> None:
+    s = scenario("model=opt-13b")
+    with pytest.raises(UserError, match="model: opt-13b needs .* GB of float32 weights"):
+        build_grid(GRID, s.model, s.cluster)
+    s = scenario("model=llama2-7b")
+    with pytest.raises(UserError, match="model.family.*valid: t5, opt, gpt"):
+        build_grid(GRID, s.model, s.cluster)
+
+
+def test_cli_profile_fails_before_starting_workers(capsys) -> None:
+    assert main(["profile", "model=opt-20m", "cluster=cpu-2w", "runner.profile.tp_degrees=[3]"]) == 2
+    assert "runner.profile.tp_degrees" in capsys.readouterr().err
+
+
+def test_cli_run_needs_the_profiled_cost_model_on_cpu(capsys) -> None:
+    assert main(["run", "model=opt-20m", "cluster=cpu-2w", "task=T-cpu", "policy=ft"]) == 2
+    assert "cost_model=profiled" in capsys.readouterr().err
+
+
+def _synthetic(model, cluster, path: Path) -> None:
+    """time = 1 ms + 10 us * tokens (encode), 1 ms + 0.1 ms * b + 1 us * b * ctx (decode)."""
+    g = build_grid(GRID, model, cluster)
+    rows = []
+    for p in points(g, model):
+        t = {"encode_layer": 1e-3 + 1e-5 * p.batch_size * p.length,
+             "decode_layer": 1e-3 + 1e-4 * p.batch_size + 1e-6 * p.batch_size * p.length,
+             "cross_kv": 2e-6 * p.batch_size * p.length, "lm_head": 5e-4 + 1e-5 * p.batch_size,
+             "allreduce": 1e-4 + p.message_bytes * 1e-9, "p2p": 5e-5 + p.message_bytes * 1e-9}[p.op]
+        rows.append({**{f: getattr(p, f) for f in Point.__dataclass_fields__}, "time_s": t / p.tp_degree})
+    df = pd.DataFrame(rows).assign(model=model.name, cluster=cluster.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(path)
+
+
+def test_profiled_cost_model_interpolates_the_table(tmp_path) -> None:
+    s = scenario("model=opt-20m", "task=T-cpu")
+    _synthetic(s.model, s.cluster, profile_path(tmp_path, s.model, s.cluster))
+    cm = ProfiledCostModel(s.cluster, tmp_path)
+    assert cm.encode_layer(s.model, 4, 16, 1).total_s == pytest.approx(1e-3 + 1e-5 * 64)
+    assert cm.decode_layer(s.model, 4, 32, 1).total_s == pytest.approx(1e-3 + 4e-4 + 1.28e-4)
+    # linear between grid points and beyond them (attention is linear in batch and context)
+    assert cm.decode_layer(s.model, 8, 20, 1).total_s == pytest.approx(1e-3 + 8e-4 + 1.6e-4)
+    assert cm.decode_layer(s.model, 32, 64, 1).total_s == pytest.approx(1e-3 + 3.2e-3 + 2.048e-3)
+    lt = cm.decode_layer(s.model, 4, 32, 2)
+    assert lt.total_s == pytest.approx((1e-3 + 4e-4 + 1.28e-4) / 2) and lt.comm_s > 0
+    assert cm.lm_head_s(s.model, 4, 1) == pytest.approx(5.4e-4)
+    assert cm.p2p_s(1024) == pytest.approx(5e-5 + 1024e-9)
+    assert cm.allreduce_s(1e6, 2) > cm.allreduce_s(1e3, 2) > 0 == cm.allreduce_s(1e6, 1)
+    est = evaluate(get_policy("rra").plan(Context(s.model, s.cluster, s.workload, cm),
+                                          {"encode_batch_size": 4, "decode_iters": 4}), s.workload)
+    assert est.feasible and math.isfinite(est.throughput_seq_s) and est.throughput_seq_s > 0
+
+
+def test_profiled_cost_model_without_a_profile_says_how_to_make_one(tmp_path) -> None:
+    s = scenario("model=gpt2-20m")
+    cm = get_cost_model("profiled", s.cluster)
+    cm = ProfiledCostModel(s.cluster, tmp_path)
+    with pytest.raises(UserError, match="harness profile model=gpt2-20m cluster=cpu-2w"):
+        cm.decode_layer(s.model, 1, 8, 1)
+
+
+@pytest.mark.slow
+def test_ci_sized_profile_and_fidelity_run(tmp_path, capsys) -> None:
+    """The tiny real-engine run CI executes (< 3 min): a small profile of opt-20m, then three
+    configurations (FT, RRA 2-stage pipeline, WAA) real vs simulated."""
+    grid = ["runner.profile.batch_sizes=[1,4,16,32]", "runner.profile.encode_lengths=[4,16,64]",
+            "runner.profile.decode_contexts=[4,32,64]", "runner.profile.repeats=3",
+            f"runner.profile.out_dir={tmp_path / 'profiles'}"]
+    assert main(["fidelity", "runner.fidelity.size=tiny", "runner.progress=false",
+                 f"runner.fidelity.out_dir={tmp_path / 'fid'}", *grid]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["configs"] == 3 and out["ok"] == 3 and out["profiled_now"] == ["opt-20m"]
+    df = pd.read_csv(tmp_path / "fid" / "fidelity-tiny.csv")
+    assert (tmp_path / "fid" / "fidelity-tiny.png").stat().st_size > 10_000
+    # FT and RRA are deterministic schedules: the real decoding batch is the simulator's
+    det = df[df.policy.isin(["ft", "rra"])]
+    assert (det.real_decode_batch_mean - det.sim_decode_batch_mean).abs().max() < 1e-9
+    assert df[["err_throughput", "err_latency"]].notna().all().all()
+    assert (df.real_throughput_seq_s > 0).all()

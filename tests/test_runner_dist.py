@@ -1,0 +1,127 @@
+"""The runner on a real 2-worker mini-cluster (gloo): every policy's tokens equal the single-
+process reference (itself equal to HF greedy, tests/test_runner_engine.py) in float64, the
+deterministic schedules (FT, RRA) play exactly the discrete-event simulator's iterations,
+and a worker that dies or hangs ends the job within the timeout, keeping what arrived.
+One pool is shared by the module (starting workers costs seconds).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from harness.cost_model.base import LayerTime
+from harness.policies import Context, get_policy
+from harness.runner.engine import generate
+from harness.runner.pool import MiniCluster, WorkerFailure, WorkerPool, run_job
+from harness.runner.run import execute, prompts_for
+from harness.runner.weights import load_weights
+from harness.simulator.discrete_event import simulate
+from harness.specs.hardware import make_cluster
+from harness.workload.distributions import truncated_normal
+from harness.workload.streams import offline
+from harness.workload.tasks import Workload
+from tests.test_runner_engine import tiny
+
+CLUSTER = make_cluster("cpu", 2, 2, name="cpu-2w")
+WORKLOAD = Workload("tiny", truncated_normal(10, 6, 20), truncated_normal(5, 3, 10))
+PLANS = [("ft", {"batch_size": 3}),
+         ("rra", {"encode_batch_size": 3, "decode_iters": 2, "tp_degree": 1}),    # 2-stage pipeline
+         ("rra", {"encode_batch_size": 2, "decode_iters": 3, "tp_degree": 2}),    # one TP-2 stage
+         ("waa-c", {"encode_batch_size": 2, "micro_batches": 1}),
+         ("waa-m", {"encode_batch_size": 3, "micro_batches": 2})]
+
+
+class UnitCosts:
+    """A cost model with round numbers: only the plans' layouts matter here."""
+
+    id = "unit"
+
+    def __init__(self, cluster) -> None:
+        self.cluster = cluster
+
+    def encode_layer(self, m, b, s, tp):
+        return LayerTime(1e-4 * b * s / tp, 0.0)
+
+    def decode_layer(self, m, b, c, tp, input_len=0.0):
+        return LayerTime(1e-3 + 1e-4 * b / tp, 0.0)
+
+    def cross_kv_s(self, m, b, s, tp):
+        return 1e-5
+
+    def lm_head_s(self, m, n, tp):
+        return 1e-4
+
+    def allreduce_s(self, nbytes, n, inter_node=False):
+        return 1e-5
+
+    def p2p_s(self, nbytes, inter_node=False):
+        return 1e-5
+
+    def kv_transfer_s(self, nbytes):
+        return 1e-5
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with WorkerPool(MiniCluster(2, 1, "gloo", "cpu", timeout_s=60)) as p:
+        yield p
+
+
+@pytest.mark.parametrize("family", ["opt", "t5"])
+def test_every_policy_generates_the_reference_tokens(pool, family) -> None:
+    spec = tiny(family)
+    reqs = offline(WORKLOAD, 7, seed=1)
+    prompts = [list(p) for p in prompts_for(spec, reqs, 0)]
+    ref = generate(load_weights(spec, 0, dtype=torch.float64), prompts, reqs.output_len.tolist(), torch.float64)
+    ctx = Context(spec, CLUSTER, WORKLOAD, UnitCosts(CLUSTER))
+    for name, knobs in PLANS:
+        plan = get_policy(name).plan(ctx, knobs)
+        res = execute(pool, plan, spec, reqs, dtype="float64", record_tokens=True, progress=False)
+        assert not res.error, (name, knobs, res.error)
+        assert [res.tokens[i] for i in range(len(reqs))] == ref, (name, knobs)
+        rec = res.records
+        assert np.all(np.diff(rec.iter_end_s) >= 0) and np.all(rec.finish_s >= rec.first_token_s)
+        assert np.all(rec.first_token_s >= rec.encode_end_s - 1e-9)
+        if plan.kind in ("static", "rra"):        # deterministic: the simulator's exact iterations
+            sim = simulate(plan, reqs).records
+            assert rec.iter_batch.tolist() == sim.iter_batch.tolist(), (name, knobs)
+            assert rec.iter_tokens.tolist() == sim.iter_tokens.tolist(), (name, knobs)
+            assert rec.first_iter.tolist() == sim.first_iter.tolist(), (name, knobs)
+
+
+def test_a_dying_worker_ends_the_job_and_keeps_messages() -> None:
+    with WorkerPool(MiniCluster(2, 1, "gloo", "cpu", timeout_s=20)) as p:
+        t = time.monotonic()
+        with pytest.raises(WorkerFailure) as e:
+            run_job(p, "harness.runner.faults:die", {"rank": 1, "messages": 3})
+        assert time.monotonic() - t < 15
+    assert "worker 1 died" in str(e.value) and len(e.value.messages) >= 3
+
+
+def test_a_hanging_worker_ends_the_job_after_the_timeout() -> None:
+    with WorkerPool(MiniCluster(2, 1, "gloo", "cpu", timeout_s=3)) as p:
+        t = time.monotonic()
+        with pytest.raises(WorkerFailure) as e:
+            run_job(p, "harness.runner.faults:hang", {"sleep_s": 60})
+        assert 2.5 < time.monotonic() - t < 15
+    assert "runner.timeout_s" in str(e.value) and len(e.value.messages) == 2
+
+
+@pytest.mark.gpu
+def test_cuda_single_worker_runs_rra() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    spec = tiny("gpt")
+    cluster = make_cluster("cpu", 1, 1, name="gpu-1w")
+    reqs = offline(WORKLOAD, 6, seed=2)
+    prompts = [list(p) for p in prompts_for(spec, reqs, 0)]
+    ref = generate(load_weights(spec, 0, dtype=torch.float64), prompts, reqs.output_len.tolist(), torch.float64)
+    plan = get_policy("rra").plan(Context(spec, cluster, WORKLOAD, UnitCosts(cluster)),
+                                  {"encode_batch_size": 2, "decode_iters": 2, "tp_degree": 1})
+    with WorkerPool(MiniCluster(1, 1, "nccl", "cuda", timeout_s=60)) as p:
+        res = execute(p, plan, spec, reqs, dtype="float64", record_tokens=True, progress=False)
+    assert not res.error and [res.tokens[i] for i in range(len(reqs))] == ref
