@@ -106,9 +106,12 @@ def test_profiled_cost_model_without_a_profile_says_how_to_make_one(tmp_path) ->
 
 
 @pytest.mark.slow
-def test_ci_sized_profile_and_fidelity_run(tmp_path, capsys) -> None:
+def test_ci_sized_profile_and_fidelity_run(tmp_path, capsys, request) -> None:
     """The tiny real-engine run CI executes (< 3 min): a small profile of opt-20m, then three
-    configurations (FT, RRA 2-stage pipeline, WAA) real vs simulated."""
+    configurations (FT, RRA 2-stage pipeline, WAA) real vs simulated. It takes ~1 min of both
+    cores, so it runs only when selected: `pytest -m slow tests/test_profiler.py`."""
+    if "slow" not in (request.config.getoption("-m") or ""):
+        pytest.skip("real-engine run: select it with -m slow")
     grid = ["runner.profile.batch_sizes=[1,4,16,32]", "runner.profile.encode_lengths=[4,16,64]",
             "runner.profile.decode_contexts=[4,32,64]", "runner.profile.repeats=3",
             f"runner.profile.out_dir={tmp_path / 'profiles'}"]
