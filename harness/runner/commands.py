@@ -18,7 +18,7 @@ from harness.config import Scenario, build_scenario, compose
 from harness.errors import UserError, check
 from harness.runner.pool import MiniCluster
 
-SIZES = ("tiny", "full")
+SIZES = ("tiny", "full", "large")
 
 
 def mini_cluster(s: Scenario, r: dict) -> MiniCluster:
@@ -135,11 +135,11 @@ def fidelity(overrides: list[str]) -> dict:
     summary = F.summary(df)
     result = {"size": size, "profiled_now": profiled, "profile_s": round(t_prof, 1), **summary,
               "table": str(out_dir / f"fidelity-{size}.csv"), "plot": str(out_dir / f"fidelity-{size}.png")}
-    if bool(fr.get("ratio", size == "full")):
+    if bool(fr.get("ratio", size == "full")) and "opt-20m" in specs:
         ratio = F.ft_ratio(specs["opt-20m"], "T-cpu", s.cluster, mc, prof_dir, s.seed, progress=progress)
         pd.DataFrame([ratio]).to_csv(out_dir / f"ft-ratio-{size}.csv", index=False)
         result["ft_ratio"] = {k: _finite(v) if not isinstance(v, dict) else v for k, v in ratio.items()}
-    if bool(fr.get("ct2", size == "full")):
+    if bool(fr.get("ct2", size in ("full", "large"))):
         from harness.runner.baseline import compare_ct2
         ct = compare_ct2(specs, s.cluster, mc, prof_dir, out_dir / "ct2", s.seed, size, progress)
         ct.to_csv(out_dir / f"ct2-vs-torch-{size}.csv", index=False)
