@@ -46,7 +46,14 @@ def _speed(cm: CostModel, model: ModelSpec, tp: int) -> float:
 def build_pipeline(cm: CostModel, model: ModelSpec, degrees: list[int], encoder_layers: int,
                    decoder_layers: int) -> tuple[Stage, ...]:
     """Stages with layers in proportion to their speed. Equal stages are one shared object,
-    so per-stage work is done once per distinct stage (`pipelined`)."""
+    so per-stage work is done once per distinct stage (`pipelined`); the same layout is the
+    same objects across plans, so stage times are memoised across a whole search."""
+    return _build_pipeline(cm, model, tuple(degrees), encoder_layers, decoder_layers)
+
+
+@lru_cache(maxsize=4096)
+def _build_pipeline(cm: CostModel, model: ModelSpec, degrees: tuple[int, ...], encoder_layers: int,
+                    decoder_layers: int) -> tuple[Stage, ...]:
     speeds = [_speed(cm, model, d) for d in degrees]
     total = sum(speeds)
     n = len(degrees)
@@ -65,6 +72,7 @@ def _crosses_node(cm: CostModel, stage_index: int, degrees: list[int]) -> bool:
     return gpu_index % cm.cluster.gpus_per_node == 0 and gpu_index < cm.cluster.num_gpus
 
 
+@lru_cache(maxsize=1 << 16)
 def stage_encode_s(cm: CostModel, model: ModelSpec, st: Stage, batch: float, seq_len: float) -> float:
     """One stage processing an encode (micro-)batch: its encoder layers, or its share of the
     decoder-only stack in prefill; T5 decoder stages also project cross K/V."""
@@ -84,6 +92,7 @@ def stage_encode_s(cm: CostModel, model: ModelSpec, st: Stage, batch: float, seq
     return t
 
 
+@lru_cache(maxsize=1 << 18)
 def stage_decode_s(cm: CostModel, model: ModelSpec, st: Stage, batch: float, context_len: float,
                    input_len: float) -> float:
     """One stage advancing a decode (micro-)batch by one token."""
@@ -107,7 +116,25 @@ class Pipelined:
 
 def distinct(stages: tuple[Stage, ...]) -> list[Stage]:
     """The distinct stage objects of a pipeline (equal stages are shared: `build_pipeline`)."""
-    return list({id(st): st for st in stages}.values())
+    return [st for st, _ in _groups(stages)]
+
+
+_GROUPS: dict[int, tuple] = {}
+
+
+def _groups(stages: tuple[Stage, ...]) -> tuple[tuple[Stage, int], ...]:
+    """(stage, count) per distinct stage object, memoised per pipeline object."""
+    hit = _GROUPS.get(id(stages))
+    if hit is not None and hit[0] is stages:
+        return hit[1]
+    counts: dict[int, list] = {}
+    for st in stages:
+        counts.setdefault(id(st), [st, 0])[1] += 1
+    groups = tuple((st, n) for st, n in counts.values())
+    if len(_GROUPS) > 65536:
+        _GROUPS.clear()
+    _GROUPS[id(stages)] = (stages, groups)       # keeps `stages` alive, so its id stays unique
+    return groups
 
 
 def pipelined(stage_s, stages: tuple[Stage, ...], batch: int, micro_batches: int) -> Pipelined:
@@ -122,16 +149,8 @@ def pipelined(stage_s, stages: tuple[Stage, ...], batch: int, micro_batches: int
     m = max(1, min(batch, micro_batches))
     q, r = divmod(batch, m)
     frac = r / m
-    groups: list[list] = []                 # [stage, count]: equal stages share one object
-    for st in stages:
-        for g in groups:
-            if g[0] is st:
-                g[1] += 1
-                break
-        else:
-            groups.append([st, 1])
     total, slowest = 0.0, 0.0
-    for st, count in groups:
+    for st, count in _groups(stages):
         t = stage_s(st, q) if not r else (1 - frac) * stage_s(st, q) + frac * stage_s(st, q + 1)
         total += count * t
         slowest = max(slowest, t)

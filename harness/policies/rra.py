@@ -61,9 +61,9 @@ class RoundRobin(Policy):
         mem = max(stage_memory_bytes(ctx, st, kv_tokens, b_d * w.input.mean,
                                      max(b_e * w.input.mean, b_d) / len(stages)) for st in distinct(stages))
         reason = memory_check(ctx, mem)
-        if reason:
-            return Plan(self.name, self.kind, key, False, reason, b_e, memory_per_gpu_bytes=mem)
         costs = PipelineCosts(ctx.cost_model, m, stages, stages, decode_micro_batches=len(stages))
-        return Plan(self.name, self.kind, key, True, "", b_e, knobs["decode_iters"], ctx.sla.latency_output_len(w),
+        # Out of memory: still priced (costs kept), so the search can bound a box's throughput.
+        return Plan(self.name, self.kind, key, not reason, reason, b_e, knobs["decode_iters"],
+                    ctx.sla.latency_output_len(w),
                     max_decode_batch=int(b_d * 1.5) + 1, memory_per_gpu_bytes=mem,
                     num_stages=len(stages), costs=costs)

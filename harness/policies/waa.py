@@ -103,10 +103,9 @@ class _WAA(Policy):
         b_d = b_e * w.output.mean
         mem = max(self._memory(ctx, enc, dec, b_e, b_d))
         reason = memory_check(ctx, mem)
-        if reason:
-            return Plan(self.name, self.kind, key, False, reason, b_e, memory_per_gpu_bytes=mem)
         costs = PipelineCosts(ctx.cost_model, ctx.model, enc, dec, decode_micro_batches=b_m, kv_senders=n_enc)
-        return Plan(self.name, self.kind, key, True, "", b_e, 1, ctx.sla.latency_output_len(w),
+        # Out of memory: still priced (costs kept), so the search can bound a box's throughput.
+        return Plan(self.name, self.kind, key, not reason, reason, b_e, 1, ctx.sla.latency_output_len(w),
                     max_decode_batch=int(b_d * 1.5) + 1, memory_per_gpu_bytes=mem,
                     num_stages=len(enc) + len(dec), costs=costs)
 

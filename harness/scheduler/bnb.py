@@ -13,7 +13,8 @@ when no box remains.
 Deviation from the paper: a box is split in half along its longest side (the paper's 2-D
 version evaluates the two off-diagonal corners and splits towards the better feasible one);
 this costs no extra evaluations and generalises to any k.
-A corner that does not fit in memory has an unknown throughput: its bound is +inf.
+A corner that does not fit in memory bounds its box by the throughput it would have with
+unlimited memory (monotone in the same knobs), or +inf when the policy cannot price it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Point:
     throughput_seq_s: float
     latency_s: float
     fits: bool                  # False: infeasible for a reason other than latency (memory)
+    throughput_bound: float = math.inf   # when not fits: throughput ignoring memory (an upper bound)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,7 @@ def branch_and_bound(evaluate: Callable[[Index], Point], shape: tuple[int, ...],
         return BnBResult(best, max(best_t, 0.0), len(cache))
 
     def upper_bound(p: Point) -> float:
-        return p.throughput_seq_s if p.fits else math.inf
+        return p.throughput_seq_s if p.fits else p.throughput_bound
 
     heap: list[tuple[float, int, Index, Index]] = [(-upper_bound(p_hi), 0, lo0, hi0)]
     counter = 1

@@ -94,11 +94,13 @@ def search_policy(ctx: Context, policy_name: str, bound_s: float, resolution: st
     for fixed in space.fixed:
         def point(idx: tuple[int, ...], fixed: tuple = fixed) -> Point:
             knobs = space.knobs(idx, fixed)
-            est = evaluate(policy.plan(ctx, knobs), ctx.workload)
+            plan = policy.plan(ctx, knobs)
+            est = evaluate(plan, ctx.workload)
             estimates[tuple(sorted(knobs.items()))] = est
             if not est.feasible:
                 reasons[est.reason.split(":")[0]] += 1
-                return Point(0.0, math.inf, False)
+                relaxed = evaluate(plan, ctx.workload, relaxed=True) if plan.costs is not None else None
+                return Point(0.0, math.inf, False, relaxed.throughput_seq_s if relaxed else math.inf)
             if est.latency_s >= bound_s:
                 reasons["latency"] += 1
             return Point(est.throughput_seq_s, est.latency_s, True)

@@ -91,8 +91,11 @@ def waa_decode_batch(plan: Plan, workload: Workload) -> float:
     return plan.encode_batch_size * workload.output.mean
 
 
-def evaluate(plan: Plan, workload: Workload) -> Estimate:
-    if not plan.feasible:
+def evaluate(plan: Plan, workload: Workload, relaxed: bool = False) -> Estimate:
+    """The plan's Estimate. An infeasible plan scores zero throughput, unless `relaxed` and
+    it was priced anyway (out of memory only): then the throughput/latency it would have,
+    still marked infeasible; the search uses it as an upper bound on a box."""
+    if not plan.feasible and not (relaxed and plan.costs is not None):
         return Estimate(plan.policy, plan.knobs, False, plan.reason, 0.0, 0.0, math.inf,
                         plan.memory_per_gpu_bytes, plan.encode_batch_size)
     c, b_e, s_mean = plan.costs, plan.encode_batch_size, workload.output.mean
@@ -136,5 +139,5 @@ def evaluate(plan: Plan, workload: Workload) -> Estimate:
         latency = c.encode_s(b_e, inp) + c.kv_transfer_s(b_e, inp) + (s_lat + 1) * it
     else:
         raise ValueError(f"unknown plan kind {plan.kind}")
-    return Estimate(plan.policy, plan.knobs, True, "", thr, thr * s_mean, latency,
+    return Estimate(plan.policy, plan.knobs, plan.feasible, plan.reason, thr, thr * s_mean, latency,
                     plan.memory_per_gpu_bytes, b_e, b_d)
