@@ -90,15 +90,15 @@ class _Adjuster:
         self.n_max = max(self.b_e, math.ceil(self.b_e * (1 + adj.max_step_rel)))
 
     def observe(self, decode_batch: float) -> None:
-        """Decode rule: move the target count when the decoding batch left its band."""
+        """Decode rule: move the target count when the decoding batch left its band (an empty
+        decoding batch is a drift of -100%: the target goes to the largest count)."""
         if self.b_d <= 0:
             return
-        if decode_batch > 0 and abs(decode_batch / self.b_d - 1) > self.adj.decode_tolerance_rel:
-            self.target = float(np.clip(self.b_e * self.b_d / decode_batch, self.n_min, self.n_max))
-        elif decode_batch > 0:
+        if abs(decode_batch / self.b_d - 1) > self.adj.decode_tolerance_rel:
+            ratio = self.b_d / decode_batch if decode_batch > 0 else math.inf
+            self.target = float(np.clip(self.b_e * ratio, self.n_min, self.n_max))
+        else:
             self.target = float(self.b_e)
-        else:                                       # empty decoding batch: as large as allowed
-            self.target = float(self.n_max)
 
     def size(self, inputs: np.ndarray, available: int) -> int:
         """Input rule: how many of the waiting requests (`inputs`, arrival order) to encode."""

@@ -127,10 +127,10 @@ def _online(model: str, trace: str, ev: Trace, plans: dict[str, Plan], bound_s: 
 
 
 def study(traces_dir: Path, n_offline: int = 600, n_online: int = 1000, seed: int = 0,
-          overrides: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
+          overrides: tuple[str, ...] = (), models: tuple[tuple[str, str], ...] = MODELS) -> dict[str, pd.DataFrame]:
     traces = [load_trace(p) for p in trace_files(traces_dir)]
     gains, online = [], []
-    for model, cluster in MODELS:
+    for model, cluster in models:
         _, ctx0 = scenario([f"model={model}", f"cluster={cluster}", *overrides])
         for tr in traces:
             est, ev = tr.split(ESTIMATE_FRACTION, seed)
