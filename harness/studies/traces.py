@@ -169,19 +169,19 @@ def figure(gains: pd.DataFrame, online: pd.DataFrame):
     import matplotlib.pyplot as plt
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5), constrained_layout=True)
     g = gains.dropna(subset=["gain_des"]).copy()
-    g["case"] = g["model"] + "\n" + g["trace"].str.slice(0, 16) + "\n" + g["bound"]
+    g["case"] = g["model"] + " " + g["trace"].str.replace("splitwise_", "").str.slice(0, 8) + " " + g["bound"]
     a.bar(np.arange(len(g)), g["gain_des"], label="discrete-event (90% replayed)")
     a.plot(np.arange(len(g)), g["gain_expected"], "kx", label="expected-value (10% estimate)")
     a.axhline(PAPER_GAIN_AVG, color="r", ls="--", label=f"paper average {PAPER_GAIN_AVG}x")
     a.axhline(PAPER_GAIN_MAX, color="r", ls=":", label=f"paper max {PAPER_GAIN_MAX}x")
-    a.set_xticks(np.arange(len(g)), g["case"], fontsize=6)
+    a.set_xticks(np.arange(len(g)), g["case"], fontsize=7, rotation=60, ha="right")
     a.set(ylabel="ExeGPT / FT throughput", title="Fig. 10 - real traces, offline")
     a.legend(fontsize=7)
     o = online[online["status"] == "ok"].copy()
     if len(o):
-        o["case"] = o["model"] + " " + o["trace"].str.slice(0, 14) + "\n" + o["load"]
+        o["case"] = o["model"] + " " + o["trace"].str.replace("splitwise_", "") + "\n" + o["load"]
         piv = o.pivot_table(index="case", columns="policy", values="goodput_share")
-        piv.plot.bar(ax=b, rot=0, fontsize=7)
+        piv.plot.bar(ax=b, rot=60, fontsize=7)
         b.set(ylabel="share of requests within the p30 bound", title="online replay (arrival times)")
     return fig
 
