@@ -67,3 +67,20 @@ def test_bad_sla_config_is_a_one_line_error_naming_the_field(overrides, field):
 def test_sla_is_in_the_scenario():
     assert build_scenario(compose(["sla.kind=b", "sla.output_len=40"])).sla == SLA("b", 40)
     assert build_scenario(compose([])).sla == SLA()
+
+
+def test_discrete_event_estimate_reads_each_sla():
+    """In the discrete-event simulator the three SLAs differ: a query of 20 tokens finishes far
+    sooner than the worst p99-length query; the p99 over all queries is at most that worst case."""
+    import json
+    import subprocess
+    import sys
+    lat = {}
+    for k, extra in (("main", []), ("a", []), ("b", ["sla.output_len=20"])):
+        r = subprocess.run([sys.executable, "-m", "harness.cli.main", "estimate", "simulator=discrete-event",
+                            "num_requests=600", f"sla.kind={k}", *extra], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        d = json.loads(r.stdout)
+        assert d["inputs"]["sla"] == k
+        lat[k] = d["estimate"]["latency_s"]
+    assert lat["b"] < lat["a"] <= lat["main"]

@@ -45,7 +45,7 @@ def estimate_json(s: Scenario, cfg: DictConfig) -> dict:
         "inputs": {"model": s.model.name, "cluster": s.cluster.name, "workload": w.name,
                    "workload_source": w.source, "output_p99": w.output_p99, "output_max": w.output_max,
                    "policy": s.policy_name, "knobs": knobs, "cost_model": ctx.cost_model.id,
-                   "seed": s.seed},
+                   "seed": s.seed, **s.sla.as_dict()},
         "simulator": sim,
         "estimate": {k: _finite(v) for k, v in est.as_dict().items()},
         "plan": {"num_stages": plan.num_stages, "decode_iters": plan.decode_iters,
@@ -74,8 +74,12 @@ def _discrete_event(plan, s: Scenario, cfg: DictConfig) -> tuple[Estimate, dict 
     if not res.feasible:
         return evaluate(plan, s.workload), None
     m = res.metrics
+    from harness.simulator.metrics import sla_a_latency_s
+    # SLA (§5): main and b read the plan's latency length (p99 or sla.output_len); a is the
+    # p99 over every query (from its encode start, as the main definition).
+    latency = sla_a_latency_s(res.records) if s.sla.kind == "a" else m.latency_p99len_s
     est = Estimate(plan.policy, plan.knobs, True, "", m.throughput_seq_s, m.throughput_tok_s,
-                   m.latency_p99len_s, plan.memory_per_gpu_bytes, plan.encode_batch_size,
+                   latency, plan.memory_per_gpu_bytes, plan.encode_batch_size,
                    m.decode_batch_mean, simulator="discrete-event")
     return est, {"arrivals": kind, **{k: _finite(getattr(m, k)) for k in m.__dataclass_fields__}}
 
