@@ -54,6 +54,19 @@ def estimate_json(s: Scenario, cfg: DictConfig) -> dict:
     }
 
 
+def runtime_adjustment(cfg: DictConfig):
+    """`runtime_adjustment.*` -> RuntimeAdjustment (validated, errors name the key)."""
+    from omegaconf import OmegaConf
+
+    from harness.simulator.discrete_event import RuntimeAdjustment
+    d = OmegaConf.to_container(cfg.get("runtime_adjustment") or {}, resolve=True)
+    unknown = set(d) - set(RuntimeAdjustment.__dataclass_fields__)
+    if unknown:
+        raise unknown_name("runtime_adjustment", sorted(unknown)[0], RuntimeAdjustment.__dataclass_fields__)
+    check(isinstance(d.get("enabled", False), bool), "runtime_adjustment.enabled", "must be true or false")
+    return RuntimeAdjustment(**d)
+
+
 def _discrete_event(plan, s: Scenario, cfg: DictConfig) -> tuple[Estimate, dict | None]:
     """Play `plan` on the configured arrivals; offline gives the paper's Estimate, any kind
     also reports per-request TTFT/TPOT/e2e percentiles (vLLM's definitions)."""
@@ -70,7 +83,7 @@ def _discrete_event(plan, s: Scenario, cfg: DictConfig) -> tuple[Estimate, dict 
                            else Path(cfg.workload.trace))
     reqs = make_stream(kind, workload=s.workload, trace=trace, num_requests=n,
                        rate_per_s=arr.get("rate_per_s"), seed=s.seed)
-    res = simulate(plan, reqs)
+    res = simulate(plan, reqs, runtime_adjustment(cfg), s.workload)
     if not res.feasible:
         return evaluate(plan, s.workload), None
     m = res.metrics

@@ -150,6 +150,23 @@ def figures(overrides: list[str]) -> None:
     write_all(Path("runs"))
 
 
+def shift(overrides: list[str]) -> None:
+    """Fig. 11: a schedule tuned on the nominal distribution under output-length shifts, SLA-(a)/(b), redeploy cost; writes runs/fig11/."""
+    from harness.studies.shift import run as run_shift
+    run_shift(Path("runs/fig11"), overrides=tuple(overrides))
+    print((Path("runs/fig11") / "summary.md").read_text())
+
+
+def traces(overrides: list[str]) -> None:
+    """Fig. 10: real traces (10% estimates, 90% replayed), gains over FT, correlations, online replay; writes runs/fig10/."""
+    from harness.studies.traces import run as run_traces
+    s = build_scenario(compose(overrides))
+    if not s.paths.traces.exists():
+        raise UserError(f"paths.traces: {s.paths.traces} does not exist (set paths.shared or HARNESS_SHARED_DIR)")
+    run_traces(Path("runs/fig10"), overrides=tuple(overrides))
+    print((Path("runs/fig10") / "summary.md").read_text())
+
+
 def reproduce(overrides: list[str]) -> None:
     """Every paper artefact in order (calibration, sweeps, Tables 5/6, figures, REPORT.md); --quick: a handful."""
     from harness.cli.reproduce import reproduce as run_all
@@ -197,7 +214,8 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": c
                                                      "monotonicity": monotonicity, "case-study": case_study,
                                                      "sweep": sweep, "regress": regress,
                                                      "figures": figures, "reproduce": reproduce,
-                                                     "profile": profile, "run": run, "fidelity": fidelity}
+                                                     "profile": profile, "run": run, "fidelity": fidelity,
+                                                     "shift": shift, "traces": traces}
 
 
 def _help() -> str:

@@ -23,9 +23,11 @@ FULL = (
     ("full", ["sweep", "experiment=full"]),
     ("table5", ["monotonicity"]),
     ("table6", ["case-study"]),
+    ("fig11", ["shift"]),
+    ("fig10", ["traces"]),
     ("figures", ["figures"]),
 )
-OPTIONAL = ("calibration",)      # needs ../shared data; skipped with the reason when absent
+OPTIONAL = ("calibration", "fig10")   # need ../shared data; skipped with the reason when absent
 QUICK = (
     ("quick", ["sweep", "experiment=quick"]),
     ("table6", ["case-study"]),
