@@ -185,7 +185,28 @@ def report_markdown(runs_dir: Path) -> str:
                   "![Table 5 heat-map](table5/figures/monotonicity.png)", "", table5_markdown(mono), ""]
     if case is not None:
         lines += ["## Table 6: OPT-13B task S case study", "", table6_markdown(case, bounds), ""]
+    lines += _study_sections(Path(runs_dir))
     return "\n".join(lines)
+
+
+STUDIES = (("fig11", "Fig. 11: distribution shift, SLA variants, redeploy cost (harness shift)"),
+           ("fig10", "Fig. 10: real traces (harness traces)"))
+
+
+def _study_sections(runs_dir: Path) -> list[str]:
+    """The studies' own summaries (written by harness.studies from their tables), with their
+    figure, headings demoted one level to sit under this report's sections."""
+    out = []
+    for name, title in STUDIES:
+        summary = runs_dir / name / "summary.md"
+        if not summary.exists():
+            continue
+        body = [("#" + ln) if ln.startswith("#") else ln for ln in summary.read_text().splitlines()]
+        out += [f"## {title}", ""]
+        if (runs_dir / name / f"{name}.png").exists():
+            out += [f"![{name}]({name}/{name}.png)", ""]
+        out += [*body, ""]
+    return out
 
 
 def write_report(runs_dir: Path) -> Path:
