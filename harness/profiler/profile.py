@@ -24,7 +24,7 @@ from harness.specs.hardware import ClusterSpec
 from harness.specs.models import ModelSpec
 
 ENGINE_FAMILIES = ("t5", "opt", "gpt")
-MAX_ENCODE_TOKENS = 1024     # packed encode points above this many tokens are skipped
+MAX_ENCODE_TOKENS = 512     # packed encode points above this many tokens are skipped
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,11 @@ class StageModel:
         self.t5 = w.family == "t5"
         self.holds_last_encoder = self.t5 and sl.enc_hi == len(w.encoder) and sl.enc_hi > sl.enc_lo
 
+    @property
+    def num_encode_layers(self) -> int:
+        """Layers an encoding runs on this stage (T5: encoder layers; else the decoder's)."""
+        return len(self.enc) if self.t5 else len(self.dec)
+
     # ---- encoding (packed) ---------------------------------------------------------------
     def prompt_lengths(self, prompts: list[list[int]]) -> list[int]:
         """Tokens encoded per prompt: T5 all of it; decoder-only all but the last (module doc)."""
