@@ -29,7 +29,7 @@ TASK, BATCH = "T-cpu", 8
 def compare_ct2(specs: dict[str, ModelSpec], cluster: ClusterSpec, mc: MiniCluster, profile_dir,
                 ct2_dir, seed: int = 0, size: str = "full", progress: bool = True) -> pd.DataFrame:
     names = ["opt-20m"] if size == "tiny" else list(specs)
-    n = 8 if size == "tiny" else 32
+    n = 8 if size == "tiny" else 16
     wl, rows = get_task(TASK), []
     for m in names:
         spec = specs[m]

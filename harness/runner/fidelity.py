@@ -164,6 +164,9 @@ def summary(df: pd.DataFrame) -> dict:
         a = ok[col].abs()
         out[f"median_abs_{col}"] = float(a.median()) if len(a) else math.nan
         out[f"max_abs_{col}"] = float(a.max()) if len(a) else math.nan
+    out["by_policy"] = {p: {"median_abs_err_throughput": float(g.err_throughput.abs().median()),
+                            "median_abs_err_latency": float(g.err_latency.abs().median()), "configs": len(g)}
+                        for p, g in ok.groupby("policy")}
     return out
 
 
@@ -173,7 +176,7 @@ BOUND_PERCENTILE = 70     # the bottom-70% FT latency (ExeGPT §7 bounds: p10, p
 
 
 def ft_ratio(spec: ModelSpec, task: str, cluster: ClusterSpec, mc: MiniCluster, profile_dir,
-             seed: int = 0, num_requests: int = 32, progress: bool = True) -> dict:
+             seed: int = 0, num_requests: int = 24, progress: bool = True) -> dict:
     from harness.scheduler import find_schedule
     from harness.scheduler.bounds import percentile_lower
     cm = ProfiledCostModel(cluster, profile_dir)
