@@ -25,6 +25,7 @@ FULL = (
     ("table6", ["case-study"]),
     ("fig11", ["shift"]),
     ("fig10", ["traces"]),
+    ("fidelity", ["fidelity", "runner.fidelity.reprofile=true"]),
     ("figures", ["figures"]),
 )
 OPTIONAL = ("calibration", "fig10")   # need ../shared data; skipped with the reason when absent
