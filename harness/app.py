@@ -2,7 +2,7 @@
 
 One job = one scenario (model x cluster x workload x bound): FT tuned under the bound (§7)
 and XScheduler over every searched policy (§5). Its tidy rows (one per policy, plus
-`exegpt`, the chosen one) go to `runs/<experiment>/jobs/<config hash>.json`. A job whose
+`exegpt`, the chosen one) go to `runs/jobs/<config hash>.json`. A job whose
 hash is already stored is skipped (resumable); a job that raises becomes rows with
 status="failed" and the error, never a crashed sweep. `harness sweep` drives this with a
 progress bar and aggregates the jobs into results.parquet.

@@ -95,3 +95,13 @@ def test_ray_launcher_runs_a_tiny_sweep(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     df = pd.read_parquet(tmp_path / "quick" / "results.parquet")
     assert (df[df.policy == "exegpt"].status == "ok").all()
+
+
+def test_experiments_share_jobs_of_the_same_scenario(joblib_run):
+    tmp, _ = joblib_run
+    r = subprocess.run([sys.executable, "-m", "harness.cli.main", "sweep", "experiment=fig9", f"runs_dir={tmp}",
+                        "model=opt-13b", "task=S", "search.resolution=coarse"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and "1 already stored" in r.stderr, r.stderr[-2000:]
+    df = pd.read_parquet(tmp / "fig9" / "results.parquet")
+    assert set(df.experiment) == {"fig9"} and set(df.bound) == {"inf"}

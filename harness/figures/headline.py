@@ -19,7 +19,7 @@ Definitions (also printed in the report):
       plain values without a direction: bounds, monotone shares, Table 6 throughputs). Who-wins
       rows hold when the paper's policy is chosen in more than half of the feasible scenarios.
   duplicates: where a table holds several rows of one scenario x policy (jobs of an older
-      config hash left in runs/<experiment>/jobs), the first row in table order is used and
+      config hash left in runs/jobs), the first row in table order is used and
       the provenance table counts them.
 """
 

@@ -15,7 +15,9 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-VOLATILE_KEYS = ("paths", "hydra", "runs_dir")     # machine-specific or launcher-specific: not part of a job's identity
+# Not part of a job's identity: machine/launcher-specific keys, and the experiment's name (the
+# same scenario in two experiments is one job).
+VOLATILE_KEYS = ("paths", "hydra", "runs_dir", "experiment_name")
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -1,7 +1,8 @@
-"""The result store of one experiment: `runs/<experiment>/jobs/<config hash>.json`, one file
-per job, written atomically (temp file + rename), so a killed sweep loses at most the jobs in
-flight and a rerun skips every hash already present. `aggregate` joins them into the tidy
-`results.parquet` (rows sorted, so the same jobs give an identical table)."""
+"""The result store: `runs/jobs/<config hash>.json`, one file per job, shared by every
+experiment (a scenario in both `fig6` and `full` is computed once), written atomically (temp
+file + rename), so a killed sweep loses at most the jobs in flight and a rerun skips every hash
+already present. `aggregate` joins one experiment's jobs into its tidy
+`runs/<experiment>/results.parquet` (rows sorted, so the same jobs give an identical table)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ class ResultStore:
 
     @property
     def jobs_dir(self) -> Path:
-        return self.root / "jobs"
+        """runs/jobs: shared by the experiments under the same runs directory."""
+        return self.root.parent / "jobs"
 
     @property
     def parquet(self) -> Path:
@@ -65,6 +67,8 @@ class ResultStore:
             if hashes is None or p.stem in hashes:
                 rows.extend(json.loads(p.read_text()))
         df = pd.DataFrame(rows)
+        if not df.empty:
+            df["experiment"] = self.root.name          # the table's experiment, whoever computed the job
         if df.empty:
             raise UserError(f"results: no job results under {self.jobs_dir}")
         keys = [k for k in SORT_KEYS if k in df.columns]
