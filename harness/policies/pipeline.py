@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
 from harness.cost_model.base import CostModel
 from harness.cost_model.memory import StageShard
 from harness.errors import UserError
@@ -157,6 +159,10 @@ def pipelined(stage_s, stages: tuple[Stage, ...], batch: int, micro_batches: int
     return Pipelined(max(m * slowest, total), total + (m - 1) * slowest, total - slowest)
 
 
+_DECODE_MEMO: dict[tuple, tuple] = {}
+_ITER_TABLES: dict[tuple, tuple] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineCosts:
     """StepCosts of an encode pipeline and a decode pipeline (the same one for FT and RRA).
@@ -179,14 +185,44 @@ class PipelineCosts:
                          self.encode_stages, batch, len(self.encode_stages))
 
     def _decode(self, batch: int, ctx: float, inp: float) -> Pipelined:
-        return pipelined(lambda st, b: stage_decode_s(self.cm, self.model, st, b, ctx, inp),
-                         self.decode_stages, batch, self.decode_micro_batches)
+        # Memoised per layout object (layouts are shared across plans: `build_pipeline`), so
+        # a search pays once per (layout, batch) for the many iterations of many plans.
+        stages, m = self.decode_stages, self.decode_micro_batches
+        key = (id(stages), id(self.cm), m, batch, ctx, inp)
+        hit = _DECODE_MEMO.get(key)
+        if hit is not None and hit[0] is stages:
+            return hit[1]
+        out = pipelined(lambda st, b: stage_decode_s(self.cm, self.model, st, b, ctx, inp), stages, batch, m)
+        if len(_DECODE_MEMO) > (1 << 20):
+            _DECODE_MEMO.clear()
+        _DECODE_MEMO[key] = (stages, out)        # keeps `stages` alive, so its id stays unique
+        return out
 
     def encode_s(self, batch: int, mean_input_len: float) -> float:
         return self._encode(batch, mean_input_len).latency_s
 
     def encode_period_s(self, batch: int, mean_input_len: float) -> float:
         return self._encode(batch, mean_input_len).period_s
+
+    def decode_iter_s_many(self, batches: np.ndarray, ctx: float, inp: float) -> np.ndarray:
+        """`decode_iter_s` of every batch size in `batches` (ints >= 0; 0 costs 0), from a
+        per-layout table extended as larger batches are asked for."""
+        stages = self.decode_stages
+        key = (id(stages), id(self.cm), self.decode_micro_batches, ctx, inp)
+        hit = _ITER_TABLES.get(key)
+        table = hit[1] if hit is not None and hit[0] is stages else np.zeros(1)
+        top = int(batches.max()) if len(batches) else 0
+        if top >= len(table):                     # NaN: not computed yet
+            table = np.concatenate([table, np.full(top + 1 - len(table), np.nan)])
+            if len(_ITER_TABLES) > 65536:
+                _ITER_TABLES.clear()
+            _ITER_TABLES[key] = (stages, table)
+        out = table[batches]
+        if np.isnan(out).any():
+            for b in np.unique(batches[np.isnan(out)]):
+                table[b] = self._decode(int(b), ctx, inp).period_s
+            out = table[batches]
+        return out
 
     def decode_iter_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
         return self._decode(batch, mean_context_len, mean_input_len).period_s if batch > 0 else 0.0

@@ -50,6 +50,7 @@ def rra_live_per_encoded(output: LengthDistribution, decode_iters: int) -> np.nd
     return a
 
 
+@lru_cache(maxsize=4096)
 def rra_batch_per_encoded(output: LengthDistribution, decode_iters: int) -> tuple[float, float]:
     """(peak, mean) decoding batch per encoded query over a phase (module docstring)."""
     a = rra_live_per_encoded(output, decode_iters)
@@ -61,6 +62,8 @@ def rra_phase_s(costs, encode_batch: int, output: LengthDistribution, decode_ite
     """Time of one decoding phase: sum over its N_D iterations of the iteration time at that
     iteration's expected batch (rounded; empty iterations are skipped, cost 0)."""
     batches = np.rint(encode_batch * rra_live_per_encoded(output, decode_iters)).astype(np.int64)
+    if hasattr(costs, "decode_iter_s_many"):          # PipelineCosts: one table lookup per iteration
+        return float(costs.decode_iter_s_many(batches, context_len, input_len).sum())
     sizes, counts = np.unique(batches, return_counts=True)
     return float(sum(c * costs.decode_iter_s(int(b), context_len, input_len)
                      for b, c in zip(sizes, counts, strict=True) if b > 0))
