@@ -11,7 +11,7 @@ EXTRAS := figures,launchers,engine,dev
 # torch first, pinned: the machine image ships this CPU wheel; a bare `torch` pulls a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: help setup test reproduce reproduce-quick figures regress regress-update bench lint clean clean-runs
+.PHONY: help setup test reproduce reproduce-quick fidelity figures regress regress-update bench lint clean clean-runs
 
 help: ## list the targets
 	@echo "usage: make <target>"
@@ -35,6 +35,9 @@ reproduce: setup ## every paper table/figure + runs/REPORT.md (paper vs ours); r
 
 reproduce-quick: setup ## a handful of scenarios through the same pipeline (about a minute)
 	$(HARNESS) reproduce --quick
+
+fidelity: setup ## real runner vs simulator on >= 20 configurations (CPU mini-cluster; 6-8 min)
+	$(HARNESS) fidelity runner.fidelity.reprofile=true
 
 figures: setup ## regenerate figures and runs/REPORT.md from runs/*/results.parquet alone
 	$(HARNESS) figures
