@@ -59,7 +59,10 @@ def _finite(x):
 
 
 def run(overrides: list[str]) -> dict:
-    """One policy with its knobs on the mini-cluster; per-request records to runs/real/."""
+    """One policy with its knobs on the mini-cluster; per-request records to runs/real/.
+    `runtime_adjustment.enabled=true`: ExeGPT §3 runtime adjustment (rra/waa), targets from the
+    scenario's workload; records then go to `<tag>-adjust.parquet`, the decisions into the JSON."""
+    from harness.cli.commands import runtime_adjustment
     from harness.policies import get_policy
     from harness.runner.pool import WorkerPool, run_job
     from harness.runner.run import execute
@@ -67,6 +70,7 @@ def run(overrides: list[str]) -> dict:
     from harness.workload.streams import offline
     cfg = compose(overrides)
     s, r = build_scenario(cfg), _runner(cfg)
+    adjust = runtime_adjustment(cfg)
     ctx = _context(s)
     pol = get_policy(s.policy_name)
     knobs = pol.validate(ctx, dict(s.policy_knobs))
@@ -78,23 +82,29 @@ def run(overrides: list[str]) -> dict:
     check(n >= 1, "runner.num_requests", "must be >= 1")
     reqs = offline(s.workload, n, s.seed)
     from harness.runner.run import plan_job
-    plan_job(plan, s.model, reqs, s.seed, dtype)                          # layout errors before start
+    plan_job(plan, s.model, reqs, s.seed, dtype, adjust=adjust, workload=s.workload)   # errors before start
     with WorkerPool(mini_cluster(s, r)) as pool:
         run_job(pool, "harness.runner.programs:prepare", (s.model, s.seed, dtype))
-        res = execute(pool, plan, s.model, reqs, s.seed, dtype, progress=bool(r.get("progress", True)))
+        res = execute(pool, plan, s.model, reqs, s.seed, dtype, progress=bool(r.get("progress", True)),
+                      adjust=adjust, workload=s.workload)
     out_dir = Path(str(r.get("out_dir", "runs/real")))
     out_dir.mkdir(parents=True, exist_ok=True)
     tag = f"{s.model.name}-{s.workload.name}-{s.policy_name}-" + "-".join(f"{k}{v}" for k, v in sorted(knobs.items()))
-    path = out_dir / f"{tag}.parquet"
+    path = out_dir / f"{tag}{'-adjust' if adjust.enabled else ''}.parquet"
     if res.records is not None:
         res.records.to_frame().to_parquet(path, index=False)
-    sim = simulate(plan, reqs).metrics
+    sim = simulate(plan, reqs, adjust, s.workload).metrics
     out = {"inputs": {"model": s.model.name, "cluster": s.cluster.name, "workload": s.workload.name,
                       "policy": s.policy_name, "knobs": knobs, "num_requests": n, "precision": dtype,
                       "cost_model": ctx.cost_model.id},
            "records": str(path) if res.records is not None else None,
            "wall_s": round(res.wall_s, 3), "other_cores": round(res.disturbance.other_cores, 3),
            "disturbed": res.disturbance.disturbed}
+    if adjust.enabled:
+        from dataclasses import asdict
+        out["inputs"]["runtime_adjustment"] = asdict(adjust)
+        out["runtime_adjustment"] = {"encoder_batch_sizes": [a.count for a in res.adjustments],
+                                     "observed_decode_batch": [round(a.observed, 3) for a in res.adjustments]}
     if res.error:
         out["error"] = res.error
     if res.metrics:

@@ -15,13 +15,24 @@ shared by all processes of the machine).
 - waa (§3): one encode worker encodes batches of B_E back to back (at most
   `waa_max_unmerged` ahead of the decoder) and hands each batch's KV cache to the decode
   pipeline; the decode pipeline merges at most one ready batch per iteration.
+Runtime adjustment (ExeGPT §3; `Job.adjuster`, None = off, the plain schedules above): the
+simulator's `harness.simulator.adjust.Adjuster` sizes each encoder batch. RRA: every rank
+takes the same decision from the mean decoding batch of the last phase (known to all, as
+lengths are forced). WAA: the encode worker decides from the live decoding batch, which the
+first decode stage's leader publishes in shared memory (`DECODE_LIVE`) at each merge and
+iteration; the decode ranks read each batch's size off the KV hand-over (batches stay
+contiguous ranges).
+The deciding rank emits ("adjust", first request, room, observed batch, count, target) for
+every encoder batch it forms.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -31,8 +42,12 @@ from harness.runner.links import MAX_HEADER, Links, StageDef, allreduce_fn, grou
 from harness.runner.weights import load_weights
 from harness.specs.models import ModelSpec
 
+if TYPE_CHECKING:   # a job with an Adjuster imports it when unpickled; off, workers never do
+    from harness.simulator.adjust import Adjuster
+
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 BATCHES_SENT = 0        # shared counter: WAA batches the encode worker has handed over
+DECODE_LIVE = 1         # shared counter: WAA live decoding batch (runtime adjustment only)
 POLL_S = 2e-4
 
 
@@ -53,6 +68,7 @@ class Job:
     seed: int = 0
     dtype: str = "float32"
     record_tokens: bool = False
+    adjuster: Adjuster | None = None         # runtime adjustment (rra/waa); None = off
 
 
 def now() -> float:
@@ -242,8 +258,18 @@ def _rra(w: _Worker) -> None:
     mbs, toks, need = [None] * m, [None] * m, [False] * m
     nxt = 0
     live = lambda: sum(len(x) for x in mbs if x is not None)  # noqa: E731
+    adj, phase_mean = job.adjuster, 0.0       # phase_mean: mean decoding batch of the last phase
+    inputs = np.array([len(p) for p in job.prompts], dtype=np.int64) if adj else None
+    first_lead = w.s == 0 and w.is_lead(job.stages[0])
     while nxt < n or live():
-        k = max(0, min(job.batch_size, n - nxt, job.max_decode_batch - live()))
+        if adj is None:
+            k = max(0, min(job.batch_size, n - nxt, job.max_decode_batch - live()))
+        else:                                 # every rank takes the same decision
+            adj.observe(phase_mean)
+            room = max(0, min(n - nxt, job.max_decode_batch - live()))
+            k = adj.size(inputs[nxt:nxt + room], room)
+            if first_lead and k:
+                w.emit("adjust", nxt, room, phase_mean, k, adj.target)
         if k:
             ids = list(range(nxt, nxt + k))
             if w.s == 0 and w.is_lead(job.stages[0]):
@@ -253,10 +279,15 @@ def _rra(w: _Worker) -> None:
                 w.emit("enc_end", ids, now())
             w.join(S, mbs, toks, need, new)
             nxt += k
+        sizes = []
         for _ in range(job.decode_iters):
             if not live():
                 break
+            if adj is not None:
+                sizes.append(live())
             w.decode_iteration(S, mbs, toks, need, compact=True)
+        if adj is not None:
+            phase_mean = float(np.mean(sizes)) if sizes else 0.0
         if w.s == 0:
             w.sync_tokens(mbs, toks, need)
 
@@ -268,13 +299,22 @@ def _waa_encoder(w: _Worker) -> None:
     dec_layers = (0, spec.num_decoder_layers)
     S = w.model(StageDef(e.ranks, (0, spec.num_encoder_layers), dec_layers), True, True)
     ack = torch.zeros(1, dtype=torch.long)
-    sent = acked = 0
-    for lo in range(0, n, job.batch_size):
+    sent = acked = lo = 0
+    adj = job.adjuster
+    inputs = np.array([len(p) for p in job.prompts], dtype=np.int64) if adj else None
+    while lo < n:
         while sent - acked >= job.waa_max_unmerged:
             dist.recv(ack, job.stages[0].leader)
             acked += 1
         w.links.flush_before(acked)
-        ids = list(range(lo, min(n, lo + job.batch_size)))
+        if adj is None:
+            hi = min(n, lo + job.batch_size)
+        else:                                 # the live decoding batch, as the decoder last saw it
+            live = int(w.ctx.shared[DECODE_LIVE])
+            adj.observe(live)
+            hi = lo + adj.size(inputs[lo:], n - lo)
+            w.emit("adjust", lo, n - lo, float(live), hi - lo, adj.target)
+        ids = list(range(lo, hi))
         prompts = [list(job.prompts[i]) for i in ids]
         w.emit("enc_start", ids, now())
         x, st = S.encode(S.embed_prompts(prompts).to(w.dtype), prompts, ids)
@@ -286,7 +326,7 @@ def _waa_encoder(w: _Worker) -> None:
             for r_i, r in enumerate(ds.ranks):
                 h = spec.num_heads // tp
                 w.links.send_many(state_part(st, *ds.dec, r_i * h, (r_i + 1) * h).tensors(), r, tag=sent)
-        sent += 1
+        sent, lo = sent + 1, hi
         w.ctx.shared[BATCHES_SENT] = sent     # host-memory flag: batch `sent - 1` is on its way
     while acked < sent:
         dist.recv(ack, job.stages[0].leader)
@@ -298,14 +338,14 @@ def _waa_decoder(w: _Worker) -> None:
     src, n, m = job.enc_stage.leader, len(job.prompts), job.decode_micro_batches
     leader0 = w.rank == job.stages[0].leader
     others = [r for st in job.stages for r in st.ranks if r != job.stages[0].leader]
-    batches = [list(range(lo, min(n, lo + job.batch_size))) for lo in range(0, n, job.batch_size)]
     mbs, toks, need = [None] * m, [None] * m, [False] * m
     header = torch.zeros(MAX_HEADER, dtype=torch.long)
-    k = 0
+    k = nxt = 0                               # batches merged, requests merged
     live = lambda: sum(len(x) for x in mbs if x is not None)  # noqa: E731
-    while k < len(batches) or live():
+    publish = leader0 and job.adjuster is not None
+    while nxt < n or live():
         merge = torch.zeros(1, dtype=torch.long)
-        if leader0 and k < len(batches):
+        if leader0 and nxt < n:
             while not live() and w.ctx.shared[BATCHES_SENT] <= k:
                 time.sleep(POLL_S)            # nothing to decode: wait for the encoder
             merge[0] = int(w.ctx.shared[BATCHES_SENT] > k)
@@ -316,13 +356,19 @@ def _waa_decoder(w: _Worker) -> None:
                 dist.recv(merge, job.stages[0].leader)
         if merge[0]:
             dist.recv(header, src)
-            new = state_from_tensors(batches[k], w.links.recv_many_after(header, src), len(S.dec), S.t5)
+            ts = w.links.recv_many_after(header, src)
+            b = len(ts[2 * len(S.dec)])         # the batch's size: rows of its `valid` mask
+            new = state_from_tensors(list(range(nxt, nxt + b)), ts, len(S.dec), S.t5)
+            if publish:                         # before the ack the encoder may wait for
+                w.ctx.shared[DECODE_LIVE] = live() + b
             if leader0:
                 w.links.send(torch.ones(1, dtype=torch.long), (src,))
             w.join(S, mbs, toks, need, new)
-            k += 1
+            k, nxt = k + 1, nxt + b
         if live():
             w.decode_iteration(S, mbs, toks, need, compact=True)
+            if publish:                         # what the encoder's next decision reads
+                w.ctx.shared[DECODE_LIVE] = live()
     if w.s == 0:
         w.sync_tokens(mbs, toks, need)
 

@@ -6,6 +6,10 @@ Its stage layout (`plan.costs`: encode/decode stages with TP degrees and layer s
 turned into worker ranks and integer layer ranges. Records use the discrete-event
 simulator's schema (`harness.simulator.metrics.SimRecords`), so measured and simulated runs
 are read by the same `compute_metrics`.
+
+Runtime adjustment (ExeGPT §3, `RuntimeAdjustment`, default off: the plain job, records as
+before): for rra/waa the job carries the simulator's `Adjuster`, built here from the plan and
+the workload the schedule was tuned for; its decisions come back in `RunResult.adjustments`.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from harness.runner.engine import split_layers
 from harness.runner.links import StageDef
 from harness.runner.pool import WorkerFailure, WorkerPool, run_job
 from harness.runner.programs import Job
+from harness.simulator.adjust import OFF, Adjuster, RuntimeAdjustment
 from harness.simulator.metrics import SimMetrics, SimRecords, compute_metrics
 from harness.specs.models import ModelSpec
 from harness.workload.streams import Requests
+from harness.workload.tasks import Workload
 
 FIRST_TOKEN_ID = 3          # prompts avoid the special ids (T5 pad 0 / eos 1, OPT 1 / 2)
 
@@ -46,9 +52,22 @@ def _stage_defs(spec: ModelSpec, stages, first_rank: int, enc_layers: int, dec_l
     return out
 
 
+def adjuster_for(plan: Plan, adjust: RuntimeAdjustment = OFF, workload: Workload | None = None) -> Adjuster | None:
+    """The runtime-adjustment decision maker of a run (None: off, or FT, which has none); the
+    targets come from `workload`, the distribution the schedule was tuned for."""
+    if not adjust.enabled or plan.kind == "static":
+        return None
+    if workload is None:
+        raise UserError("runtime_adjustment: enabled, but no workload gives its targets "
+                        "(execute(..., workload=<the schedule's workload>))")
+    return Adjuster(adjust, plan, workload)
+
+
 def plan_job(plan: Plan, spec: ModelSpec, reqs: Requests, seed: int = 0, dtype: str = "float32",
-             record_tokens: bool = False, waa_max_unmerged: int = 2) -> Job:
-    """The worker job executing `plan` on `reqs` (one GPU of the plan = one worker)."""
+             record_tokens: bool = False, waa_max_unmerged: int = 2, adjust: RuntimeAdjustment = OFF,
+             workload: Workload | None = None) -> Job:
+    """The worker job executing `plan` on `reqs` (one GPU of the plan = one worker); `adjust`
+    (enabled) turns on runtime adjustment, its targets from `workload` (module docstring)."""
     if not plan.feasible:
         raise UserError(f"policy: the plan is infeasible ({plan.reason})")
     c = plan.costs
@@ -56,7 +75,8 @@ def plan_job(plan: Plan, spec: ModelSpec, reqs: Requests, seed: int = 0, dtype: 
                   output_lens=tuple(int(x) for x in reqs.output_len), batch_size=plan.encode_batch_size,
                   decode_iters=max(1, plan.decode_iters), max_decode_batch=plan.max_decode_batch or 1 << 30,
                   encode_micro_batches=len(c.encode_stages), decode_micro_batches=c.decode_micro_batches,
-                  seed=seed, dtype=dtype, record_tokens=record_tokens, waa_max_unmerged=waa_max_unmerged)
+                  seed=seed, dtype=dtype, record_tokens=record_tokens, waa_max_unmerged=waa_max_unmerged,
+                  adjuster=adjuster_for(plan, adjust, workload))
     if plan.kind in ("static", "rra"):
         stages = _stage_defs(spec, c.decode_stages, 0, spec.num_encoder_layers, spec.num_decoder_layers)
         return Job(stages=tuple(stages), **common)
@@ -70,6 +90,19 @@ def plan_job(plan: Plan, spec: ModelSpec, reqs: Requests, seed: int = 0, dtype: 
 
 
 @dataclass(frozen=True, slots=True)
+class Adjustment:
+    """One encoder batch chosen by runtime adjustment: from request `first`, `room` requests
+    could join; the decoding batch read was `observed`; `count` joined; `target` the decode
+    rule's count."""
+
+    first: int
+    room: int
+    observed: float
+    count: int
+    target: float
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     records: SimRecords | None
     metrics: SimMetrics | None
@@ -77,6 +110,7 @@ class RunResult:
     tokens: dict                      # request index -> generated ids (record_tokens only)
     wall_s: float
     error: str = ""                   # worker failure (records then hold the finished requests)
+    adjustments: tuple[Adjustment, ...] = ()   # runtime adjustment's decisions (off: none)
 
 
 def _records(reqs: Requests, msgs: list, complete: bool) -> SimRecords | None:
@@ -112,9 +146,10 @@ def _records(reqs: Requests, msgs: list, complete: bool) -> SimRecords | None:
 
 def execute(pool: WorkerPool, plan: Plan, spec: ModelSpec, reqs: Requests, seed: int = 0,
             dtype: str = "float32", record_tokens: bool = False, progress: bool = True,
-            desc: str = "") -> RunResult:
-    """Run `plan` on `reqs`; a worker failure returns the finished requests and the error."""
-    job = plan_job(plan, spec, reqs, seed, dtype, record_tokens)
+            desc: str = "", adjust: RuntimeAdjustment = OFF, workload: Workload | None = None) -> RunResult:
+    """Run `plan` on `reqs`; a worker failure returns the finished requests and the error.
+    `adjust` (enabled): runtime adjustment, its targets from `workload` (module docstring)."""
+    job = plan_job(plan, spec, reqs, seed, dtype, record_tokens, adjust=adjust, workload=workload)
     msgs: list = []
     bar = tqdm(total=len(reqs), desc=desc or f"{plan.policy} {dict(plan.knobs)}", unit="req",
                disable=not progress, leave=False)
@@ -138,4 +173,6 @@ def execute(pool: WorkerPool, plan: Plan, spec: ModelSpec, reqs: Requests, seed:
         tokens.update(r["tokens"])
     rec = _records(reqs, msgs, complete=not error)
     met = compute_metrics(rec, plan.latency_output_len) if rec is not None and not error else None
-    return RunResult(rec, met, meter.result, tokens, meter.result.wall_s, error)
+    adjustments = tuple(Adjustment(int(m[1]), int(m[2]), float(m[3]), int(m[4]), float(m[5]))
+                        for _, m in msgs if m[0] == "adjust")
+    return RunResult(rec, met, meter.result, tokens, meter.result.wall_s, error, adjustments)
