@@ -8,13 +8,11 @@
 
 # %%
 # %matplotlib inline
-import os
-from pathlib import Path
 
 import pandas as pd
 
-import harness
 from harness.figures import (
+    find_runs,
     headline_table,
     latency_throughput,
     load_results,
@@ -23,18 +21,6 @@ from harness.figures import (
     throughput_bars,
     winners,
 )
-
-
-def find_runs() -> Path:
-    """$HARNESS_RUNS_DIR, else the `runs/` of the repository (from the cwd or the package)."""
-    if os.environ.get("HARNESS_RUNS_DIR"):
-        return Path(os.environ["HARNESS_RUNS_DIR"])
-    for start in (Path.cwd().resolve(), Path(harness.__file__).resolve().parent):
-        for d in (start, *start.parents):
-            if (d / "pyproject.toml").exists() and (d / "runs").is_dir():
-                return d / "runs"
-    raise FileNotFoundError("no runs/ folder found; set HARNESS_RUNS_DIR")
-
 
 RUNS = find_runs()
 df = load_results(RUNS / "quick" / "results.parquet")

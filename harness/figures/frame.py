@@ -143,3 +143,18 @@ def markdown_table(df: pd.DataFrame, floats: str = "{:.3g}") -> str:
 def ns_count(fig: Figure) -> int:
     """Number of "NS" / "failed" markers drawn in `fig` (tests, sanity checks)."""
     return sum(1 for ax in fig.axes for t in ax.texts if t.get_gid() == NS_GID)
+
+
+def find_runs() -> Path:
+    """$HARNESS_RUNS_DIR, else the `runs/` of the repository (searched upwards from the cwd,
+    then from the installed package): where notebooks find the results tables."""
+    import os
+
+    import harness
+    if os.environ.get("HARNESS_RUNS_DIR"):
+        return Path(os.environ["HARNESS_RUNS_DIR"])
+    for start in (Path.cwd().resolve(), Path(harness.__file__).resolve().parent):
+        for d in (start, *start.parents):
+            if (d / "pyproject.toml").exists() and (d / "runs").is_dir():
+                return d / "runs"
+    raise FileNotFoundError("no runs/ folder found; set HARNESS_RUNS_DIR")

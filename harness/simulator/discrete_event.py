@@ -25,22 +25,9 @@ Cost calls round the mean context and mean input to integers: the cost model mem
 layer times by exact arguments, and attention cost is linear in context, so the error is
 under one token.
 
-Runtime adjustment (ExeGPT §3, XRunner; thresholds *unknown* in the paper, here config knobs
-of `RuntimeAdjustment`, default off: the plain timelines above, bit for bit). When on, for
-rra/waa (FT has none), `harness.simulator.adjust.Adjuster` (shared with the real runner)
-chooses each encoder batch:
-- input rule: an encoder batch is the arrival-order prefix of the waiting requests whose
-  total input length lies within `input_tolerance_rel` of the expected total (target count
-  x E[input], the schedule's workload); it grows or shrinks one request at a time from the
-  rounded target count, stopping at the band, and, where one request would jump over the
-  band, at the count closer to the expected total;
-- decode rule: before each encoding the decoding batch is compared with the schedule's
-  expected B_D (`evaluate(plan, workload).decode_batch_size`; RRA: mean batch of the last
-  phase, WAA: the live batch); outside `decode_tolerance_rel` the target count becomes
-  B_E * expected / observed (a proportional correction: under a persistent ratio r the
-  target settles at B_E / sqrt(r)), inside it returns to B_E;
-- the count stays within B_E * (1 +- `max_step_rel`) (at least 1) and within what has
-  arrived and what memory (`max_decode_batch`) admits.
+Runtime adjustment (ExeGPT §3; default off: the plain timelines above, bit for bit). When on,
+for rra/waa (FT has none), `harness.simulator.adjust.Adjuster` (shared with the real runner;
+its docstring states the input and decode rules) chooses each encoder batch.
 A WAA batch larger than B_E joins the decoding batch alone (the one-batch-per-iteration rule).
 """
 
