@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from harness.policies import Context, get_policy
-from harness.scheduler.bounds import Bounds, best_ft, derive_bounds
+from harness.scheduler.bounds import PAPER_BOUNDS_S, Bounds, best_ft, derive_bounds
 from harness.scheduler.search import find_schedule
 from harness.simulator.expected import evaluate
 
@@ -78,7 +78,7 @@ def case_study_rows(ctx: Context, resolution: str = "fine") -> list[dict]:
 
 def bound_rows(bounds: Bounds) -> list[dict]:
     """Our FT-derived bounds of the scenario beside the paper's 3.1 / 5.9 / 11.5 s (§7)."""
-    paper = {"p10": 3.1, "p30": 5.9, "p70": 11.5}
+    paper = PAPER_BOUNDS_S[SCENARIO][0]
     return [{"label": k, "paper_s": v, "ours_s": _finite(bounds.by_label()[k]),
              "ours_over_paper": round(bounds.by_label()[k] / v, 3) if bounds.by_label()[k] else None}
             for k, v in paper.items()]
