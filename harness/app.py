@@ -11,7 +11,6 @@ progress bar and aggregates the jobs into results.parquet.
 from __future__ import annotations
 
 import json
-import math
 import time
 import traceback
 from pathlib import Path
@@ -25,10 +24,6 @@ from harness.results import ResultStore, config_hash, provenance
 SEARCHED = "exegpt"            # the row of the schedule XScheduler chose among its policies
 
 
-def _finite(x):
-    return None if isinstance(x, float) and not math.isfinite(x) else x
-
-
 def weight_copies(policy: str, is_encoder_decoder: bool) -> int:
     """WAA keeps the decoder-only model in both pipelines (§3); everything else one copy."""
     return 2 if policy.startswith("waa") and not is_encoder_decoder else 1
@@ -36,7 +31,7 @@ def weight_copies(policy: str, is_encoder_decoder: bool) -> int:
 
 def scenario_rows(cfg: DictConfig) -> list[dict]:
     """The job body: FT and every policy's best under the bound, as tidy rows."""
-    from harness.cli.commands import context
+    from harness.cli.commands import context, finite
     from harness.scheduler import find_schedule
     from harness.scheduler.bounds import best_ft, derive_bounds, resolve_bound
     s = build_scenario(cfg)
@@ -67,7 +62,7 @@ def scenario_rows(cfg: DictConfig) -> list[dict]:
                                      if r["status"] == "ok" else None)
         r["speedup_over_ft"] = (r["throughput_seq_s"] / ft_thr if ft_thr and r["throughput_seq_s"] else None)
     common = {"model": s.model.name, "cluster": s.cluster.name, "task": s.workload.name,
-              "bound": label, "bound_s": _finite(bound_s), "bound_p10_s": bounds.p10_s,
+              "bound": label, "bound_s": finite(bound_s), "bound_p10_s": bounds.p10_s,
               "bound_p30_s": bounds.p30_s, "bound_p70_s": bounds.p70_s,
               "cost_model": ctx.cost_model.id, "search_method": st.method,
               "search_resolution": st.resolution, "seed": s.seed, **s.sla.as_dict()}

@@ -24,7 +24,8 @@ def context(s: Scenario) -> Context:
     return Context(s.model, s.cluster, s.workload, get_cost_model(s.cost_model_name, s.cluster), s.sla)
 
 
-def _finite(x: float) -> float | None:
+def finite(x: float) -> float | None:
+    """inf/nan -> None (JSON has no Infinity); anything else unchanged."""
     return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
@@ -47,7 +48,7 @@ def estimate_json(s: Scenario, cfg: DictConfig) -> dict:
                    "policy": s.policy_name, "knobs": knobs, "cost_model": ctx.cost_model.id,
                    "seed": s.seed, **s.sla.as_dict()},
         "simulator": sim,
-        "estimate": {k: _finite(v) for k, v in est.as_dict().items()},
+        "estimate": {k: finite(v) for k, v in est.as_dict().items()},
         "plan": {"num_stages": plan.num_stages, "decode_iters": plan.decode_iters,
                  "latency_output_len": plan.latency_output_len},
         **({"requests": sim_metrics} if sim_metrics else {}),
@@ -94,7 +95,7 @@ def _discrete_event(plan, s: Scenario, cfg: DictConfig) -> tuple[Estimate, dict 
     est = Estimate(plan.policy, plan.knobs, True, "", m.throughput_seq_s, m.throughput_tok_s,
                    latency, plan.memory_per_gpu_bytes, plan.encode_batch_size,
                    m.decode_batch_mean, simulator="discrete-event")
-    return est, {"arrivals": kind, **{k: _finite(getattr(m, k)) for k in m.__dataclass_fields__}}
+    return est, {"arrivals": kind, **{k: finite(getattr(m, k)) for k in m.__dataclass_fields__}}
 
 
 def bounds_json(s: Scenario) -> dict:
@@ -126,7 +127,7 @@ def search_json(s: Scenario, cfg: DictConfig) -> dict:
                               if ft and res.best else None)
     return {"inputs": {"model": s.model.name, "cluster": s.cluster.name, "workload": s.workload.name,
                        "workload_source": s.workload.source, "output_p99": s.workload.output_p99,
-                       "cost_model": ctx.cost_model.id, "bound": label, "bound_s": _finite(bound_s),
+                       "cost_model": ctx.cost_model.id, "bound": label, "bound_s": finite(bound_s),
                        **s.sla.as_dict()},
             **{k: _json_safe(v) for k, v in out.items()}}
 
@@ -137,7 +138,7 @@ def _json_safe(v):
         return {k: _json_safe(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
         return [_json_safe(x) for x in v]
-    return _finite(v)
+    return finite(v)
 
 
 def monotonicity_study(overrides: list[str]) -> pd.DataFrame:

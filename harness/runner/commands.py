@@ -7,13 +7,13 @@ worker starts; outputs go under runs/ (profiles/, real/, fidelity/).
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from harness.cli.commands import finite
 from harness.config import Scenario, build_scenario, compose
 from harness.errors import UserError, check
 from harness.runner.pool import MiniCluster
@@ -46,16 +46,12 @@ def profile(overrides: list[str]) -> dict:
 
 
 def _context(s: Scenario):
-    from harness.cost_model import get_cost_model
-    from harness.policies import Context
+    """The CLI's scenario context (SLA included), refusing the analytic model on the cpu cluster."""
+    from harness.cli.commands import context
     if s.cluster.gpu.name == "cpu" and s.cost_model_name != "profiled":
         raise UserError(f"cost_model: '{s.cost_model_name}' has no constants for the cpu cluster; use "
                         "cost_model=profiled (after `harness profile`)")
-    return Context(s.model, s.cluster, s.workload, get_cost_model(s.cost_model_name, s.cluster))
-
-
-def _finite(x):
-    return None if isinstance(x, float) and not math.isfinite(x) else x
+    return context(s)
 
 
 def run(overrides: list[str]) -> dict:
@@ -108,8 +104,8 @@ def run(overrides: list[str]) -> dict:
     if res.error:
         out["error"] = res.error
     if res.metrics:
-        out["measured"] = {k: _finite(getattr(res.metrics, k)) for k in res.metrics.__dataclass_fields__}
-    out["simulated_discrete_event"] = {k: _finite(getattr(sim, k)) for k in sim.__dataclass_fields__}
+        out["measured"] = {k: finite(getattr(res.metrics, k)) for k in res.metrics.__dataclass_fields__}
+    out["simulated_discrete_event"] = {k: finite(getattr(sim, k)) for k in sim.__dataclass_fields__}
     if res.error:
         print(json.dumps(out, indent=2))
         raise UserError(res.error)
@@ -148,7 +144,7 @@ def fidelity(overrides: list[str]) -> dict:
     if bool(fr.get("ratio", size == "full")) and "opt-20m" in specs:
         ratio = F.ft_ratio(specs["opt-20m"], "T-cpu", s.cluster, mc, prof_dir, s.seed, progress=progress)
         pd.DataFrame([ratio]).to_csv(out_dir / f"ft-ratio-{size}.csv", index=False)
-        result["ft_ratio"] = {k: _finite(v) if not isinstance(v, dict) else v for k, v in ratio.items()}
+        result["ft_ratio"] = {k: finite(v) if not isinstance(v, dict) else v for k, v in ratio.items()}
     if bool(fr.get("ct2", size in ("full", "large"))):
         from harness.runner.baseline import compare_ct2
         ct = compare_ct2(specs, s.cluster, mc, prof_dir, out_dir / "ct2", s.seed, size, progress)
