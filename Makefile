@@ -36,7 +36,7 @@ reproduce: setup ## every paper table/figure + runs/REPORT.md (paper vs ours); r
 reproduce-quick: setup ## a handful of scenarios through the same pipeline (about a minute)
 	$(HARNESS) reproduce --quick
 
-fidelity: setup ## real runner vs simulator on >= 20 configurations (CPU mini-cluster; 6-8 min)
+fidelity: setup ## real runner vs simulator on >= 20 configurations (CPU mini-cluster; about 4-4.5 min; also a step of reproduce)
 	$(HARNESS) fidelity runner.fidelity.reprofile=true
 
 figures: setup ## regenerate figures and runs/REPORT.md from runs/*/results.parquet alone

@@ -266,3 +266,37 @@ def test_rra_throughput_each_within_5pct(agreement):
     for r in agreement:
         if r["policy"] == "rra":
             assert abs(r["thr_err"]) <= 0.05, r["case"]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyCosts(ConstCosts):
+    """ConstCosts plus the CPU runner's cache rewrites: 0.01 s per row compacted, 0.02 s per
+    row joined (`kv_copy_s`), and optionally a hand-over that blocks the decoder."""
+
+    decode_micro_batches: int = 1
+    kv_receive_blocks: bool = False
+
+    def kv_copy_s(self, batch: int, context_len: float, mean_input_len: float, kind: str = "compact") -> float:
+        return (0.01 if kind == "compact" else 0.02) * batch
+
+
+def test_rra_pays_compaction_and_join_copies_by_hand():
+    res = simulate(fake_plan("rra", 2, CopyCosts(enc=1.0, it=0.1), n_d=2), stream([1, 3, 3, 3]))
+    # cycle 1: encode r0 r1 [0, 1] (empty batch: no join copy); iteration 0 -> 1.1, r0 leaves,
+    #   r1 compacted (+0.01) -> 1.11; iteration 1 -> 1.21 (nobody leaves)
+    # cycle 2: encode r2 r3 [1.21, 2.21]; they join r1 (3 rows, +0.06); iteration 0 -> 2.37,
+    #   r1 leaves, 2 rows compacted (+0.02) -> 2.39; iteration 1 -> 2.49
+    # cycle 3: iteration 0 -> 2.59, r2 r3 leave (nothing left to compact)
+    np.testing.assert_allclose(res.records.finish_s, [1.11, 2.39, 2.59, 2.59])
+    np.testing.assert_allclose(res.records.encode_start_s, [0, 0, 1.21, 1.21])
+
+
+@pytest.mark.parametrize("blocks, finish", [(False, [2.05, 2.85]), (True, [2.35, 2.75])])
+def test_waa_hand_over_on_the_channel_or_paid_by_the_decoder(blocks, finish):
+    costs = CopyCosts(enc=0.5, period=0.5, it=0.4, kv=0.3, kv_receive_blocks=blocks)
+    # channel (paper): b0 ready 0.8, b1 ready 1.3 -> iterations 1.2, 1.6 | merge b1 (+0.02 x 2
+    # rows join) -> 2.04, r0 ends, r1 compacted (+0.01) -> 2.05; 2.45, 2.85
+    # blocking (CPU runner): b0 ready 0.5 (+0.3 receive) -> 1.2; b1 ready 1.0, merged at 1.2
+    # (+0.3 receive, +0.02 x 2 rows join) -> 1.94, 2.34 (r0 ends; r1 compacted +0.01) -> 2.35, 2.75
+    res = simulate(fake_plan("waa", 1, costs), stream([3, 3]))
+    np.testing.assert_allclose(res.records.finish_s, finish)

@@ -70,6 +70,7 @@ def _synthetic(model, cluster, path: Path) -> None:
     for p in points(g, model):
         t = {"encode_layer": 1e-3 + 1e-5 * p.batch_size * p.length,
              "decode_layer": 1e-3 + 1e-4 * p.batch_size + 1e-6 * p.batch_size * p.length,
+             "kv_select": 2e-5 + 1e-7 * p.batch_size * p.length, "kv_join": 4e-5 + 2e-7 * p.batch_size * p.length,
              "cross_kv": 2e-6 * p.batch_size * p.length, "lm_head": 5e-4 + 1e-5 * p.batch_size,
              "allreduce": 1e-4 + p.message_bytes * 1e-9, "p2p": 5e-5 + p.message_bytes * 1e-9}[p.op]
         rows.append({**{f: getattr(p, f) for f in Point.__dataclass_fields__}, "time_s": t / p.tp_degree})
@@ -87,6 +88,10 @@ def test_profiled_cost_model_interpolates_the_table(tmp_path) -> None:
     # linear between grid points and beyond them (attention is linear in batch and context)
     assert cm.decode_layer(s.model, 8, 20, 1).total_s == pytest.approx(1e-3 + 8e-4 + 1.6e-4)
     assert cm.decode_layer(s.model, 32, 64, 1).total_s == pytest.approx(1e-3 + 3.2e-3 + 2.048e-3)
+    # the runner's cache rewrites (compaction / join), bilinear in (rows, context): exact for b * ctx
+    assert cm.kv_copy_s(s.model, 8, 20, 1) == pytest.approx(2e-5 + 1.6e-5)
+    assert cm.kv_copy_s(s.model, 8, 20, 1, kind="join") == pytest.approx(4e-5 + 3.2e-5)
+    assert cm.kv_copy_s(s.model, 0, 20, 1) == 0.0
     lt = cm.decode_layer(s.model, 4, 32, 2)
     assert lt.total_s == pytest.approx((1e-3 + 4e-4 + 1.28e-4) / 2) and lt.comm_s > 0
     assert cm.lm_head_s(s.model, 4, 1) == pytest.approx(5.4e-4)

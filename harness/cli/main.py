@@ -204,7 +204,7 @@ def run(overrides: list[str]) -> None:
 
 
 def fidelity(overrides: list[str]) -> None:
-    """Simulator vs real runner on >= 20 configurations (runner.fidelity.size=tiny|full); JSON."""
+    """Simulator vs real runner on >= 20 configurations (runner.fidelity.size=full|large|tiny); JSON."""
     from harness.runner.commands import fidelity as body
     print(json.dumps(body(overrides), indent=2, default=str))
 

@@ -25,9 +25,9 @@ FULL = (
     ("table6", ["case-study"]),
     ("fig11", ["shift"]),
     ("fig10", ["traces"]),
-    # The real engine, CI-sized (3 configurations incl. profiling, ~1.5 min): the full
-    # >= 20-configuration study takes 6-8 min on 2 cores and is `make fidelity`.
-    ("fidelity", ["fidelity", "runner.fidelity.size=tiny", "runner.fidelity.reprofile=true"]),
+    # The real engine: the 27-configuration study, profiles retaken (about 4-4.5 min on 2
+    # cores; docs/real-execution.md). The CI-sized version is `pytest -m slow tests/test_profiler.py`.
+    ("fidelity", ["fidelity", "runner.fidelity.size=full", "runner.fidelity.reprofile=true"]),
     ("figures", ["figures"]),
 )
 OPTIONAL = ("calibration", "fig10")   # need ../shared data; skipped with the reason when absent

@@ -108,6 +108,11 @@ class AnalyticCostModel:
                 self.cluster.inter_node_Bps_per_gpu * c.p2p_inter_bw_fraction)
         return c.p2p_latency_s + message_bytes / (self.cluster.gpu.intra_node_Bps * c.p2p_bw_fraction)
 
+    def kv_copy_s(self, model: ModelSpec, num_seqs: int, context_len: float, tp_degree: int,
+                  input_len: float = 0.0, kind: str = "compact") -> float:
+        """0: FasterTransformer-style engines (the paper's, §7) update preallocated caches in place."""
+        return 0.0
+
     def kv_transfer_s(self, kv_bytes: float) -> float:
         """GPU -> host -> GPU over PCIe (two copies), at the intra-node p2p efficiency."""
         c = self._gpu.comm

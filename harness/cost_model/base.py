@@ -70,3 +70,12 @@ class CostModel(Protocol):
     def kv_transfer_s(self, kv_bytes: float) -> float:
         """WAA KV-cache move encode GPU -> host memory -> decode GPU (ExeGPT §3)."""
         ...
+
+    def kv_copy_s(self, model: ModelSpec, num_seqs: int, context_len: float, tp_degree: int,
+                  input_len: float = 0.0, kind: str = "compact") -> float:
+        """One decoder layer's KV cache rewritten for `num_seqs` sequences of `context_len`
+        cached tokens (+ cross caches of `input_len`): what an engine without in-place cache
+        management pays when queries leave (`kind="compact"`: KV compaction, ExeGPT §2) or
+        join a batch (`kind="join"`). 0 for the paper's GPU engines (preallocated caches,
+        §7); measured for the CPU runner."""
+        ...

@@ -8,6 +8,8 @@ harness/profiler/profile.py), one table per model, loaded on first use:
 - decode_layer(b, context[, input]): (tri)linear interpolation on the (batch, context
   [, input length]) grid, extrapolating linearly outside it (attention is linear in both).
 - cross_kv(b, L) (T5) and lm_head(b): the same token / batch interpolation.
+- kv_select / kv_join(b, context[, input]): the runner's cache rewrite when queries leave
+  (compaction) or join, interpolated like decode_layer (`kv_copy_s`).
 - allreduce / p2p: log-log interpolation in the message size; kv_transfer = p2p of the
   bytes plus one small-message latency per tensor of the hand-over (2 per layer + 4).
 All-reduce time is inside the measured TP layer times; `LayerTime.comm_s` reports the
@@ -58,7 +60,7 @@ def _by_key(df: pd.DataFrame, key: str) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(slots=True)
 class _Tables:
     df: pd.DataFrame
-    decode: dict = field(default_factory=dict)   # tp -> (axes kept, RegularGridInterpolator)
+    decode: dict = field(default_factory=dict)   # (op, tp) -> (axes kept, RegularGridInterpolator)
     curves: dict = field(default_factory=dict)   # (op, tp) -> (x, y) medians by key
 
     def curve(self, op: str, tp: int | None, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -79,23 +81,29 @@ class _Tables:
                             f"; profiled tp_degrees: {sorted(self.df.tp_degree.unique().tolist())}")
         return d
 
-    def decode_interp(self, tp: int) -> RegularGridInterpolator:
-        if tp not in self.decode:
-            d = self.rows("decode_layer", tp)
+    def has(self, op: str) -> bool:
+        return bool((self.df.op == op).any())
+
+    def decode_interp(self, tp: int, op: str = "decode_layer") -> RegularGridInterpolator:
+        """(Tri)linear interpolation of `op` (decode_layer, kv_select, kv_join) on the
+        (batch, context[, input]) grid at TP `tp`."""
+        if (op, tp) not in self.decode:
+            d = self.rows(op, tp)
             axes = [np.sort(d[c].unique()).astype(float) for c in ("batch_size", "length", "input_len")]
             grid = d.pivot_table(index=["batch_size", "length", "input_len"], values="time_s",
                                  aggfunc="median").reindex(pd.MultiIndex.from_product(axes))
             vals = grid["time_s"].to_numpy().reshape([len(a) for a in axes])
             keep = [i for i, a in enumerate(axes) if len(a) > 1]
-            self.decode[tp] = (keep, RegularGridInterpolator([axes[i] for i in keep], vals.squeeze(),
-                                                             bounds_error=False, fill_value=None))
-        return self.decode[tp]
+            self.decode[(op, tp)] = (keep, RegularGridInterpolator([axes[i] for i in keep], vals.squeeze(),
+                                                                   bounds_error=False, fill_value=None))
+        return self.decode[(op, tp)]
 
 
 @dataclass(frozen=True, slots=True, eq=False)   # hashed by identity (lru caches key on it)
 class ProfiledCostModel:
     cluster: ClusterSpec
     profile_dir: Path = field(default_factory=default_profile_dir)
+    kv_receive_blocks: bool = True     # the runner's WAA hand-over: a blocking gloo receive
     id: str = field(init=False)
     _tables: dict = field(init=False, repr=False)
     _memo: dict = field(init=False, repr=False)
@@ -136,6 +144,20 @@ class ProfiledCostModel:
             n_ar = 3 if model.is_encoder_decoder else 2
             comm = min(self._comm(model, batch_size, n_ar, tp_degree), total)
             hit = self._memo[key] = LayerTime(total - comm, comm)
+        return hit
+
+    def kv_copy_s(self, model: ModelSpec, num_seqs: int, context_len: float, tp_degree: int,
+                  input_len: float = 0.0, kind: str = "compact") -> float:
+        """The runner's cache rewrite per layer (profile ops kv_select / kv_join); a profile
+        taken before these ops existed prices it 0."""
+        op = {"compact": "kv_select", "join": "kv_join"}[kind]
+        if num_seqs <= 0 or not self.tables(model).has(op):
+            return 0.0
+        key = (op, model.name, num_seqs, context_len, tp_degree, input_len)
+        if (hit := self._memo.get(key)) is None:
+            keep, f = self.tables(model).decode_interp(tp_degree, op)
+            q = [float(num_seqs), float(context_len), float(input_len)]
+            hit = self._memo[key] = max(float(f([[q[i] for i in keep]])[0]), 0.0)
         return hit
 
     def cross_kv_s(self, model: ModelSpec, batch_size: int, input_len: float, tp_degree: int) -> float:

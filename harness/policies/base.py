@@ -111,6 +111,12 @@ class StepCosts(Protocol):
         """WAA: move the encoded batch's KV cache encode GPUs -> host -> decode GPUs."""
         ...
 
+    def kv_copy_s(self, batch: int, context_len: float, mean_input_len: float, kind: str = "compact") -> float:
+        """Decode caches of `batch` sequences rewritten when queries leave ("compact") or
+        join ("join"); 0 where the engine updates caches in place (optional: the
+        discrete-event simulator treats a StepCosts without it as 0)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:

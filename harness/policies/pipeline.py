@@ -230,6 +230,23 @@ class PipelineCosts:
     def decode_drain_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
         return self._decode(batch, mean_context_len, mean_input_len).drain_s if batch > 0 else 0.0
 
+    def kv_copy_s(self, batch: int, context_len: float, mean_input_len: float, kind: str = "compact") -> float:
+        """The decode stages rewrite the caches of `batch` sequences of `context_len` cached
+        tokens (compaction or join; `CostModel.kv_copy_s`), each stage its own layers, in
+        parallel: the slowest stage's time."""
+        copy = getattr(self.cm, "kv_copy_s", None)     # a cost model without it: in place, 0
+        if batch <= 0 or copy is None:
+            return 0.0
+        return max(st.decoder_layers * copy(self.model, batch, context_len, st.tp_degree, mean_input_len, kind)
+                   for st in distinct(self.decode_stages))
+
+    @property
+    def kv_receive_blocks(self) -> bool:
+        """WAA hand-over on the decoder's critical path: the CPU runner's gloo receive blocks
+        the decode worker while the bytes move; the paper's runtime copies through host
+        memory asynchronously (ExeGPT §3), overlapped with decoding (GPU cost models)."""
+        return bool(getattr(self.cm, "kv_receive_blocks", False))
+
     def kv_transfer_s(self, batch: int, mean_input_len: float) -> float:
         if self.kv_senders <= 0:
             return 0.0

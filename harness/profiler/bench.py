@@ -7,9 +7,11 @@ rank 0's. Layer times are those of the whole stack (every encoder / decoder laye
 model, distinct weights) divided by its depth: timing one layer over and over keeps its
 weights in the CPU caches, which a run streaming through all layers never has (on this
 machine one hot layer read 30-40% fast). The stack call includes what the runner does
-once per stage (masks, T5 position bias, prompt-cache layout), amortised over its layers. Each point is bracketed by a disturbance reading (harness.profiler.disturbance)
-and re-measured (up to twice) when others used the CPU. The timed code is the runner's own
-(harness.runner.layers / engine), so the profile describes what the runner executes.
+once per stage (masks, T5 position bias, prompt-cache layout), amortised over its layers.
+Repeats are taken round-robin over the grid (`profile_job`); each round is bracketed by a
+disturbance reading (harness.profiler.disturbance) and run again (up to twice) when others
+used the CPU. The timed code is the runner's own (harness.runner.layers / engine), so the
+profile describes what the runner executes.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from harness.runner.programs import now
 from harness.runner.weights import load_weights
 from harness.specs.models import ModelSpec
 
-ATTEMPTS = 3      # a disturbed point is timed again (after 0.3 s), at most this often in all
-OPS = ("encode_layer", "decode_layer", "cross_kv", "lm_head", "allreduce", "p2p")
+ATTEMPTS = 3      # a disturbed round is run again (after 0.3 s), at most this often in all
+OPS = ("encode_layer", "decode_layer", "kv_select", "kv_join", "cross_kv", "lm_head", "allreduce", "p2p")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,14 @@ def _op(ctx, job: ProfileJob, p: Point, models: dict, groups: dict):
             st.valid, st.pos, st.next_pos = keep[2], keep[3], keep[4]
             L.decode_stage(w, S.dec, st, x, ar)
         return dec, n
+    if p.op == "kv_select":          # compaction: b + 1 sequences -> b (one query left)
+        st = _state(S, b + 1, p.length, p.input_len, len(S.dec))
+        rows = list(range(1, b + 1))
+        return lambda: st.select(rows), len(S.dec)
+    if p.op == "kv_join":            # b sequences join one with a shorter cache (new query)
+        a = _state(S, b, p.length, p.input_len, len(S.dec))
+        new = _state(S, 1, max(1, p.length // 2), p.input_len, len(S.dec))
+        return lambda: SeqState.concat(a, new), len(S.dec)
     if p.op == "cross_kv":
         enc_out = torch.randn(1, b * p.length, spec.hidden_size)
         return lambda: S.cross_state(enc_out, [p.length] * b, list(range(b))), len(S.dec)
@@ -131,39 +141,66 @@ def _op(ctx, job: ProfileJob, p: Point, models: dict, groups: dict):
     raise ValueError(f"unknown op {p.op}")
 
 
+COMM_BURST = 5    # a collective point is timed this many times per round (each is ~0.1-1 ms)
+
+
+def _round_order(n: int, seed: int, k: int) -> list[int]:
+    """Point order of round k: a seeded shuffle, the same on every rank."""
+    return np.random.default_rng([seed, 11, k]).permutation(n).tolist()
+
+
 def profile_job(ctx, job: ProfileJob) -> list[dict]:
-    """Worker entry point: every point's repeat times (rank 0 returns rows, others [])."""
+    """Worker entry point: every point's times (rank 0 returns rows, others []).
+
+    Round-robin: after `warmup` untimed passes over the grid, each of `repeats` rounds times
+    every point once (collectives `COMM_BURST` times), in a fresh seeded order. A round that
+    other processes disturbed is discarded and run again (at most `ATTEMPTS - 1` extra
+    rounds). Consecutive repeats of one point would all fall into the same burst of this
+    VM's host noise (seconds long, +-20%; docs/real-execution.md); spread over the whole
+    profiling window, every point's median sees the same mix of machine states."""
     torch.manual_seed(job.seed)
     groups = groups_for(ctx, [StageDef(tuple(range(t))) for t in sorted({p.tp_degree for p in job.points})])
     models: dict = {}
-    rows = []
+    ops = [_op(ctx, job, p, models, groups) for p in job.points]
+    n = len(ops)
+    for _ in range(job.warmup):
+        for fn, _per in ops:
+            fn()
+    samples: list[list[float]] = [[] for _ in range(n)]
+    rounds, extra, others = 0, 0, []
     flag = torch.zeros(1)
-    for i, p in enumerate(job.points):
-        fn, per = _op(ctx, job, p, models, groups)
-        for attempt in range(ATTEMPTS):
-            for _ in range(job.warmup):
-                fn()
-            times = []
-            meter = CpuMeter(list(job.pids))
-            with meter:
-                for _ in range(job.repeats):
+    while rounds < job.repeats:
+        got: list[list[float]] = [[] for _ in range(n)]
+        meter = CpuMeter(list(job.pids))
+        with meter:
+            for i in _round_order(n, job.seed, rounds + extra):
+                fn, per = ops[i]
+                for _ in range(COMM_BURST if job.points[i].op in ("allreduce", "p2p") else 1):
                     dist.barrier()
                     t = now()
                     fn()
-                    times.append(now() - t)
-            flag[0] = float(meter.result.disturbed)
-            dist.broadcast(flag, 0)
-            if not flag[0] or attempt == ATTEMPTS - 1:
-                break
+                    got[i].append((now() - t) / per)
+        flag[0] = float(meter.result.disturbed)
+        dist.broadcast(flag, 0)
+        if flag[0] and extra < ATTEMPTS - 1:
+            extra += 1
             time.sleep(0.3)
-        times = [t / per for t in times]
+            continue
+        for i in range(n):
+            samples[i] += got[i]
+        others.append((meter.result.other_cores, bool(flag[0])))
+        rounds += 1
         if ctx.rank == 0:
-            a = np.asarray(times)
-            rows.append({**{f: getattr(p, f) for f in Point.__dataclass_fields__},
-                         "time_s": float(np.median(a)), "time_p10_s": float(np.quantile(a, 0.1)),
-                         "time_p90_s": float(np.quantile(a, 0.9)), "repeats": len(a),
-                         "other_cores": meter.result.other_cores, "disturbed": bool(flag[0]),
-                         "remeasured": attempt > 0})
-            if i % 10 == 0:
-                ctx.emit(("progress", i + 1, len(job.points)))
+            ctx.emit(("progress", rounds, job.repeats))
+    if ctx.rank != 0:
+        return []
+    other = float(np.mean([o for o, _ in others]))
+    disturbed = any(d for _, d in others)
+    rows = []
+    for p, a in zip(job.points, samples, strict=True):
+        a = np.asarray(a)
+        rows.append({**{f: getattr(p, f) for f in Point.__dataclass_fields__},
+                     "time_s": float(np.median(a)), "time_p10_s": float(np.quantile(a, 0.1)),
+                     "time_p90_s": float(np.quantile(a, 0.9)), "repeats": len(a),
+                     "other_cores": other, "disturbed": disturbed, "remeasured": extra > 0})
     return rows

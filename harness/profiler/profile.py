@@ -1,8 +1,8 @@
 """`harness profile`: the grid, its validation, and the profile table (ExeGPT §2 XProfiler).
 
 Profile table (parquet), one row per point, the schema the `profiled` cost model reads:
-op (encode_layer | decode_layer | cross_kv | lm_head | allreduce | p2p), tp_degree,
-batch_size, length, input_len, message_bytes, time_s (median of `repeats`), time_p10_s,
+op (encode_layer | decode_layer | kv_select | kv_join | cross_kv | lm_head | allreduce | p2p), tp_degree,
+batch_size, length, input_len, message_bytes, time_s (median of `repeats` rounds), time_p10_s,
 time_p90_s (spread), other_cores / disturbed / remeasured (CPU other processes took),
 plus model, cluster, device, torch version. A GPU profile has the same columns.
 Everything is validated before the first timing: a bad grid or model is a one-line error.
@@ -81,7 +81,8 @@ def points(g: Grid, model: ModelSpec) -> list[Point]:
     for tp in g.tp_degrees:
         for b in g.batch_sizes:
             out += [Point("encode_layer", tp, b, n) for n in g.encode_lengths if b * n <= MAX_ENCODE_TOKENS]
-            out += [Point("decode_layer", tp, b, c, i) for c in g.decode_contexts for i in inputs]
+            out += [Point(op, tp, b, c, i) for op in ("decode_layer", "kv_select", "kv_join")
+                    for c in g.decode_contexts for i in inputs]
             if model.is_encoder_decoder:
                 out += [Point("cross_kv", tp, b, n) for n in g.encode_lengths if b * n <= MAX_ENCODE_TOKENS]
     out += [Point("lm_head", 1, b) for b in g.batch_sizes]
@@ -103,7 +104,8 @@ def run_profile(model: ModelSpec, cluster: ClusterSpec, mc: MiniCluster, grid: G
     own = pool is None
     pool = pool or WorkerPool(mc)
     try:
-        bar = tqdm(total=len(pts), desc=f"profile {model.name}", unit="pt", disable=not progress, leave=False)
+        bar = tqdm(total=grid.repeats, desc=f"profile {model.name} ({len(pts)} points)", unit="round",
+                   disable=not progress, leave=False)
 
         def on_msg(rank, m):
             if m[0] == "progress":

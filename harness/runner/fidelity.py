@@ -72,20 +72,21 @@ def configs(size: str) -> list[Config]:
                 _c(m, "S-cpu", "waa-c", encode_batch_size=4, micro_batches=1)]
     if size == "large":
         return [c for m in ("opt-100m", "gpt2-100m", "t5-100m") for c in (
-            _c(m, "T-cpu", "ft", 16, batch_size=4),
+            _c(m, "T-cpu", "ft", 16, batch_size=8),
             _c(m, "T-cpu", "rra", 24, encode_batch_size=4, decode_iters=4, tp_degree=1))]
     return out
 
 
 def _measure(pool: WorkerPool, plan, spec: ModelSpec, reqs, seed: int, progress: bool, label: str,
-             attempts: int = 3, pause_s: float = 3.0):
+             attempts: int = 3, pause_s: float = 3.0, record_tokens: bool = False):
     """A real run, repeated (after a pause) while other processes disturbed it, up to
     `attempts` runs; the least disturbed one is kept. Returns (result, repeated?)."""
-    best = execute(pool, plan, spec, reqs, seed, progress=progress, desc=label)
+    best = execute(pool, plan, spec, reqs, seed, progress=progress, desc=label, record_tokens=record_tokens)
     tries = 1
     while (not best.error and best.disturbance.other_cores > DISTURBED_CORES and tries < attempts):
         time.sleep(pause_s)
-        again = execute(pool, plan, spec, reqs, seed, progress=progress, desc=f"{label} (again)")
+        again = execute(pool, plan, spec, reqs, seed, progress=progress, desc=f"{label} (again)",
+                        record_tokens=record_tokens)
         tries += 1
         if again.error or again.disturbance.other_cores < best.disturbance.other_cores:
             best = again
@@ -113,8 +114,9 @@ def _row(cfg: Config, plan, res, remeasured: bool, reqs, workload) -> dict:
     return row
 
 
-class _Pools:
-    """One warm worker pool per model (weights built once); rebuilt after a failure."""
+class Pools:
+    """One warm worker pool per model (weights built once, shared by its profile, its
+    configurations, the ctranslate2 comparison and the ratio); rebuilt after a failure."""
 
     def __init__(self, mc: MiniCluster) -> None:
         self.mc, self.pool, self.model = mc, None, None
@@ -133,28 +135,36 @@ class _Pools:
         self.pool = None
 
 
-def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: ClusterSpec, mc: MiniCluster,
-                profile_dir, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+def is_ct2_reference(cfg: Config) -> bool:
+    """The configuration whose real run is also the torch row of the ctranslate2 comparison."""
+    from harness.runner.baseline import BATCH, TASK
+    return cfg.policy == "ft" and cfg.task == TASK and dict(cfg.knobs) == {"batch_size": BATCH}
+
+
+def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: ClusterSpec, pools: Pools,
+                profile_dir, seed: int = 0, progress: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Real run + simulators per configuration. Returns the table and, per model, the
+    (RunResult, Requests) of its ctranslate2 reference configuration (tokens recorded)."""
     cm = ProfiledCostModel(cluster, profile_dir)
-    pools, rows = _Pools(mc), []
-    try:
-        for cfg in cfgs:
-            spec, wl = specs[cfg.model], get_task(cfg.task)
-            plan = get_policy(cfg.policy).plan(Context(spec, cluster, wl, cm), dict(cfg.knobs))
-            reqs = offline(wl, cfg.num_requests, seed)
-            try:
-                res, again = _measure(pools.get(spec, seed), plan, spec, reqs, seed, progress, cfg.label)
-            except WorkerFailure as e:
-                pools.close()
-                rows.append({"model": cfg.model, "task": cfg.task, "policy": cfg.policy, "status": "failed",
-                             "error": str(e)})
-                continue
-            if res.error:
-                pools.close()
-            rows.append(_row(cfg, plan, res, again, reqs, wl))
-    finally:
-        pools.close()
-    return pd.DataFrame(rows)
+    rows, refs = [], {}
+    for cfg in cfgs:
+        spec, wl = specs[cfg.model], get_task(cfg.task)
+        plan = get_policy(cfg.policy).plan(Context(spec, cluster, wl, cm), dict(cfg.knobs))
+        reqs = offline(wl, cfg.num_requests, seed)
+        try:
+            res, again = _measure(pools.get(spec, seed), plan, spec, reqs, seed, progress, cfg.label,
+                                  record_tokens=is_ct2_reference(cfg))
+        except WorkerFailure as e:
+            pools.close()
+            rows.append({"model": cfg.model, "task": cfg.task, "policy": cfg.policy, "status": "failed",
+                         "error": str(e)})
+            continue
+        if res.error:
+            pools.close()
+        elif is_ct2_reference(cfg):
+            refs[cfg.model] = (res, reqs)
+        rows.append(_row(cfg, plan, res, again, reqs, wl))
+    return pd.DataFrame(rows), refs
 
 
 def summary(df: pd.DataFrame) -> dict:
@@ -173,10 +183,11 @@ def summary(df: pd.DataFrame) -> dict:
 # ---- searched schedule vs best FT under one bound (ExeGPT §7) ----------------------------------
 FT_BATCHES = (1, 2, 4, 8, 16)
 BOUND_PERCENTILE = 70     # the bottom-70% FT latency (ExeGPT §7 bounds: p10, p30, p70, inf)
+RATIO_MAX_REQUESTS = 48   # keeps the ratio's two runs within the make-reproduce budget
 
 
-def ft_ratio(spec: ModelSpec, task: str, cluster: ClusterSpec, mc: MiniCluster, profile_dir,
-             seed: int = 0, num_requests: int = 24, progress: bool = True) -> dict:
+def ft_ratio(spec: ModelSpec, task: str, cluster: ClusterSpec, pools: Pools, profile_dir,
+             seed: int = 0, num_requests: int = 16, progress: bool = True) -> dict:
     from harness.scheduler import find_schedule
     from harness.scheduler.bounds import percentile_lower
     cm = ProfiledCostModel(cluster, profile_dir)
@@ -193,21 +204,20 @@ def ft_ratio(spec: ModelSpec, task: str, cluster: ClusterSpec, mc: MiniCluster, 
     best = res.best
     plans = {"ft": ft.plan(ctx, {"batch_size": ft_b}),
              "searched": get_policy(best.policy).plan(ctx, dict(best.knobs))}
-    reqs = offline(wl, max(num_requests, 4 * best.encode_batch_size), seed)
-    pools, out = _Pools(mc), {"model": spec.name, "task": task, "bound_s": bound, "ft_batch": ft_b,
-                              "searched_policy": best.policy, "searched_knobs": dict(best.knobs),
-                              "num_requests": len(reqs), "precision": "float32"}
-    try:
-        for name, plan in plans.items():
-            r, _ = _measure(pools.get(spec, seed), plan, spec, reqs, seed, progress, f"ratio {name}")
-            sim = simulate(plan, reqs).metrics
-            out[f"{name}_real_throughput_seq_s"] = r.metrics.throughput_seq_s if r.metrics else math.nan
-            out[f"{name}_real_latency_s"] = r.metrics.latency_p99len_s if r.metrics else math.nan
-            out[f"{name}_sim_throughput_seq_s"] = sim.throughput_seq_s
-            out[f"{name}_ev_throughput_seq_s"] = evaluate(plan, wl).throughput_seq_s
-            out[f"{name}_other_cores"] = r.disturbance.other_cores
-    finally:
-        pools.close()
+    # a few encoder batches, at most RATIO_MAX_REQUESTS (both engines and the simulator play
+    # the same requests, so a large searched B_E is compared on a finite, not steady, stream)
+    reqs = offline(wl, min(max(num_requests, 3 * best.encode_batch_size), RATIO_MAX_REQUESTS), seed)
+    out = {"model": spec.name, "task": task, "bound_s": bound, "ft_batch": ft_b,
+           "searched_policy": best.policy, "searched_knobs": dict(best.knobs),
+           "num_requests": len(reqs), "precision": "float32"}
+    for name, plan in plans.items():
+        r, _ = _measure(pools.get(spec, seed), plan, spec, reqs, seed, progress, f"ratio {name}")
+        sim = simulate(plan, reqs).metrics
+        out[f"{name}_real_throughput_seq_s"] = r.metrics.throughput_seq_s if r.metrics else math.nan
+        out[f"{name}_real_latency_s"] = r.metrics.latency_p99len_s if r.metrics else math.nan
+        out[f"{name}_sim_throughput_seq_s"] = sim.throughput_seq_s
+        out[f"{name}_ev_throughput_seq_s"] = evaluate(plan, wl).throughput_seq_s
+        out[f"{name}_other_cores"] = r.disturbance.other_cores
     out["ratio_real"] = out["searched_real_throughput_seq_s"] / out["ft_real_throughput_seq_s"]
     out["ratio_sim"] = out["searched_sim_throughput_seq_s"] / out["ft_sim_throughput_seq_s"]
     out["ratio_ev"] = out["searched_ev_throughput_seq_s"] / out["ft_ev_throughput_seq_s"]

@@ -7,6 +7,7 @@ hand-over, whose timing is not known in advance, sends a shape header first.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +15,7 @@ import torch.distributed as dist
 
 MAX_HEADER = 512
 _CODES = ("float", torch.uint8, torch.long)
+_ALIGN = 8          # packed tensors start on 8-byte boundaries (views as float64 / int64)
 
 
 def _code(t: torch.Tensor):
@@ -77,21 +79,34 @@ class Links:
 
     # ---- tensors of unknown shape (WAA KV hand-over) -------------------------------------
     def send_many(self, ts: list[torch.Tensor], dst: int, tag: int = -1) -> None:
+        """A shape header, then every tensor packed into one byte buffer. One message, not one
+        per tensor: gloo progresses a queue of isends only while the sender is idle, so a
+        20-tensor hand-over from a busy encoder took ~60 ms instead of ~5 (measured here for
+        3 MB; one packed buffer: ~4 ms either way)."""
+        ts = [t.to(self.dtype) if t.is_floating_point() else t for t in ts]
         header = torch.zeros(MAX_HEADER, dtype=torch.long)
         dims = [len(ts)] + [x for t in ts for x in (_CODES.index(_code(t)), t.dim(), *t.shape)]
         header[: len(dims)] = torch.tensor(dims, dtype=torch.long)
         self.send(header, (dst,), tag)
+        parts = []
         for t in ts:
-            self.send(t.to(self.dtype) if t.is_floating_point() else t, (dst,), tag)
+            b = t.contiguous().view(-1).view(torch.uint8)
+            parts += [b, b.new_zeros(-len(b) % _ALIGN)]
+        self.send(torch.cat(parts), (dst,), tag)
 
     def recv_many_after(self, header: torch.Tensor, src: int) -> list[torch.Tensor]:
-        """The tensors announced by a received `send_many` header."""
-        h, i, out = header.tolist(), 1, []
+        """The tensors announced by a received `send_many` header (views of one buffer)."""
+        h, i, specs = header.tolist(), 1, []
         for _ in range(h[0]):
             code, nd = _CODES[h[i]], h[i + 1]
-            shape = tuple(h[i + 2:i + 2 + nd])
+            specs.append((self.dtype if code == "float" else code, tuple(h[i + 2:i + 2 + nd])))
             i += 2 + nd
-            out.append(self.recv(shape, src, self.dtype if code == "float" else code))
+        sizes = [math.prod(shape) * torch.empty(0, dtype=dt).element_size() for dt, shape in specs]
+        buf = self.recv((sum(n + (-n % _ALIGN) for n in sizes),), src, torch.uint8)
+        out, at = [], 0
+        for (dt, shape), n in zip(specs, sizes, strict=True):
+            out.append(buf[at:at + n].view(dt).view(shape))
+            at += n + (-n % _ALIGN)
         return out
 
 

@@ -20,6 +20,9 @@ arrival order, so every encoded batch is a contiguous index range.
   the next iteration start). Without it an encoder faster than decoding would queue encoded
   batches without bound; with it a decoder-bound pipeline merges a batch ceil(latency /
   iteration) + 1 iterations after its encoding starts.
+  Where the hand-over blocks the decoder (`StepCosts.kv_receive_blocks`: the CPU runner's
+  gloo receive), a batch is ready when encoded and its transfer is paid by the decoder at
+  the merge; otherwise (the paper's asynchronous host copy) it is paid on the channel.
 `plan.max_decode_batch` caps rra/waa admissions (requests wait). Times in seconds.
 Cost calls round the mean context and mean input to integers: the cost model memoises
 layer times by exact arguments, and attention cost is linear in context, so the error is
@@ -82,10 +85,21 @@ def _live_counts(last: np.ndarray, k: int, *weights: np.ndarray) -> list[np.ndar
     return [a[::-1].cumsum()[::-1] for a in out]
 
 
+def _copy_fn(costs: StepCosts):
+    """`costs.kv_copy_s` when the engine pays for cache rewrites (the CPU runner's profile),
+    else None (GPU engines update caches in place: 0, and the timeline skips the work)."""
+    f = getattr(costs, "kv_copy_s", None)
+    return f if f is not None and f(8, 64, 16) > 0 else None
+
+
 class _LiveBatch:
-    """The decoding batch of rra/waa as arrays: request index, tokens left, cached tokens."""
+    """The decoding batch of rra/waa as arrays: request index, tokens left, cached tokens.
+    Where the engine rewrites caches (`_copy_fn`), an iteration also pays the join of newly
+    merged queries (every live cache is padded and concatenated) and the compaction after
+    queries finish (the micro-batches holding a finished query are rewritten)."""
 
     def __init__(self) -> None:
+        self.joined = False                           # queries joined a non-empty batch
         self.idx = np.empty(0, dtype=np.int64)
         self.left = np.empty(0, dtype=np.int64)
         self.cached = np.empty(0, dtype=np.int64)   # input + generated before this segment
@@ -96,6 +110,7 @@ class _LiveBatch:
 
     def join(self, reqs: Requests, lo: int, hi: int, tl: _Timeline) -> None:
         tl.first_iter[lo:hi] = len(tl.iter_end)     # their first token: the next iteration
+        self.joined = self.joined or len(self) > 0
         self.idx = np.concatenate((self.idx, np.arange(lo, hi)))
         self.left = np.concatenate((self.left, reqs.output_len[lo:hi]))
         self.cached = np.concatenate((self.cached, reqs.input_len[lo:hi]))
@@ -107,11 +122,14 @@ class _LiveBatch:
         last = np.minimum(self.left, k)
         live, ctx_sum, in_sum = _live_counts(last, k, self.cached, self.inp)
         base, steps, step = len(tl.iter_end), int(last.max()), (0, 0, 0)
+        copy = _copy_fn(costs)
         for j in range(steps):
             n = int(live[j])
             # iteration j generates token (generated + j + 1): context = cached + j + 1
             step = (n, round(ctx_sum[j] / n) + j + 1, round(in_sum[j] / n))
             t += costs.decode_iter_s(*step)
+            if copy is not None:
+                t += self._copies(copy, last, j, live, costs)
             tl.iter_end.append(t)
         tl.iter_batch.extend(live[:steps].tolist())
         tl.iter_tokens.extend(live[:steps].tolist())
@@ -119,9 +137,26 @@ class _LiveBatch:
         ends = np.asarray(tl.iter_end[base:])
         tl.finish[self.idx[done]] = ends[self.left[done] - 1]
         keep = ~done
+        self.joined = False
         self.idx, self.inp = self.idx[keep], self.inp[keep]
         self.left, self.cached = self.left[keep] - k, self.cached[keep] + k
         return t, step
+
+
+    def _copies(self, copy, last: np.ndarray, j: int, live: np.ndarray, costs: StepCosts) -> float:
+        """Cache rewrites of iteration j: the join before it (j = 0 after a merge into a
+        non-empty batch) and the compaction after it. Caches are as wide as the longest
+        live context (right-aligned, padded); with m micro-batches and f queries leaving,
+        a share 1 - (1 - 1/m)^f of the remaining rows sits in a rewritten micro-batch."""
+        on = last > j
+        width, inp = int(self.cached[on].max()) + j, int(self.inp[on].max())
+        s = copy(int(live[j]), width, inp, "join") if j == 0 and self.joined else 0.0
+        rest = int((self.left > j + 1).sum())          # still decoding after iteration j
+        gone = int(live[j]) - rest
+        if gone and rest:
+            m = max(1, min(getattr(costs, "decode_micro_batches", 1), int(live[j])))
+            s += copy(max(1, round(rest * (1 - (1 - 1 / m) ** gone))), width + 1, inp, "compact")
+        return s
 
 
 def _play_static(plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | None = None) -> None:
@@ -211,8 +246,11 @@ class _Encoder:
             m, mean_in = hi - lo, round(float(r.input_len[lo:hi].mean()))
             enc_s, kv_s = c.encode_s(m, mean_in), c.kv_transfer_s(m, mean_in)
             self.period_s, self.latency_s = c.encode_period_s(m, mean_in), enc_s + kv_s
-            self.channel_free_s = max(s + enc_s, self.channel_free_s) + kv_s
-            self.pending.append((self.channel_free_s, lo, hi))
+            if getattr(c, "kv_receive_blocks", False):   # the decoder pays kv_s when it merges
+                self.pending.append((s + enc_s, lo, hi))
+            else:
+                self.channel_free_s = max(s + enc_s, self.channel_free_s) + kv_s
+                self.pending.append((self.channel_free_s, lo, hi))
             self.tl.encoded(lo, hi, s, s + enc_s)
             self.free_s, self.next = s + self.period_s, hi
 
@@ -233,6 +271,8 @@ def _play_waa(plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | None =
             batch.join(reqs, lo, hi, tl)
             joined += hi - lo
             enc.pending.popleft()
+            if getattr(plan.costs, "kv_receive_blocks", False):
+                t += plan.costs.kv_transfer_s(hi - lo, round(float(reqs.input_len[lo:hi].mean())))
         enc.start_until(t, it_s, len(batch))        # merges free encoder slots
         if len(batch):
             t_next, _ = batch.run(1, t, plan.costs, tl)
