@@ -300,3 +300,19 @@ def test_waa_hand_over_on_the_channel_or_paid_by_the_decoder(blocks, finish):
     # (+0.3 receive, +0.02 x 2 rows join) -> 1.94, 2.34 (r0 ends; r1 compacted +0.01) -> 2.35, 2.75
     res = simulate(fake_plan("waa", 1, costs), stream([3, 3]))
     np.testing.assert_allclose(res.records.finish_s, finish)
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_expected_value_waa_iteration_pays_join_compaction_and_blocking_receive(blocks):
+    wl = get_task("T-cpu")
+    costs = CopyCosts(enc=0.05, period=0.05, it=0.1, kv=0.01, kv_receive_blocks=blocks)
+    est = evaluate(fake_plan("waa", 1, costs), wl)
+    n = round(wl.output.mean)               # B_D = B_E * E[S]; decode-bound (iteration > period)
+    # per iteration (every one merges: decode-bound): 0.1 + join of n rows (0.02 n) + the
+    # hand-over when it blocks the decoder + compaction of the one micro-batch when >= 1 of the
+    # B_E = 1 leaving queries per iteration (Poisson) ends in it: 1 - e^-1 of the time
+    it = 0.1 + 0.02 * n + (0.01 if blocks else 0.0) + 0.01 * round(n * (1 - np.exp(-1)))
+    assert est.throughput_seq_s == pytest.approx(1 / it)
+    # latency: encode + hand-over on the channel (unless the decoder paid it) + (S_lat + 1)
+    # iterations, S_lat = the plan's latency_output_len (0 in fake_plan)
+    assert est.latency_s == pytest.approx(0.05 + (0.0 if blocks else 0.01) + it)

@@ -45,6 +45,7 @@ from harness.errors import UserError
 from harness.policies.base import Estimate, Plan, StepCosts
 from harness.simulator.adjust import OFF, RuntimeAdjustment
 from harness.simulator.adjust import Adjuster as _Adjuster
+from harness.simulator.expected import compacted_share, kv_copy_fn
 from harness.simulator.metrics import SimRecords, SimResult, compute_metrics
 from harness.workload.streams import Requests, offline
 from harness.workload.tasks import Workload
@@ -85,16 +86,9 @@ def _live_counts(last: np.ndarray, k: int, *weights: np.ndarray) -> list[np.ndar
     return [a[::-1].cumsum()[::-1] for a in out]
 
 
-def _copy_fn(costs: StepCosts):
-    """`costs.kv_copy_s` when the engine pays for cache rewrites (the CPU runner's profile),
-    else None (GPU engines update caches in place: 0, and the timeline skips the work)."""
-    f = getattr(costs, "kv_copy_s", None)
-    return f if f is not None and f(8, 64, 16) > 0 else None
-
-
 class _LiveBatch:
     """The decoding batch of rra/waa as arrays: request index, tokens left, cached tokens.
-    Where the engine rewrites caches (`_copy_fn`), an iteration also pays the join of newly
+    Where the engine rewrites caches (`kv_copy_fn`), an iteration also pays the join of newly
     merged queries (every live cache is padded and concatenated) and the compaction after
     queries finish (the micro-batches holding a finished query are rewritten)."""
 
@@ -122,7 +116,7 @@ class _LiveBatch:
         last = np.minimum(self.left, k)
         live, ctx_sum, in_sum = _live_counts(last, k, self.cached, self.inp)
         base, steps, step = len(tl.iter_end), int(last.max()), (0, 0, 0)
-        copy = _copy_fn(costs)
+        copy = kv_copy_fn(costs)
         for j in range(steps):
             n = int(live[j])
             # iteration j generates token (generated + j + 1): context = cached + j + 1
@@ -154,8 +148,8 @@ class _LiveBatch:
         rest = int((self.left > j + 1).sum())          # still decoding after iteration j
         gone = int(live[j]) - rest
         if gone and rest:
-            m = max(1, min(getattr(costs, "decode_micro_batches", 1), int(live[j])))
-            s += copy(max(1, round(rest * (1 - (1 - 1 / m) ** gone))), width + 1, inp, "compact")
+            m = getattr(costs, "decode_micro_batches", 1)
+            s += copy(max(1, round(rest * compacted_share(m, int(live[j]), gone))), width + 1, inp, "compact")
         return s
 
 

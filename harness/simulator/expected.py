@@ -28,6 +28,20 @@ from harness.workload.distributions import LengthDistribution
 from harness.workload.tasks import Workload
 
 
+def kv_copy_fn(costs):
+    """`costs.kv_copy_s` when the engine pays for cache rewrites (the CPU runner's profile),
+    else None (GPU engines update caches in place: 0, and the timelines skip the work)."""
+    f = getattr(costs, "kv_copy_s", None)
+    return f if f is not None and f(8, 64, 16) > 0 else None
+
+
+def compacted_share(micro_batches: int, batch: int, leaving: float) -> float:
+    """Share of a batch's rows rewritten when `leaving` queries finish: the rows of the
+    micro-batches (m = min(micro_batches, batch), equal sizes) that held one of them."""
+    m = max(1, min(micro_batches, batch))
+    return 1.0 - (1.0 - 1.0 / m) ** leaving
+
+
 @lru_cache(maxsize=4096)
 def finish_fraction(output: LengthDistribution, decode_iters: int) -> float:
     """sum_U P_D(U): the paper's share of the decoding batch finishing in one cycle (§6)."""
@@ -94,6 +108,37 @@ def waa_decode_batch(plan: Plan, workload: Workload) -> float:
     return plan.encode_batch_size * workload.output.mean
 
 
+def _waa_iteration(plan: Plan, workload: Workload, blocks: bool, kv_s: float, period_s: float):
+    """WAA: mean decoding iteration time at batch b. Where the engine rewrites caches
+    (`kv_copy_fn`, the CPU runner), a merge costs C(b) on top of the decode step t(b): the
+    join of the whole batch, and, if the hand-over blocks the decoder, the transfer; and every
+    query that leaves costs the compaction of its micro-batch. Decode-bound (t + C >= the
+    encode period) every iteration merges one batch; otherwise a fraction f = it / period
+    does, so it = t + f C  ->  it = t / (1 - C / period). Queries leave at B_E per merge
+    (Little), Poisson-spread over iterations: a micro-batch of m is compacted with
+    probability 1 - exp(-B_E f / m). Cache width = the expected longest input of the batch
+    plus the mean output (the discrete-event simulator uses each step's actual longest)."""
+    c, b_e, inp = plan.costs, plan.encode_batch_size, workload.input.mean
+    ctx, copy = live_context_len(workload), kv_copy_fn(plan.costs)
+    m = getattr(c, "decode_micro_batches", 1)
+
+    def it_s(b: float) -> float:
+        n = max(1, round(b))
+        t = c.decode_iter_s(n, ctx, inp)
+        if copy is None:
+            return t
+        width = expected_max(workload.input, n) + workload.output.mean
+        merge = copy(n, width, inp, "join") + (kv_s if blocks else 0.0)
+        compact = 0.0
+        for _ in range(2):      # the share f of merging iterations, refined once with compaction
+            base = t + compact
+            f = 1.0 if base + merge >= period_s else base / (period_s - merge)
+            rows = n * (1.0 - math.exp(-b_e * f / max(1, min(m, n))))
+            compact = copy(max(1, round(rows)), width, inp, "compact")
+        return t + f * merge + compact
+    return it_s
+
+
 def evaluate(plan: Plan, workload: Workload, relaxed: bool = False) -> Estimate:
     """The plan's Estimate. An infeasible plan scores zero throughput, unless `relaxed` and
     it was priced anyway (out of memory only): then the throughput/latency it would have,
@@ -125,21 +170,24 @@ def evaluate(plan: Plan, workload: Workload, relaxed: bool = False) -> Estimate:
     elif plan.kind == "waa":
         b_d = waa_decode_batch(plan, workload)
         ctx = live_context_len(workload)
-        it = c.decode_iter_s(round(b_d), ctx, inp)
-        period = max(c.encode_period_s(b_e, inp), c.kv_transfer_s(b_e, inp))
+        blocks = bool(getattr(c, "kv_receive_blocks", False))
+        kv = c.kv_transfer_s(b_e, inp)
+        period = c.encode_period_s(b_e, inp) if blocks else max(c.encode_period_s(b_e, inp), kv)
+        it_s = _waa_iteration(plan, workload, blocks, kv, period)
+        it = it_s(b_d)
         if period > it:  # encoder-bound: decoding runs at its own pace with a smaller batch,
             # the fixed point b = B_E * S_D * it(b) / period (Little's law), by bisection.
             lo, hi = 1.0, b_d
             for _ in range(12):
                 mid = (lo + hi) / 2
-                if mid * period < b_d * c.decode_iter_s(round(mid), ctx, inp):
+                if mid * period < b_d * it_s(mid):
                     lo = mid
                 else:
                     hi = mid
             b_d = (lo + hi) / 2
-            it = c.decode_iter_s(max(1, round(b_d)), ctx, inp)
+            it = it_s(max(1.0, b_d))
         thr = b_e / max(it, period)
-        latency = c.encode_s(b_e, inp) + c.kv_transfer_s(b_e, inp) + (s_lat + 1) * it
+        latency = c.encode_s(b_e, inp) + (0.0 if blocks else kv) + (s_lat + 1) * it
     else:
         raise ValueError(f"unknown plan kind {plan.kind}")
     return Estimate(plan.policy, plan.knobs, plan.feasible, plan.reason, thr, thr * s_mean, latency,
