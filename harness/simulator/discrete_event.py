@@ -136,7 +136,6 @@ class _LiveBatch:
         self.left, self.cached = self.left[keep] - k, self.cached[keep] + k
         return t, step
 
-
     def _copies(self, copy, last: np.ndarray, j: int, live: np.ndarray, costs: StepCosts) -> float:
         """Cache rewrites of iteration j: the join before it (j = 0 after a merge into a
         non-empty batch) and the compaction after it. Caches are as wide as the longest
