@@ -256,3 +256,23 @@ def test_full_claims_and_winners(df):
     assert c["average over all scenarios of full"]["holds"] == "not in the paper"
     w = winners(full).set_index("group").loc["all scenarios of full"]
     assert (w["scenarios"], w["rra"], w["waa-c"], w["waa-m"]) == (4, 2, 1, 1)
+
+
+def test_report_fidelity_section_from_the_summary_json(tmp_path):
+    import json
+
+    from harness.figures.report import fidelity_section
+    assert fidelity_section(tmp_path) == []                    # no study run: no section
+    (tmp_path / "fidelity").mkdir()
+    summary = {"configs": 27, "ok": 27, "disturbed": 0, "median_abs_err_throughput": 0.087,
+               "max_abs_err_throughput": 0.271, "median_abs_err_latency": 0.146, "max_abs_err_latency": 0.503,
+               "median_abs_ev_err_throughput": 0.098, "max_abs_ev_err_throughput": 0.513,
+               "median_abs_ev_err_latency": 0.257, "max_abs_ev_err_latency": 0.867,
+               "ft_ratio": {"model": "opt-20m", "task": "T-cpu", "bound_s": 2.157, "ft_batch": 4,
+                            "searched_policy": "waa-c", "searched_knobs": {"encode_batch_size": 2},
+                            "ratio_real": 6.883, "ratio_sim": 5.791, "ratio_ev": 12.464}}
+    (tmp_path / "fidelity" / "summary-full.json").write_text(json.dumps(summary))
+    text = "\n".join(fidelity_section(tmp_path))
+    assert "| discrete-event (same requests) | 8.7% | 27.1% | 14.6% | 50.3% |" in text
+    assert "| expected-value (steady state) | 9.8% | 51.3% | 25.7% | 86.7% |" in text
+    assert "measured throughput ratio 6.88x, predicted 5.79x (discrete-event), 12.46x" in text

@@ -186,6 +186,7 @@ def report_markdown(runs_dir: Path) -> str:
     if case is not None:
         lines += ["## Table 6: OPT-13B task S case study", "", table6_markdown(case, bounds), ""]
     lines += _study_sections(Path(runs_dir))
+    lines += fidelity_section(Path(runs_dir))
     return "\n".join(lines)
 
 
@@ -206,6 +207,39 @@ def _study_sections(runs_dir: Path) -> list[str]:
         if (runs_dir / name / f"{name}.png").exists():
             out += [f"![{name}]({name}/{name}.png)", ""]
         out += [*body, ""]
+    return out
+
+
+def fidelity_section(runs_dir: Path) -> list[str]:
+    """Real execution vs the simulators (not in the paper; `harness fidelity`, issue 7), from
+    the largest study's summary JSON under runs/fidelity/; nothing when none was run."""
+    import json
+    for size in ("full", "large", "tiny"):
+        path = runs_dir / "fidelity" / f"summary-{size}.json"
+        if path.exists():
+            break
+    else:
+        return []
+    s = json.loads(path.read_text())
+    pct = lambda k: f"{100 * s[k]:.1f}%" if isinstance(s.get(k), int | float) else "n/a"  # noqa: E731
+    out = ["## Real execution vs the simulators (CPU mini-cluster; not in the paper)", "",
+           f"`harness fidelity` ({size}: {s.get('ok')} of {s.get('configs')} configurations ran, "
+           f"{s.get('disturbed')} disturbed; docs/real-execution.md). |error| of predicted vs measured, "
+           "target median <= 5%, max <= 10%:", "",
+           "| predictor | throughput median | max | p99-length latency median | max |", "|---|---:|---:|---:|---:|",
+           f"| discrete-event (same requests) | {pct('median_abs_err_throughput')} | {pct('max_abs_err_throughput')} "
+           f"| {pct('median_abs_err_latency')} | {pct('max_abs_err_latency')} |",
+           f"| expected-value (steady state) | {pct('median_abs_ev_err_throughput')} | "
+           f"{pct('max_abs_ev_err_throughput')} | {pct('median_abs_ev_err_latency')} | {pct('max_abs_ev_err_latency')} |",
+           ""]
+    if (runs_dir / "fidelity" / f"fidelity-{size}.png").exists():
+        out += [f"![fidelity](fidelity/fidelity-{size}.png)", ""]
+    r = s.get("ft_ratio")
+    if r:
+        out += [f"Searched {r['searched_policy']} {r['searched_knobs']} vs FT batch {r['ft_batch']} under "
+                f"{r['bound_s']:.2f} s ({r['model']}, {r['task']}): measured throughput ratio "
+                f"{r['ratio_real']:.2f}x, predicted {r['ratio_sim']:.2f}x (discrete-event), "
+                f"{r['ratio_ev']:.2f}x (expected-value).", ""]
     return out
 
 
