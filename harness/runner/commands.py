@@ -129,6 +129,8 @@ def fidelity(overrides: list[str]) -> dict:
     cfgs = F.configs(size)
     specs = {m: build_scenario(compose([f"model={m}", "cluster=cpu-2w"])).model for m in dict.fromkeys(c.model for c in cfgs)}
     grids = {m: build_grid(dict(r["profile"]), spec, s.cluster) for m, spec in specs.items()}   # validate first
+    repeats = int(fr.get("repeats", 1))
+    check(repeats >= 1, "runner.fidelity.repeats", f"must be an integer >= 1, got {repeats}")
     want_ratio = bool(fr.get("ratio", size == "full")) and "opt-20m" in specs
     want_ct2 = bool(fr.get("ct2", size in ("full", "large")))
     mc, progress, t0 = mini_cluster(s, r), bool(r.get("progress", True)), time.perf_counter()
@@ -144,7 +146,7 @@ def fidelity(overrides: list[str]) -> dict:
             seconds[f"{m}_profile"] = round(time.perf_counter() - t, 1)
             t = time.perf_counter()
             df, refs = F.run_configs([c for c in cfgs if c.model == m], specs, s.cluster, pools, prof_dir,
-                                     s.seed, progress)
+                                     s.seed, progress, repeats)
             tables.append(df)
             seconds[f"{m}_configs"] = round(time.perf_counter() - t, 1)
             if want_ct2 and m in refs:
@@ -162,7 +164,7 @@ def fidelity(overrides: list[str]) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     df.to_csv(out_dir / f"fidelity-{size}.csv", index=False)
     F.scatter(df, out_dir / f"fidelity-{size}.png")
-    result = {"size": size, "profiled_now": profiled,
+    result = {"size": size, "repeats": repeats, "profiled_now": profiled,
               "profile_s": round(sum(v for k, v in seconds.items() if k.endswith("_profile")), 1),
               **F.summary(df), "table": str(out_dir / f"fidelity-{size}.csv"),
               "plot": str(out_dir / f"fidelity-{size}.png")}

@@ -142,28 +142,51 @@ def is_ct2_reference(cfg: Config) -> bool:
 
 
 def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: ClusterSpec, pools: Pools,
-                profile_dir, seed: int = 0, progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Real run + simulators per configuration. Returns the table and, per model, the
-    (RunResult, Requests) of its ctranslate2 reference configuration (tokens recorded)."""
+                profile_dir, seed: int = 0, progress: bool = True, repeats: int = 1) -> tuple[pd.DataFrame, dict]:
+    """Real run + simulators per configuration. With `repeats` > 1 every configuration runs
+    that often, in passes over the whole list (so the repeats of one configuration are spread
+    over the minutes this VM's speed drifts over, not taken back to back), and the run of
+    median throughput is kept (its records give the latency too). Returns the table and, per
+    model, the (RunResult, Requests) of its ctranslate2 reference configuration."""
     cm = ProfiledCostModel(cluster, profile_dir)
-    rows, refs = [], {}
+    jobs = []
     for cfg in cfgs:
         spec, wl = specs[cfg.model], get_task(cfg.task)
-        plan = get_policy(cfg.policy).plan(Context(spec, cluster, wl, cm), dict(cfg.knobs))
-        reqs = offline(wl, cfg.num_requests, seed)
-        try:
-            res, again = _measure(pools.get(spec, seed), plan, spec, reqs, seed, progress, cfg.label,
-                                  record_tokens=is_ct2_reference(cfg))
-        except WorkerFailure as e:
-            pools.close()
+        jobs.append((cfg, spec, wl, get_policy(cfg.policy).plan(Context(spec, cluster, wl, cm), dict(cfg.knobs)),
+                     offline(wl, cfg.num_requests, seed)))
+    runs: list[list] = [[] for _ in jobs]
+    failed: dict[int, str] = {}
+    for k in range(max(1, repeats)):
+        for i, (cfg, spec, _wl, plan, reqs) in enumerate(jobs):
+            if i in failed:
+                continue
+            label = cfg.label + (f" ({k + 1}/{repeats})" if repeats > 1 else "")
+            try:
+                res, again = _measure(pools.get(spec, seed), plan, spec, reqs, seed, progress, label,
+                                      record_tokens=is_ct2_reference(cfg))
+            except WorkerFailure as e:
+                pools.close()
+                failed[i] = str(e)
+                continue
+            if res.error:
+                pools.close()
+            runs[i].append((res, again))
+    rows, refs = [], {}
+    for i, (cfg, _spec, wl, plan, reqs) in enumerate(jobs):
+        if i in failed and not runs[i]:
             rows.append({"model": cfg.model, "task": cfg.task, "policy": cfg.policy, "status": "failed",
-                         "error": str(e)})
+                         "error": failed[i]})
             continue
-        if res.error:
-            pools.close()
-        elif is_ct2_reference(cfg):
+        done = [r for r in runs[i] if r[0].metrics is not None] or runs[i]
+        done.sort(key=lambda r: r[0].metrics.throughput_seq_s if r[0].metrics else 0.0)
+        res, again = done[len(done) // 2]
+        if not res.error and is_ct2_reference(cfg):
             refs[cfg.model] = (res, reqs)
-        rows.append(_row(cfg, plan, res, again, reqs, wl))
+        row = _row(cfg, plan, res, again, reqs, wl)
+        thr = [r[0].metrics.throughput_seq_s for r in runs[i] if r[0].metrics is not None]
+        row |= {"repeats": len(runs[i]), "real_throughput_runs": " ".join(f"{x:.3f}" for x in thr),
+                "real_throughput_spread": (max(thr) / min(thr) - 1) if thr else math.nan}
+        rows.append(row)
     return pd.DataFrame(rows), refs
 
 
