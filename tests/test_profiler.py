@@ -131,3 +131,8 @@ def test_ci_sized_profile_and_fidelity_run(tmp_path, capsys, request) -> None:
     assert (det.real_decode_batch_mean - det.sim_decode_batch_mean).abs().max() < 1e-9
     assert df[["err_throughput", "err_latency"]].notna().all().all()
     assert (df.real_throughput_seq_s > 0).all()
+
+
+def test_fidelity_rejects_a_bad_repeat_count_before_any_work(capsys) -> None:
+    assert main(["fidelity", "runner.fidelity.repeats=0", "runner.fidelity.size=tiny"]) == 2
+    assert "runner.fidelity.repeats" in capsys.readouterr().err
