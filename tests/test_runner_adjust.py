@@ -60,6 +60,18 @@ def _encoder_batches(rec) -> list[int]:
     return np.diff([0, *cut.tolist(), len(rec)]).tolist()
 
 
+def _run_adjusted(pool, family, policy, seed):
+    """A float64 run with adjustment on over the shifted stream; its tokens are the reference's."""
+    spec = tiny(family)
+    plan = _plan(spec, policy)
+    reqs = offline(SHIFTED, 16, seed=seed)
+    res = execute(pool, plan, spec, reqs, dtype="float64", record_tokens=True, progress=False,
+                  adjust=ON, workload=WORKLOAD)
+    assert not res.error, res.error
+    assert [res.tokens[i] for i in range(len(reqs))] == _reference(spec, reqs)
+    return plan, reqs, res
+
+
 def _check_decisions(res, plan, reqs) -> _Adjuster:
     """(a) and (b)-replay over every logged decision; the replaying adjuster."""
     ad = _Adjuster(ON, plan, WORKLOAD)
@@ -87,13 +99,7 @@ def _check_decisions(res, plan, reqs) -> _Adjuster:
 
 @pytest.mark.parametrize("family", ["opt", "t5"])
 def test_rra_takes_the_simulators_decisions(pool, family):
-    spec = tiny(family)
-    plan = _plan(spec, RRA)
-    reqs = offline(SHIFTED, 16, seed=3)
-    res = execute(pool, plan, spec, reqs, dtype="float64", record_tokens=True, progress=False,
-                  adjust=ON, workload=WORKLOAD)
-    assert not res.error, res.error
-    assert [res.tokens[i] for i in range(len(reqs))] == _reference(spec, reqs)
+    plan, reqs, res = _run_adjusted(pool, family, RRA, seed=3)
     _check_decisions(res, plan, reqs)
     sim = simulate(plan, reqs, ON, WORKLOAD).records                                # (b) exact
     assert _encoder_batches(res.records) == _encoder_batches(sim)
@@ -106,13 +112,7 @@ def test_rra_takes_the_simulators_decisions(pool, family):
 
 @pytest.mark.parametrize("family", ["opt", "t5"])
 def test_waa_takes_the_simulators_decisions(pool, family):
-    spec = tiny(family)
-    plan = _plan(spec, WAA)
-    reqs = offline(SHIFTED, 16, seed=4)
-    res = execute(pool, plan, spec, reqs, dtype="float64", record_tokens=True, progress=False,
-                  adjust=ON, workload=WORKLOAD)
-    assert not res.error, res.error
-    assert [res.tokens[i] for i in range(len(reqs))] == _reference(spec, reqs)
+    plan, reqs, res = _run_adjusted(pool, family, WAA, seed=4)
     ad = _check_decisions(res, plan, reqs)
     adj = res.adjustments
     assert adj[0].observed == 0 and adj[0].target == ad.n_max      # nothing decodes yet

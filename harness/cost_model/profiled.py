@@ -138,9 +138,7 @@ class ProfiledCostModel:
                      input_len: float = 0.0) -> LayerTime:
         key = ("d", model.name, batch_size, context_len, tp_degree, input_len)
         if (hit := self._memo.get(key)) is None:
-            keep, f = self.tables(model).decode_interp(tp_degree)
-            q = [float(batch_size), float(context_len), float(input_len)]
-            total = max(float(f([[q[i] for i in keep]])[0]), 1e-7)
+            total = max(self._grid(model, "decode_layer", batch_size, context_len, tp_degree, input_len), 1e-7)
             n_ar = 3 if model.is_encoder_decoder else 2
             comm = min(self._comm(model, batch_size, n_ar, tp_degree), total)
             hit = self._memo[key] = LayerTime(total - comm, comm)
@@ -155,10 +153,14 @@ class ProfiledCostModel:
             return 0.0
         key = (op, model.name, num_seqs, context_len, tp_degree, input_len)
         if (hit := self._memo.get(key)) is None:
-            keep, f = self.tables(model).decode_interp(tp_degree, op)
-            q = [float(num_seqs), float(context_len), float(input_len)]
-            hit = self._memo[key] = max(float(f([[q[i] for i in keep]])[0]), 0.0)
+            hit = self._memo[key] = max(self._grid(model, op, num_seqs, context_len, tp_degree, input_len), 0.0)
         return hit
+
+    def _grid(self, model: ModelSpec, op: str, batch: float, context_len: float, tp: int, input_len: float) -> float:
+        """`op` interpolated on its (batch, context[, input]) grid (`_Tables.decode_interp`)."""
+        keep, f = self.tables(model).decode_interp(tp, op)
+        q = [float(batch), float(context_len), float(input_len)]
+        return float(f([[q[i] for i in keep]])[0])
 
     def cross_kv_s(self, model: ModelSpec, batch_size: int, input_len: float, tp_degree: int) -> float:
         x, y = self.tables(model).curve("cross_kv", tp_degree, "tokens")

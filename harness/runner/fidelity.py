@@ -24,6 +24,7 @@ import pandas as pd
 from harness.cost_model.profiled import ProfiledCostModel
 from harness.policies import Context, get_policy
 from harness.profiler.disturbance import DISTURBED_CORES
+from harness.runner.baseline import BATCH, TASK
 from harness.runner.pool import MiniCluster, WorkerFailure, WorkerPool, run_job
 from harness.runner.run import execute
 from harness.simulator.discrete_event import simulate
@@ -137,7 +138,6 @@ class Pools:
 
 def is_ct2_reference(cfg: Config) -> bool:
     """The configuration whose real run is also the torch row of the ctranslate2 comparison."""
-    from harness.runner.baseline import BATCH, TASK
     return cfg.policy == "ft" and cfg.task == TASK and dict(cfg.knobs) == {"batch_size": BATCH}
 
 
