@@ -6,6 +6,7 @@ worker starts; outputs go under runs/ (profiles/, real/, fidelity/).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -135,29 +136,31 @@ def fidelity(overrides: list[str]) -> dict:
     want_ct2 = bool(fr.get("ct2", size in ("full", "large")))
     mc, progress, t0 = mini_cluster(s, r), bool(r.get("progress", True)), time.perf_counter()
     pools, profiled, tables, ct_rows, ratio, seconds = F.Pools(mc), [], [], [], None, {}
+
+    @contextlib.contextmanager
+    def timed(key: str):
+        t = time.perf_counter()
+        yield
+        seconds[key] = round(time.perf_counter() - t, 1)
     try:
         for m, spec in specs.items():
-            t = time.perf_counter()
-            path = profile_path(prof_dir, spec, s.cluster)
-            if bool(fr.get("reprofile", False)) or not path.exists():
-                run_profile(spec, s.cluster, mc, grids[m], path, s.seed, pool=pools.get(spec, s.seed),
-                            progress=progress)
-                profiled.append(m)
-            seconds[f"{m}_profile"] = round(time.perf_counter() - t, 1)
-            t = time.perf_counter()
-            df, refs = F.run_configs([c for c in cfgs if c.model == m], specs, s.cluster, pools, prof_dir,
-                                     s.seed, progress, repeats)
-            tables.append(df)
-            seconds[f"{m}_configs"] = round(time.perf_counter() - t, 1)
+            with timed(f"{m}_profile"):
+                path = profile_path(prof_dir, spec, s.cluster)
+                if bool(fr.get("reprofile", False)) or not path.exists():
+                    run_profile(spec, s.cluster, mc, grids[m], path, s.seed, pool=pools.get(spec, s.seed),
+                                progress=progress)
+                    profiled.append(m)
+            with timed(f"{m}_configs"):
+                df, refs = F.run_configs([c for c in cfgs if c.model == m], specs, s.cluster, pools, prof_dir,
+                                         s.seed, progress, repeats)
+                tables.append(df)
             if want_ct2 and m in refs:
                 from harness.runner.baseline import compare_ct2
-                t = time.perf_counter()
-                ct_rows += compare_ct2(spec, *refs[m], out_dir / "ct2", s.seed, threads=mc.num_workers)
-                seconds[f"{m}_ct2"] = round(time.perf_counter() - t, 1)
+                with timed(f"{m}_ct2"):
+                    ct_rows += compare_ct2(spec, *refs[m], out_dir / "ct2", s.seed, threads=mc.num_workers)
             if want_ratio and m == "opt-20m":
-                t = time.perf_counter()
-                ratio = F.ft_ratio(spec, "T-cpu", s.cluster, pools, prof_dir, s.seed, progress=progress)
-                seconds["ratio"] = round(time.perf_counter() - t, 1)
+                with timed("ratio"):
+                    ratio = F.ft_ratio(spec, "T-cpu", s.cluster, pools, prof_dir, s.seed, progress=progress)
     finally:
         pools.close()
     df = pd.concat(tables, ignore_index=True)

@@ -92,7 +92,8 @@ class _LiveBatch:
     merged queries (every live cache is padded and concatenated) and the compaction after
     queries finish (the micro-batches holding a finished query are rewritten)."""
 
-    def __init__(self) -> None:
+    def __init__(self, costs: StepCosts) -> None:
+        self.copy = kv_copy_fn(costs)                 # None: caches updated in place
         self.joined = False                           # queries joined a non-empty batch
         self.idx = np.empty(0, dtype=np.int64)
         self.left = np.empty(0, dtype=np.int64)
@@ -116,14 +117,13 @@ class _LiveBatch:
         last = np.minimum(self.left, k)
         live, ctx_sum, in_sum = _live_counts(last, k, self.cached, self.inp)
         base, steps, step = len(tl.iter_end), int(last.max()), (0, 0, 0)
-        copy = kv_copy_fn(costs)
         for j in range(steps):
             n = int(live[j])
             # iteration j generates token (generated + j + 1): context = cached + j + 1
             step = (n, round(ctx_sum[j] / n) + j + 1, round(in_sum[j] / n))
             t += costs.decode_iter_s(*step)
-            if copy is not None:
-                t += self._copies(copy, last, j, live, costs)
+            if self.copy is not None:
+                t += self._copies(self.copy, last, j, live, costs)
             tl.iter_end.append(t)
         tl.iter_batch.extend(live[:steps].tolist())
         tl.iter_tokens.extend(live[:steps].tolist())
@@ -173,7 +173,7 @@ def _play_static(plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | Non
 
 def _play_rra(plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | None = None) -> None:
     c, n, cap = plan.costs, len(reqs), plan.max_decode_batch or math.inf
-    batch, nxt, t = _LiveBatch(), 0, 0.0
+    batch, nxt, t = _LiveBatch(c), 0, 0.0
     phase_mean = 0.0                                # mean decoding batch of the last phase
     while nxt < n or len(batch):
         arrived = int(np.searchsorted(reqs.arrival_s, t, side="right"))
@@ -250,7 +250,7 @@ class _Encoder:
 
 def _play_waa(plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | None = None) -> None:
     cap = plan.max_decode_batch or math.inf
-    enc, batch, t, it_s = _Encoder(plan, reqs, tl, adj), _LiveBatch(), 0.0, 0.0
+    enc, batch, t, it_s = _Encoder(plan, reqs, tl, adj), _LiveBatch(plan.costs), 0.0, 0.0
     while True:
         enc.start_until(t, it_s, len(batch))
         joined = 0
