@@ -101,7 +101,10 @@ def _op(ctx, job: ProfileJob, p: Point, models: dict, groups: dict):
         return (lambda: None), 1
     r = ctx.rank if tp > 1 else 0
     if (tp, r) not in models:
-        w = load_weights(spec, job.seed, tp, r, device=ctx.device)
+        key = ("w", spec, job.seed, tp, r, "float32")       # the runner's cache (programs.py)
+        if key not in ctx.cache:
+            ctx.cache[key] = load_weights(spec, job.seed, tp, r, device=ctx.device)
+        w = ctx.cache[key]
         models[(tp, r)] = StageModel(w, StageSlice(0, len(w.encoder), 0, len(w.decoder), True, True))
     S = models[(tp, r)]
     w = S.w

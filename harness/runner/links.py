@@ -42,8 +42,20 @@ def groups_for(ctx, stages: list[StageDef]) -> dict[tuple[int, ...], object]:
     return cache
 
 
+class Posted:
+    """A receive posted ahead of its use (`Links.post`); `take` waits for its tensor."""
+
+    def __init__(self, handle, t: torch.Tensor) -> None:
+        self.handle, self.t = handle, t
+
+    def take(self) -> torch.Tensor:
+        self.handle.wait()
+        return self.t
+
+
 class Links:
-    """Sends are asynchronous (isend, handles kept until `flush`); receives block."""
+    """Sends are asynchronous (isend, handles kept until `flush`); receives block, or are
+    posted ahead (`post`) where the control flow knows the next message's shape."""
 
     def __init__(self, rank: int, dtype: torch.dtype) -> None:
         self.rank, self.dtype = rank, dtype
@@ -64,6 +76,15 @@ class Links:
         t = torch.empty(shape, dtype=dtype or self.dtype)
         dist.recv(t, src)
         return t
+
+    def post(self, shape: tuple[int, ...], src: int, dtype: torch.dtype | None = None) -> Posted:
+        """Post a receive now, take it later. gloo hands a message over only once the
+        receiver has posted for it; posted late, the bytes wait for the sender's progress
+        thread, which on a busy core runs in the gaps of its compute thread (measured here,
+        2 processes on 2 cores, sender computing: a receive posted after the send waited
+        0.4 ms median, 3.5-5 ms p90; posted before it, 0.02 ms)."""
+        t = torch.empty(shape, dtype=dtype or self.dtype)
+        return Posted(dist.irecv(t, src), t)
 
     def flush(self) -> None:
         for h, _, _ in self.pending:

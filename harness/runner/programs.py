@@ -99,6 +99,7 @@ class _Worker:
         self.left = list(job.output_lens)
         self.tokens: dict[int, list[int]] = {}
         self.s = next((i for i, st in enumerate(job.stages) if self.rank in st.ranks), -1)
+        self.xin: dict[int, object] = {}      # micro-batch -> its next input, posted (stages > 0)
 
     def model(self, st: StageDef, first: bool, last: bool) -> StageModel:
         tp, r = len(st.ranks), st.ranks.index(self.rank)
@@ -147,11 +148,21 @@ class _Worker:
             out = st if out is None else SeqState.concat(out, st)
         return out
 
-    def decode_iteration(self, S: StageModel, mbs: list, toks: list, need: list, compact: bool) -> None:
-        """Every non-empty micro-batch advances one token through the pipeline."""
+    def decode_iteration(self, S: StageModel, mbs: list, toks: list, need: list, compact: bool,
+                         ahead: bool = False) -> None:
+        """Every non-empty micro-batch advances one token through the pipeline. Receives are
+        posted ahead (`Links.post`) wherever the next message's shape is known: a later
+        stage's inputs for every micro-batch of this iteration, and (`ahead`: the caller's
+        next call is another iteration over the same micro-batches) of the next one; the
+        first stage's tokens as soon as their micro-batch left it (`need[j]`)."""
         stages, s, job = self.job.stages, self.s, self.job
         P, me = len(stages), stages[s]
         ar, lead, last = allreduce_fn(self.groups, me), self.rank == me.leader, s == P - 1
+        hidden = (1, job.spec.hidden_size)
+        if s > 0:
+            for j, st in enumerate(mbs):
+                if st is not None and len(st) and self.xin.get(j) is None:
+                    self.xin[j] = self.links.post((len(st), *hidden), stages[s - 1].leader)
         live = tokens = 0
         finished: list[int] = []
         for j, st in enumerate(mbs):
@@ -159,12 +170,12 @@ class _Worker:
                 continue
             b = len(st)
             if s == 0:
-                if need[j]:
-                    toks[j] = self.links.recv((b,), stages[-1].leader, torch.long)
-                    need[j] = False
+                if need[j] is not None:
+                    toks[j], need[j] = need[j].take(), None
                 x = S.decode(st, toks[j], ar)
             else:
-                x = S.decode(st, self.links.recv((b, 1, job.spec.hidden_size), stages[s - 1].leader), ar)
+                xin, self.xin[j] = self.xin[j], None
+                x = S.decode(st, xin.take(), ar)
             if not last and lead:
                 self.links.send(x, stages[s + 1].ranks)
             nxt = S.tokens(x) if last else None
@@ -192,18 +203,19 @@ class _Worker:
                 else:
                     toks[j] = nk
             if s == 0 and P > 1 and keep:
-                need[j] = True
+                need[j] = self.links.post((len(keep),), stages[-1].leader, torch.long)
             if s == 0 and not keep:
-                need[j], toks[j] = False, None
+                toks[j] = None
+            if s > 0 and ahead and keep:
+                self.xin[j] = self.links.post((len(keep), *hidden), stages[s - 1].leader)
         if last and lead and live:
             self.emit("iter", now(), live, tokens, finished)
 
     def sync_tokens(self, mbs: list, toks: list, need: list) -> None:
-        """First stage: receive every outstanding micro-batch's tokens (phase boundary)."""
+        """First stage: take every outstanding micro-batch's tokens (phase boundary)."""
         for j, st in enumerate(mbs):
-            if need[j] and st is not None:
-                toks[j] = self.links.recv((len(st),), self.job.stages[-1].leader, torch.long)
-                need[j] = False
+            if need[j] is not None and st is not None:
+                toks[j], need[j] = need[j].take(), None
 
     def join(self, S: StageModel, mbs: list, toks: list, need: list, new: SeqState) -> None:
         """Newly encoded sequences join the smallest decoding micro-batches."""
@@ -243,10 +255,11 @@ def _static(w: _Worker) -> None:
         if last_lead:
             w.emit("enc_end", ids, now())
         m = len(split(ids, job.decode_micro_batches))
-        mbs, toks, need = [None] * m, [None] * m, [False] * m
+        mbs, toks, need = [None] * m, [None] * m, [None] * m
         w.join(S, mbs, toks, need, new)
-        for _ in range(max(job.output_lens[i] for i in ids)):
-            w.decode_iteration(S, mbs, toks, need, compact=False)
+        steps = max(job.output_lens[i] for i in ids)
+        for it in range(steps):
+            w.decode_iteration(S, mbs, toks, need, compact=False, ahead=it + 1 < steps)
         if w.s == 0:
             w.sync_tokens(mbs, toks, need)
 
@@ -255,7 +268,7 @@ def _rra(w: _Worker) -> None:
     job, S = w.job, w.stage_model()
     P, n = len(job.stages), len(job.prompts)
     m = job.decode_micro_batches
-    mbs, toks, need = [None] * m, [None] * m, [False] * m
+    mbs, toks, need = [None] * m, [None] * m, [None] * m
     nxt = 0
     live = lambda: sum(len(x) for x in mbs if x is not None)  # noqa: E731
     adj, phase_mean = job.adjuster, 0.0       # phase_mean: mean decoding batch of the last phase
@@ -280,12 +293,12 @@ def _rra(w: _Worker) -> None:
             w.join(S, mbs, toks, need, new)
             nxt += k
         sizes = []
-        for _ in range(job.decode_iters):
+        for it in range(job.decode_iters):
             if not live():
                 break
             if adj is not None:
                 sizes.append(live())
-            w.decode_iteration(S, mbs, toks, need, compact=True)
+            w.decode_iteration(S, mbs, toks, need, compact=True, ahead=it + 1 < job.decode_iters)
         if adj is not None:
             phase_mean = float(np.mean(sizes)) if sizes else 0.0
         if w.s == 0:
@@ -338,7 +351,7 @@ def _waa_decoder(w: _Worker) -> None:
     src, n, m = job.enc_stage.leader, len(job.prompts), job.decode_micro_batches
     leader0 = w.rank == job.stages[0].leader
     others = [r for st in job.stages for r in st.ranks if r != job.stages[0].leader]
-    mbs, toks, need = [None] * m, [None] * m, [False] * m
+    mbs, toks, need = [None] * m, [None] * m, [None] * m
     header = torch.zeros(MAX_HEADER, dtype=torch.long)
     k = nxt = 0                               # batches merged, requests merged
     live = lambda: sum(len(x) for x in mbs if x is not None)  # noqa: E731
