@@ -133,6 +133,7 @@ def test_ci_sized_profile_and_fidelity_run(tmp_path, capsys, request) -> None:
     assert (df.real_throughput_seq_s > 0).all()
 
 
-def test_fidelity_rejects_a_bad_repeat_count_before_any_work(capsys) -> None:
-    assert main(["fidelity", "runner.fidelity.repeats=0", "runner.fidelity.size=tiny"]) == 2
-    assert "runner.fidelity.repeats" in capsys.readouterr().err
+@pytest.mark.parametrize("bad", ["repeats=0", "ct2=maybe", "ratio=3"])
+def test_fidelity_rejects_bad_settings_before_any_work(bad, capsys) -> None:
+    assert main(["fidelity", f"runner.fidelity.{bad}", "runner.fidelity.size=tiny"]) == 2
+    assert f"runner.fidelity.{bad.split('=')[0]}" in capsys.readouterr().err

@@ -113,6 +113,13 @@ def run(overrides: list[str]) -> dict:
     return out
 
 
+def _switch(d: dict, key: str, default: bool) -> bool:
+    """runner.fidelity.<key>: true / false, or null for the size's default."""
+    v = d.get(key)
+    check(v is None or isinstance(v, bool), f"runner.fidelity.{key}", f"must be true, false or null, got {v!r}")
+    return default if v is None else v
+
+
 def fidelity(overrides: list[str]) -> dict:
     """Real runner vs simulator on >= 20 configurations (runner.fidelity.size=full) or 3 (tiny).
     Model by model, one warm worker pool: (re)profile it, then its configurations right away
@@ -132,8 +139,8 @@ def fidelity(overrides: list[str]) -> dict:
     grids = {m: build_grid(dict(r["profile"]), spec, s.cluster) for m, spec in specs.items()}   # validate first
     repeats = int(fr.get("repeats", 1))
     check(repeats >= 1, "runner.fidelity.repeats", f"must be an integer >= 1, got {repeats}")
-    want_ratio = bool(fr.get("ratio", size == "full")) and "opt-20m" in specs
-    want_ct2 = bool(fr.get("ct2", size in ("full", "large")))
+    want_ratio = _switch(fr, "ratio", size == "full") and "opt-20m" in specs
+    want_ct2 = _switch(fr, "ct2", size in ("full", "large"))
     mc, progress, t0 = mini_cluster(s, r), bool(r.get("progress", True)), time.perf_counter()
     pools, profiled, tables, ct_rows, ratio, seconds = F.Pools(mc), [], [], [], None, {}
 
