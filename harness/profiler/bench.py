@@ -54,6 +54,7 @@ class ProfileJob:
     repeats: int
     pids: tuple[int, ...]
     seed: int = 0
+    round0: int = 0          # rounds taken by earlier parts of the same profile (their orders)
 
 
 def _rng_tokens(spec: ModelSpec, n: int) -> list[int]:
@@ -152,15 +153,16 @@ def _round_order(n: int, seed: int, k: int) -> list[int]:
     return np.random.default_rng([seed, 11, k]).permutation(n).tolist()
 
 
-def profile_job(ctx, job: ProfileJob) -> list[dict]:
-    """Worker entry point: every point's times (rank 0 returns rows, others []).
+def profile_job(ctx, job: ProfileJob) -> dict | None:
+    """Worker entry point: every point's samples (rank 0 returns them, others None).
 
     Round-robin: after `warmup` untimed passes over the grid, each of `repeats` rounds times
     every point once (collectives `COMM_BURST` times), in a fresh seeded order. A round that
     other processes disturbed is discarded and run again (at most `ATTEMPTS - 1` extra
     rounds). Consecutive repeats of one point would all fall into the same burst of this
     VM's host noise (seconds long, +-20%; docs/real-execution.md); spread over the whole
-    profiling window, every point's median sees the same mix of machine states."""
+    profiling window, every point's median sees the same mix of machine states.
+    `job.seed` (with `round0`, the rounds an earlier part already took) seeds the orders."""
     torch.manual_seed(job.seed)
     groups = groups_for(ctx, [StageDef(tuple(range(t))) for t in sorted({p.tp_degree for p in job.points})])
     models: dict = {}
@@ -176,7 +178,7 @@ def profile_job(ctx, job: ProfileJob) -> list[dict]:
         got: list[list[float]] = [[] for _ in range(n)]
         meter = CpuMeter(list(job.pids))
         with meter:
-            for i in _round_order(n, job.seed, rounds + extra):
+            for i in _round_order(n, job.seed, job.round0 + rounds + extra):
                 fn, per = ops[i]
                 for _ in range(COMM_BURST if job.points[i].op in ("allreduce", "p2p") else 1):
                     dist.barrier()
@@ -196,14 +198,20 @@ def profile_job(ctx, job: ProfileJob) -> list[dict]:
         if ctx.rank == 0:
             ctx.emit(("progress", rounds, job.repeats))
     if ctx.rank != 0:
-        return []
+        return None
+    return {"samples": samples, "others": others, "remeasured": extra > 0}
+
+
+def table_rows(points: tuple[Point, ...], samples: list[list[float]], others: list[tuple[float, bool]],
+               remeasured: bool) -> list[dict]:
+    """The profile table's rows: median and p10/p90 of every point's samples."""
     other = float(np.mean([o for o, _ in others]))
     disturbed = any(d for _, d in others)
     rows = []
-    for p, a in zip(job.points, samples, strict=True):
+    for p, a in zip(points, samples, strict=True):
         a = np.asarray(a)
         rows.append({**{f: getattr(p, f) for f in Point.__dataclass_fields__},
                      "time_s": float(np.median(a)), "time_p10_s": float(np.quantile(a, 0.1)),
                      "time_p90_s": float(np.quantile(a, 0.9)), "repeats": len(a),
-                     "other_cores": other, "disturbed": disturbed, "remeasured": extra > 0})
+                     "other_cores": other, "disturbed": disturbed, "remeasured": remeasured})
     return rows

@@ -11,6 +11,8 @@ Everything is validated before the first timing: a bad grid or model is a one-li
 from __future__ import annotations
 
 import platform
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from harness.errors import UserError, check
-from harness.profiler.bench import Point, ProfileJob
+from harness.profiler.bench import Point, ProfileJob, table_rows
 from harness.runner.pool import MiniCluster, WorkerPool, run_job
 from harness.specs.hardware import ClusterSpec
 from harness.specs.models import ModelSpec
@@ -95,39 +97,77 @@ def profile_path(out_dir: str | Path, model: ModelSpec, cluster: ClusterSpec) ->
     return Path(out_dir) / f"{model.name}-{cluster.name}.parquet"
 
 
-def run_profile(model: ModelSpec, cluster: ClusterSpec, mc: MiniCluster, grid: Grid,
-                out: Path, seed: int = 0, pool: WorkerPool | None = None, progress: bool = True) -> pd.DataFrame:
-    """Time every point on the mini-cluster and write the table atomically to `out`."""
-    import torch
-    check(mc.num_workers >= 2, "cluster.num_gpus", "the profiler needs >= 2 workers (collectives)")
-    pts = points(grid, model)
-    own = pool is None
-    pool = pool or WorkerPool(mc)
-    try:
-        bar = tqdm(total=grid.repeats, desc=f"profile {model.name} ({len(pts)} points)", unit="round",
-                   disable=not progress, leave=False)
+class ProfileSession:
+    """One profile taken in parts: `take(k)` times k more rounds of the whole grid (each part
+    after its own warm-up pass) on a warm pool, `write` aggregates every round so far into
+    the table. `harness profile` takes all rounds in one part; `harness fidelity` spreads
+    them between a model's configuration runs, so the profile's medians cover the same
+    minutes of this VM's drifting speed as the runs they predict (docs/real-execution.md)."""
+
+    def __init__(self, model: ModelSpec, cluster: ClusterSpec, mc: MiniCluster, grid: Grid,
+                 pool: Callable[[], WorkerPool], seed: int = 0, progress: bool = True) -> None:
+        """`pool`: gives the warm pool to time on (a fidelity run rebuilds it after a failure)."""
+        check(mc.num_workers >= 2, "cluster.num_gpus", "the profiler needs >= 2 workers (collectives)")
+        self.model, self.cluster, self.mc, self.grid, self.pool = model, cluster, mc, grid, pool
+        self.seed, self.progress, self.seconds = seed, progress, 0.0
+        self.points = tuple(points(grid, model))
+        self.samples: list[list[float]] = [[] for _ in self.points]
+        self.others: list[tuple[float, bool]] = []
+        self.remeasured = False
+
+    @property
+    def rounds(self) -> int:
+        return len(self.others)
+
+    def take(self, k: int) -> None:
+        bar = tqdm(total=k, desc=f"profile {self.model.name} ({len(self.points)} points, rounds "
+                   f"{self.rounds + 1}-{self.rounds + k} of {self.grid.repeats})", unit="round",
+                   disable=not self.progress, leave=False)
 
         def on_msg(rank, m):
             if m[0] == "progress":
                 bar.n = m[1]
                 bar.refresh()
-        job = ProfileJob(model, tuple(pts), grid.warmup, grid.repeats, tuple(pool.pids.values()), seed)
-        rows = run_job(pool, "harness.profiler.bench:profile_job", job, on_msg)[0]
+        t0, pool = time.perf_counter(), self.pool()
+        job = ProfileJob(self.model, self.points, self.grid.warmup, k, tuple(pool.pids.values()),
+                         self.seed, round0=self.rounds)
+        out = run_job(pool, "harness.profiler.bench:profile_job", job, on_msg)[0]
         bar.close()
+        self.seconds += time.perf_counter() - t0
+        for mine, got in zip(self.samples, out["samples"], strict=True):
+            mine += got
+        self.others += out["others"]
+        self.remeasured = self.remeasured or out["remeasured"]
+
+    def write(self, out: Path) -> pd.DataFrame:
+        """The table of every round so far, written atomically to `out`."""
+        import torch
+        df = pd.DataFrame(table_rows(self.points, self.samples, self.others, self.remeasured))
+        df.insert(0, "model", self.model.name)
+        df.insert(1, "cluster", self.cluster.name)
+        df["device"] = f"{self.mc.device}:{platform.processor() or platform.machine()}"
+        df["threads_per_worker"] = self.mc.threads_per_worker
+        df["torch"] = torch.__version__
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp.parquet")
+        df.to_parquet(tmp, index=False)
+        tmp.replace(out)
+        return df
+
+
+def run_profile(model: ModelSpec, cluster: ClusterSpec, mc: MiniCluster, grid: Grid,
+                out: Path, seed: int = 0, pool: WorkerPool | None = None, progress: bool = True) -> pd.DataFrame:
+    """Time every point on the mini-cluster (all rounds at once) and write the table to `out`."""
+    check(mc.num_workers >= 2, "cluster.num_gpus", "the profiler needs >= 2 workers (collectives)")
+    own = pool is None
+    pool = pool or WorkerPool(mc)
+    try:
+        session = ProfileSession(model, cluster, mc, grid, lambda: pool, seed, progress)
+        session.take(grid.repeats)
+        return session.write(out)
     finally:
         if own:
             pool.close()
-    df = pd.DataFrame(rows)
-    df.insert(0, "model", model.name)
-    df.insert(1, "cluster", cluster.name)
-    df["device"] = f"{mc.device}:{platform.processor() or platform.machine()}"
-    df["threads_per_worker"] = mc.threads_per_worker
-    df["torch"] = torch.__version__
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.parquet")
-    df.to_parquet(tmp, index=False)
-    tmp.replace(out)
-    return df
 
 
 def require_profile(path: Path, model: ModelSpec, cluster: ClusterSpec) -> None:

@@ -122,10 +122,11 @@ def _switch(d: dict, key: str, default: bool) -> bool:
 
 def fidelity(overrides: list[str]) -> dict:
     """Real runner vs simulator on >= 20 configurations (runner.fidelity.size=full) or 3 (tiny).
-    Model by model, one warm worker pool: (re)profile it, then its configurations right away
-    (this VM's speed drifts over minutes: docs/real-execution.md), then the ctranslate2 rows
+    Model by model, one warm worker pool: the first round of its (re)profile, then its
+    configurations with the other rounds taken between them (this VM's speed drifts over
+    minutes: docs/real-execution.md), then the ctranslate2 rows
     (whose torch row is the FT batch-8 configuration's run) and, for opt-20m, the ratio."""
-    from harness.profiler.profile import build_grid, profile_path, run_profile
+    from harness.profiler.profile import ProfileSession, build_grid, profile_path
     from harness.runner import fidelity as F
     cfg = compose(["cluster=cpu-2w", "cost_model=profiled", *overrides])
     s, r = build_scenario(cfg), _runner(cfg)
@@ -151,16 +152,21 @@ def fidelity(overrides: list[str]) -> dict:
         seconds[key] = round(time.perf_counter() - t, 1)
     try:
         for m, spec in specs.items():
-            with timed(f"{m}_profile"):
+            session = None
+            with timed(f"{m}_configs"):       # (re)profiling: its first round, the rest between runs
                 path = profile_path(prof_dir, spec, s.cluster)
                 if bool(fr.get("reprofile", False)) or not path.exists():
-                    run_profile(spec, s.cluster, mc, grids[m], path, s.seed, pool=pools.get(spec, s.seed),
-                                progress=progress)
+                    session = ProfileSession(spec, s.cluster, mc, grids[m], lambda spec=spec: pools.get(spec, s.seed),
+                                             s.seed, progress)
+                    session.take(1)
+                    session.write(path)
                     profiled.append(m)
-            with timed(f"{m}_configs"):
                 df, refs = F.run_configs([c for c in cfgs if c.model == m], specs, s.cluster, pools, prof_dir,
-                                         s.seed, progress, repeats)
+                                         s.seed, progress, repeats, profile=session)
                 tables.append(df)
+            if session is not None:
+                seconds[f"{m}_profile"] = round(session.seconds, 1)
+                seconds[f"{m}_configs"] = round(seconds[f"{m}_configs"] - session.seconds, 1)
             if want_ct2 and m in refs:
                 from harness.runner.baseline import compare_ct2
                 with timed(f"{m}_ct2"):

@@ -24,9 +24,10 @@ import pandas as pd
 from harness.cost_model.profiled import ProfiledCostModel
 from harness.policies import Context, get_policy
 from harness.profiler.disturbance import DISTURBED_CORES
+from harness.profiler.profile import ProfileSession, profile_path
 from harness.runner.baseline import BATCH, TASK
 from harness.runner.pool import MiniCluster, WorkerFailure, WorkerPool, run_job
-from harness.runner.run import execute
+from harness.runner.run import execute, plan_job
 from harness.simulator.discrete_event import simulate
 from harness.simulator.expected import evaluate
 from harness.specs.hardware import ClusterSpec
@@ -141,51 +142,73 @@ def is_ct2_reference(cfg: Config) -> bool:
     return cfg.policy == "ft" and cfg.task == TASK and dict(cfg.knobs) == {"batch_size": BATCH}
 
 
+def _plan_all(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: ClusterSpec, profile_dir, seed: int):
+    cm = ProfiledCostModel(cluster, profile_dir)
+    return [(cfg, specs[cfg.model], get_task(cfg.task),
+             get_policy(cfg.policy).plan(Context(specs[cfg.model], cluster, get_task(cfg.task), cm), dict(cfg.knobs)),
+             offline(get_task(cfg.task), cfg.num_requests, seed)) for cfg in cfgs]
+
+
 def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: ClusterSpec, pools: Pools,
-                profile_dir, seed: int = 0, progress: bool = True, repeats: int = 1) -> tuple[pd.DataFrame, dict]:
+                profile_dir, seed: int = 0, progress: bool = True, repeats: int = 1,
+                profile: ProfileSession | None = None) -> tuple[pd.DataFrame, dict]:
     """Real run + simulators per configuration. With `repeats` > 1 every configuration runs
     that often, in passes over the whole list (so the repeats of one configuration are spread
     over the minutes this VM's speed drifts over, not taken back to back), and the run of
-    median throughput is kept (its records give the latency too). Returns the table and, per
-    model, the (RunResult, Requests) of its ctranslate2 reference configuration."""
-    cm = ProfiledCostModel(cluster, profile_dir)
-    jobs = []
-    for cfg in cfgs:
-        spec, wl = specs[cfg.model], get_task(cfg.task)
-        jobs.append((cfg, spec, wl, get_policy(cfg.policy).plan(Context(spec, cluster, wl, cm), dict(cfg.knobs)),
-                     offline(wl, cfg.num_requests, seed)))
+    median throughput is kept (its records give the latency too).
+    `profile`: the profile of these configurations' model, being taken (at least one round
+    done and written to `profile_dir`): its remaining rounds are taken between the runs,
+    evenly spread, and the simulators play on the table of all rounds, so a burst of speed
+    during one round moves one sample of three rather than the whole profile. Plans are
+    made before the runs and again after; the runs execute the first, the simulators play
+    the second, which must schedule the same work (checked per configuration: `replanned`).
+    Returns the table and, per model, the (RunResult, Requests) of its ctranslate2
+    reference configuration."""
+    jobs = _plan_all(cfgs, specs, cluster, profile_dir, seed)
+    order = [(k, i) for k in range(max(1, repeats)) for i in range(len(jobs))]
+    left = profile.grid.repeats - profile.rounds if profile is not None else 0
+    cuts = [round((r + 1) * len(order) / (left + 1)) for r in range(left)]
     runs: list[list] = [[] for _ in jobs]
     failed: dict[int, str] = {}
-    for k in range(max(1, repeats)):
-        for i, (cfg, spec, _wl, plan, reqs) in enumerate(jobs):
-            if i in failed:
-                continue
-            label = cfg.label + (f" ({k + 1}/{repeats})" if repeats > 1 else "")
-            try:
-                res, again = _measure(pools.get(spec, seed), plan, spec, reqs, seed, progress, label,
-                                      record_tokens=is_ct2_reference(cfg))
-            except WorkerFailure as e:
-                pools.close()
-                failed[i] = str(e)
-                continue
-            if res.error:
-                pools.close()
-            runs[i].append((res, again))
+    for n, (k, i) in enumerate(order):
+        if cuts.count(n):
+            profile.take(cuts.count(n))
+        cfg, spec, _wl, plan, reqs = jobs[i]
+        if i in failed:
+            continue
+        label = cfg.label + (f" ({k + 1}/{repeats})" if repeats > 1 else "")
+        try:
+            res, again = _measure(pools.get(spec, seed), plan, spec, reqs, seed, progress, label,
+                                  record_tokens=is_ct2_reference(cfg))
+        except WorkerFailure as e:
+            pools.close()
+            failed[i] = str(e)
+            continue
+        if res.error:
+            pools.close()
+        runs[i].append((res, again))
+    if profile is not None:
+        if cuts.count(len(order)):
+            profile.take(cuts.count(len(order)))
+        profile.write(profile_path(profile_dir, profile.model, cluster))
+    final = _plan_all(cfgs, specs, cluster, profile_dir, seed)
     rows, refs = [], {}
-    for i, (cfg, _spec, wl, plan, reqs) in enumerate(jobs):
+    for i, ((cfg, spec, wl, ran, reqs), (*_, plan, _r)) in enumerate(zip(jobs, final, strict=True)):
         if i in failed and not runs[i]:
             rows.append({"model": cfg.model, "task": cfg.task, "policy": cfg.policy, "status": "failed",
                          "error": failed[i]})
             continue
+        same = plan_job(plan, spec, reqs, seed) == plan_job(ran, spec, reqs, seed)
         done = [r for r in runs[i] if r[0].metrics is not None] or runs[i]
         done.sort(key=lambda r: r[0].metrics.throughput_seq_s if r[0].metrics else 0.0)
         res, again = done[len(done) // 2]
         if not res.error and is_ct2_reference(cfg):
             refs[cfg.model] = (res, reqs)
-        row = _row(cfg, plan, res, again, reqs, wl)
+        row = _row(cfg, plan if same else ran, res, again, reqs, wl)
         thr = [r[0].metrics.throughput_seq_s for r in runs[i] if r[0].metrics is not None]
         row |= {"repeats": len(runs[i]), "real_throughput_runs": " ".join(f"{x:.3f}" for x in thr),
-                "real_throughput_spread": (max(thr) / min(thr) - 1) if thr else math.nan}
+                "real_throughput_spread": (max(thr) / min(thr) - 1) if thr else math.nan,
+                "replanned": same}
         rows.append(row)
     return pd.DataFrame(rows), refs
 
