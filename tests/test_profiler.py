@@ -131,6 +131,19 @@ def test_ci_sized_profile_and_fidelity_run(tmp_path, capsys, request) -> None:
     assert (det.real_decode_batch_mean - det.sim_decode_batch_mean).abs().max() < 1e-9
     assert df[["err_throughput", "err_latency"]].notna().all().all()
     assert (df.real_throughput_seq_s > 0).all()
+    # the profile's 3 rounds were taken around the runs, and the plans re-made on the final
+    # table schedule the same work as the ones executed
+    prof = pd.read_parquet(tmp_path / "profiles" / "opt-20m-cpu-2w.parquet")
+    assert set(prof[~prof.op.isin(["allreduce", "p2p"])].repeats) == {3}
+    assert df.replanned.all()
+
+
+def test_profile_rounds_are_spread_evenly_between_the_runs() -> None:
+    from harness.runner.fidelity import between_runs
+    assert between_runs(9, 2) == [3, 6]          # 9 configurations, rounds 2 and 3 of 3
+    assert between_runs(27, 2) == [9, 18]        # 3 passes (runner.fidelity.repeats=3)
+    assert between_runs(1, 2) == [0, 1]          # one run: one round before it, one after
+    assert between_runs(5, 0) == []
 
 
 @pytest.mark.parametrize("bad", ["repeats=0", "ct2=maybe", "ratio=3"])

@@ -149,6 +149,12 @@ def _plan_all(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: ClusterS
              offline(get_task(cfg.task), cfg.num_requests, seed)) for cfg in cfgs]
 
 
+def between_runs(runs: int, rounds: int) -> list[int]:
+    """Before which run (0..runs-1; `runs`: after the last) each of `rounds` profile rounds is
+    taken: evenly spread, the first round having been taken before the first run."""
+    return [round((r + 1) * runs / (rounds + 1)) for r in range(rounds)]
+
+
 def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: ClusterSpec, pools: Pools,
                 profile_dir, seed: int = 0, progress: bool = True, repeats: int = 1,
                 profile: ProfileSession | None = None) -> tuple[pd.DataFrame, dict]:
@@ -167,7 +173,7 @@ def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: Cluste
     jobs = _plan_all(cfgs, specs, cluster, profile_dir, seed)
     order = [(k, i) for k in range(max(1, repeats)) for i in range(len(jobs))]
     left = profile.grid.repeats - profile.rounds if profile is not None else 0
-    cuts = [round((r + 1) * len(order) / (left + 1)) for r in range(left)]
+    cuts = between_runs(len(order), left)
     runs: list[list] = [[] for _ in jobs]
     failed: dict[int, str] = {}
     for n, (k, i) in enumerate(order):
