@@ -1,8 +1,9 @@
 """`harness fidelity`: the simulator's measured error (the paper reports none, ExeGPT §6, §9).
 
-Every configuration (model x task x policy x knobs) is planned once with the `profiled`
-cost model of this machine, then (1) executed by the real runner on the mini-cluster and
-(2) played by the discrete-event simulator on the *same* requests (and scored by the
+Every configuration (model x task x policy x knobs) is planned with the `profiled` cost
+model of this machine, then (1) executed by the real runner on the mini-cluster and (2)
+played by the discrete-event simulator on the *same* requests, with the profile whose
+rounds were taken between those runs (`run_configs`) (and scored by the
 expected-value model on the task's distributions). Errors are (predicted - measured) /
 measured of the steady-state throughput and of the p99-length latency (ExeGPT §5), both read
 by `compute_metrics` from records of one schema. A run that other processes disturbed
