@@ -206,6 +206,8 @@ class _Encoder:
         self.next, self.free_s, self.channel_free_s = 0, 0.0, 0.0
         self.pending: deque[tuple[float, int, int]] = deque()   # (ready_s, lo, hi), oldest first
         self.latency_s, self.period_s, self.gated = 0.0, 0.0, False
+        # the decoder pays the hand-over when it merges (StepCosts.kv_receive_blocks)
+        self.blocks = bool(getattr(plan.costs, "kv_receive_blocks", False))
 
     @property
     def done(self) -> bool:
@@ -239,7 +241,7 @@ class _Encoder:
             m, mean_in = hi - lo, round(float(r.input_len[lo:hi].mean()))
             enc_s, kv_s = c.encode_s(m, mean_in), c.kv_transfer_s(m, mean_in)
             self.period_s, self.latency_s = c.encode_period_s(m, mean_in), enc_s + kv_s
-            if getattr(c, "kv_receive_blocks", False):   # the decoder pays kv_s when it merges
+            if self.blocks:                             # the decoder pays kv_s when it merges
                 self.pending.append((s + enc_s, lo, hi))
             else:
                 self.channel_free_s = max(s + enc_s, self.channel_free_s) + kv_s
@@ -264,7 +266,7 @@ def _play_waa(plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | None =
             batch.join(reqs, lo, hi, tl)
             joined += hi - lo
             enc.pending.popleft()
-            if getattr(plan.costs, "kv_receive_blocks", False):
+            if enc.blocks:
                 t += plan.costs.kv_transfer_s(hi - lo, round(float(reqs.input_len[lo:hi].mean())))
         enc.start_until(t, it_s, len(batch))        # merges free encoder slots
         if len(batch):
