@@ -276,3 +276,11 @@ def test_report_fidelity_section_from_the_summary_json(tmp_path):
     assert "| discrete-event (same requests) | 8.7% | 27.1% | 14.6% | 50.3% |" in text
     assert "| expected-value (steady state) | 9.8% | 51.3% | 25.7% | 86.7% |" in text
     assert "measured throughput ratio 6.88x, predicted 5.79x (discrete-event), 12.46x" in text
+    assert "speed drift" not in text                          # an older summary: no drift row
+    summary |= {"median_abs_err_throughput_drift": 0.031, "max_abs_err_throughput_drift": 0.094,
+                "median_abs_err_latency_drift": 0.042, "max_abs_err_latency_drift": 0.12}
+    summary["ft_ratio"] |= {"ratio_sim_drift": 6.5}
+    (tmp_path / "fidelity" / "summary-full.json").write_text(json.dumps(summary))
+    text = "\n".join(fidelity_section(tmp_path))
+    assert "speed drift (diagnostic, harness/runner/drift.py) | 3.1% | 9.4% | 4.2% | 12.0% |" in text
+    assert "12.46x (expected-value), 6.50x (discrete-event x each run's speed drift)." in text

@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -102,6 +103,19 @@ def test_profiled_cost_model_interpolates_the_table(tmp_path) -> None:
     assert est.feasible and math.isfinite(est.throughput_seq_s) and est.throughput_seq_s > 0
 
 
+def test_speed_drift_prices_every_call_at_its_own_shape(tmp_path) -> None:
+    from harness.runner.drift import CALL_COLUMNS, speed_drift
+    s = scenario("model=opt-20m", "task=T-cpu")
+    _synthetic(s.model, s.cluster, profile_path(tmp_path, s.model, s.cluster))
+    cm = ProfiledCostModel(s.cluster, tmp_path)
+    one, two = 1e-3 + 4e-4 + 1.28e-4, 1e-3 + 8e-4 + 1.6e-4      # decode_layer(4, 32), (8, 20): above
+    calls = np.array([[0, 4, 32, 0, 2, 1, 2 * one * 1.5],          # CALL_COLUMNS, 2 layers each,
+                      [1, 8, 20, 0, 2, 1, 2 * two * 1.0]])          # one 50% slow, one on time
+    assert len(CALL_COLUMNS) == calls.shape[1]
+    assert speed_drift(cm, s.model, calls) == pytest.approx((3 * one + 2 * two) / (2 * one + 2 * two))
+    assert math.isnan(speed_drift(cm, s.model, np.zeros((0, len(CALL_COLUMNS)))))
+
+
 def test_profiled_cost_model_without_a_profile_says_how_to_make_one(tmp_path) -> None:
     s = scenario("model=gpt2-20m")
     cm = get_cost_model("profiled", s.cluster)
@@ -136,6 +150,9 @@ def test_ci_sized_profile_and_fidelity_run(tmp_path, capsys, request) -> None:
     prof = pd.read_parquet(tmp_path / "profiles" / "opt-20m-cpu-2w.parquet")
     assert set(prof[~prof.op.isin(["allreduce", "p2p"])].repeats) == {3}
     assert df.replanned.all()
+    # every run timed its decode-stack calls against the profile (harness.runner.drift)
+    assert (df.speed_drift > 0).all() and df[["err_throughput_drift", "err_latency_drift"]].notna().all().all()
+    assert out["median_abs_err_throughput_drift"] >= 0
 
 
 def test_profile_rounds_are_spread_evenly_between_the_runs() -> None:

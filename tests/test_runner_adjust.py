@@ -182,6 +182,7 @@ def test_cli_run_threads_runtime_adjustment(tmp_path, monkeypatch, capsys):
     assert main([*args, "runtime_adjustment.enabled=false"]) == 0
     off = json.loads(capsys.readouterr().out)
     assert "runtime_adjustment" not in off and "runtime_adjustment" not in off["inputs"]
+    assert off["speed_drift"] > 0          # the run's decode calls against the (synthetic) profile
 
 
 GOLDEN: dict = {   # the runner at 208848a (before adjustment), opt-tiny, offline(SHIFTED, 16, seed=3)

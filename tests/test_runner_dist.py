@@ -10,11 +10,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from harness.cost_model.base import LayerTime
 from harness.policies import Context, get_policy
+from harness.runner.drift import CALL_COLUMNS
 from harness.runner.engine import generate
 from harness.runner.pool import MiniCluster, WorkerFailure, WorkerPool, run_job
 from harness.runner.run import execute, prompts_for
@@ -85,6 +87,13 @@ def test_every_policy_generates_the_reference_tokens(pool, family) -> None:
         assert [res.tokens[i] for i in range(len(reqs))] == ref, (name, knobs)
         rec = res.records
         assert np.all(np.diff(rec.iter_end_s) >= 0) and np.all(rec.finish_s >= rec.first_token_s)
+        # every decoding rank timed one decode-stack call per live sequence and iteration
+        calls = pd.DataFrame(res.decode_calls, columns=CALL_COLUMNS)
+        assert (calls.groupby("rank").batch.sum() == rec.iter_batch.sum()).all(), (name, knobs)
+        assert (calls.seconds > 0).all() and (calls.cached_len >= 0).all()
+        tp = knobs.get("tp_degree", 2 if name == "ft" else 1)
+        per_rank = calls.groupby("rank").layers.first()
+        assert per_rank.sum() == spec.num_decoder_layers * (tp if plan.kind != "waa" else 1), (name, knobs)
         assert np.all(rec.first_token_s >= rec.encode_end_s - 1e-9)
         if plan.kind in ("static", "rra"):        # deterministic: the simulator's exact iterations
             sim = simulate(plan, reqs).records

@@ -230,8 +230,12 @@ def fidelity_section(runs_dir: Path) -> list[str]:
            f"| discrete-event (same requests) | {pct('median_abs_err_throughput')} | {pct('max_abs_err_throughput')} "
            f"| {pct('median_abs_err_latency')} | {pct('max_abs_err_latency')} |",
            f"| expected-value (steady state) | {pct('median_abs_ev_err_throughput')} | "
-           f"{pct('max_abs_ev_err_throughput')} | {pct('median_abs_ev_err_latency')} | {pct('max_abs_ev_err_latency')} |",
-           ""]
+           f"{pct('max_abs_ev_err_throughput')} | {pct('median_abs_ev_err_latency')} | {pct('max_abs_ev_err_latency')} |"]
+    if "median_abs_err_throughput_drift" in s:
+        out += [f"| discrete-event x the run's speed drift (diagnostic, harness/runner/drift.py) | "
+                f"{pct('median_abs_err_throughput_drift')} | {pct('max_abs_err_throughput_drift')} | "
+                f"{pct('median_abs_err_latency_drift')} | {pct('max_abs_err_latency_drift')} |"]
+    out += [""]
     if (runs_dir / "fidelity" / f"fidelity-{size}.png").exists():
         out += [f"![fidelity](fidelity/fidelity-{size}.png)", ""]
     r = s.get("ft_ratio")
@@ -239,7 +243,9 @@ def fidelity_section(runs_dir: Path) -> list[str]:
         out += [f"Searched {r['searched_policy']} {r['searched_knobs']} vs FT batch {r['ft_batch']} under "
                 f"{r['bound_s']:.2f} s ({r['model']}, {r['task']}): measured throughput ratio "
                 f"{r['ratio_real']:.2f}x, predicted {r['ratio_sim']:.2f}x (discrete-event), "
-                f"{r['ratio_ev']:.2f}x (expected-value).", ""]
+                f"{r['ratio_ev']:.2f}x (expected-value)"
+                + (f", {r['ratio_sim_drift']:.2f}x (discrete-event x each run's speed drift)" if "ratio_sim_drift" in r else "")
+                + ".", ""]
     return out
 
 

@@ -78,6 +78,7 @@ def run(overrides: list[str]) -> dict:
     n = int(r.get("num_requests", 48))
     check(n >= 1, "runner.num_requests", "must be >= 1")
     reqs = offline(s.workload, n, s.seed)
+    from harness.runner.drift import speed_drift
     from harness.runner.run import plan_job
     plan_job(plan, s.model, reqs, s.seed, dtype, adjust=adjust, workload=s.workload)   # errors before start
     with WorkerPool(mini_cluster(s, r)) as pool:
@@ -96,7 +97,9 @@ def run(overrides: list[str]) -> dict:
                       "cost_model": ctx.cost_model.id},
            "records": str(path) if res.records is not None else None,
            "wall_s": round(res.wall_s, 3), "other_cores": round(res.disturbance.other_cores, 3),
-           "disturbed": res.disturbance.disturbed}
+           "disturbed": res.disturbance.disturbed,
+           # the run's decode-stack time over the cost model's for the same calls (harness.runner.drift)
+           "speed_drift": finite(speed_drift(ctx.cost_model, s.model, res.decode_calls))}
     if adjust.enabled:
         from dataclasses import asdict
         out["inputs"]["runtime_adjustment"] = asdict(adjust)

@@ -27,6 +27,7 @@ from harness.policies import Context, get_policy
 from harness.profiler.disturbance import DISTURBED_CORES
 from harness.profiler.profile import ProfileSession, profile_path
 from harness.runner.baseline import BATCH, TASK
+from harness.runner.drift import speed_drift
 from harness.runner.pool import MiniCluster, WorkerFailure, WorkerPool, run_job
 from harness.runner.run import execute, plan_job
 from harness.simulator.discrete_event import simulate
@@ -96,7 +97,7 @@ def _measure(pool: WorkerPool, plan, spec: ModelSpec, reqs, seed: int, progress:
     return best, tries > 1
 
 
-def _row(cfg: Config, plan, res, remeasured: bool, reqs, workload) -> dict:
+def _row(cfg: Config, plan, res, remeasured: bool, reqs, workload, cost, spec: ModelSpec) -> dict:
     sim = simulate(plan, reqs).metrics
     ev = evaluate(plan, workload)
     m = res.metrics
@@ -114,6 +115,10 @@ def _row(cfg: Config, plan, res, remeasured: bool, reqs, workload) -> dict:
                 "err_latency": sim.latency_p99len_s / m.latency_p99len_s - 1,
                 "ev_err_throughput": ev.throughput_seq_s / m.throughput_seq_s - 1,
                 "ev_err_latency": ev.latency_s / m.latency_p99len_s - 1}
+        drift = speed_drift(cost, spec, res.decode_calls)      # harness.runner.drift
+        row |= {"speed_drift": drift,
+                "err_throughput_drift": sim.throughput_seq_s / drift / m.throughput_seq_s - 1,
+                "err_latency_drift": sim.latency_p99len_s * drift / m.latency_p99len_s - 1}
     return row
 
 
@@ -199,6 +204,7 @@ def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: Cluste
             profile.take(cuts.count(len(order)))
         profile.write(profile_path(profile_dir, profile.model, cluster))
     final = _plan_all(cfgs, specs, cluster, profile_dir, seed)
+    cost = ProfiledCostModel(cluster, profile_dir)
     rows, refs = [], {}
     for i, ((cfg, spec, wl, ran, reqs), (*_, plan, _r)) in enumerate(zip(jobs, final, strict=True)):
         if i in failed and not runs[i]:
@@ -211,7 +217,7 @@ def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: Cluste
         res, again = done[len(done) // 2]
         if not res.error and is_ct2_reference(cfg):
             refs[cfg.model] = (res, reqs)
-        row = _row(cfg, plan if same else ran, res, again, reqs, wl)
+        row = _row(cfg, plan if same else ran, res, again, reqs, wl, cost, spec)
         thr = [r[0].metrics.throughput_seq_s for r in runs[i] if r[0].metrics is not None]
         row |= {"repeats": len(runs[i]), "real_throughput_runs": " ".join(f"{x:.3f}" for x in thr),
                 "real_throughput_spread": (max(thr) / min(thr) - 1) if thr else math.nan,
@@ -223,12 +229,16 @@ def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: Cluste
 def summary(df: pd.DataFrame) -> dict:
     ok = df[df.status == "ok"]
     out = {"configs": int(len(df)), "ok": int(len(ok)), "disturbed": int(ok.disturbed.sum())}
-    for col in ("err_throughput", "err_latency", "ev_err_throughput", "ev_err_latency"):
-        a = ok[col].abs()
+    for col in ("err_throughput", "err_latency", "ev_err_throughput", "ev_err_latency",
+                "err_throughput_drift", "err_latency_drift"):
+        a = ok[col].abs() if col in ok else pd.Series(dtype=float)
         out[f"median_abs_{col}"] = float(a.median()) if len(a) else math.nan
         out[f"max_abs_{col}"] = float(a.max()) if len(a) else math.nan
     out["by_policy"] = {p: {"median_abs_err_throughput": float(g.err_throughput.abs().median()),
-                            "median_abs_err_latency": float(g.err_latency.abs().median()), "configs": len(g)}
+                            "median_abs_err_latency": float(g.err_latency.abs().median()),
+                            "median_abs_err_throughput_drift": float(g.err_throughput_drift.abs().median()),
+                            "median_abs_err_latency_drift": float(g.err_latency_drift.abs().median()),
+                            "configs": len(g)}
                         for p, g in ok.groupby("policy")}
     return out
 
@@ -271,9 +281,11 @@ def ft_ratio(spec: ModelSpec, task: str, cluster: ClusterSpec, pools: Pools, pro
         out[f"{name}_sim_throughput_seq_s"] = sim.throughput_seq_s
         out[f"{name}_ev_throughput_seq_s"] = evaluate(plan, wl).throughput_seq_s
         out[f"{name}_other_cores"] = r.disturbance.other_cores
+        out[f"{name}_speed_drift"] = speed_drift(cm, spec, r.decode_calls)
     out["ratio_real"] = out["searched_real_throughput_seq_s"] / out["ft_real_throughput_seq_s"]
     out["ratio_sim"] = out["searched_sim_throughput_seq_s"] / out["ft_sim_throughput_seq_s"]
     out["ratio_ev"] = out["searched_ev_throughput_seq_s"] / out["ft_ev_throughput_seq_s"]
+    out["ratio_sim_drift"] = out["ratio_sim"] * out["ft_speed_drift"] / out["searched_speed_drift"]
     return out
 
 

@@ -100,6 +100,7 @@ class _Worker:
         self.tokens: dict[int, list[int]] = {}
         self.s = next((i for i, st in enumerate(job.stages) if self.rank in st.ranks), -1)
         self.xin: dict[int, object] = {}      # micro-batch -> its next input, posted (stages > 0)
+        self.decode_calls: list[tuple] = []   # `decode`'s timings
 
     def model(self, st: StageDef, first: bool, last: bool) -> StageModel:
         tp, r = len(st.ranks), st.ranks.index(self.rank)
@@ -172,10 +173,10 @@ class _Worker:
             if s == 0:
                 if need[j] is not None:
                     toks[j], need[j] = need[j].take(), None
-                x = S.decode(st, toks[j], ar)
+                x = self.decode(S, st, toks[j], ar, len(me.ranks))
             else:
                 xin, self.xin[j] = self.xin[j], None
-                x = S.decode(st, xin.take(), ar)
+                x = self.decode(S, st, xin.take(), ar, len(me.ranks))
             if not last and lead:
                 self.links.send(x, stages[s + 1].ranks)
             nxt = S.tokens(x) if last else None
@@ -210,6 +211,16 @@ class _Worker:
                 self.xin[j] = self.links.post((len(keep), *hidden), stages[s - 1].leader)
         if last and lead and live:
             self.emit("iter", now(), live, tokens, finished)
+
+    def decode(self, S: StageModel, st: SeqState, x: torch.Tensor, ar, tp: int) -> torch.Tensor:
+        """`S.decode`, timed: one (batch, cached tokens, input length, layers, TP degree,
+        seconds) row per call, the run's own decode-stack speed (harness.runner.drift)."""
+        cached = st.k[0].shape[2] if st.k else 0
+        inp = st.ck[0].shape[2] if S.t5 and st.ck else 0
+        t = now()
+        x = S.decode(st, x, ar)
+        self.decode_calls.append((len(st), cached, inp, len(S.dec), tp, now() - t))
+        return x
 
     def sync_tokens(self, mbs: list, toks: list, need: list) -> None:
         """First stage: take every outstanding micro-batch's tokens (phase boundary)."""
@@ -406,7 +417,8 @@ def execute(ctx, job: Job) -> dict:
         raise ValueError(f"unknown plan kind {job.kind}")
     w.links.flush()
     dist.barrier()
-    return {"rank": ctx.rank, "t0": t0, "tokens": w.tokens}
+    return {"rank": ctx.rank, "t0": t0, "tokens": w.tokens,
+            "decode_calls": np.asarray(w.decode_calls, dtype=np.float64).reshape(-1, 6)}
 
 
 def prepare(ctx, payload: tuple[ModelSpec, int, str]) -> None:

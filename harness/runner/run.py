@@ -14,7 +14,7 @@ the workload the schedule was tuned for; its decisions come back in `RunResult.a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm
@@ -22,6 +22,7 @@ from tqdm import tqdm
 from harness.errors import UserError
 from harness.policies.base import Plan
 from harness.profiler.disturbance import CpuMeter, Disturbance
+from harness.runner.drift import CALL_COLUMNS
 from harness.runner.engine import split_layers
 from harness.runner.links import StageDef
 from harness.runner.pool import WorkerFailure, WorkerPool, run_job
@@ -111,6 +112,8 @@ class RunResult:
     wall_s: float
     error: str = ""                   # worker failure (records then hold the finished requests)
     adjustments: tuple[Adjustment, ...] = ()   # runtime adjustment's decisions (off: none)
+    decode_calls: np.ndarray = field(default_factory=lambda: np.zeros((0, len(CALL_COLUMNS))))
+    # every decode-stack call of the run, one row per call: CALL_COLUMNS (harness.runner.drift)
 
 
 def _records(reqs: Requests, msgs: list, complete: bool) -> SimRecords | None:
@@ -175,4 +178,6 @@ def execute(pool: WorkerPool, plan: Plan, spec: ModelSpec, reqs: Requests, seed:
     met = compute_metrics(rec, plan.latency_output_len) if rec is not None and not error else None
     adjustments = tuple(Adjustment(int(m[1]), int(m[2]), float(m[3]), int(m[4]), float(m[5]))
                         for _, m in msgs if m[0] == "adjust")
-    return RunResult(rec, met, meter.result, tokens, meter.result.wall_s, error, adjustments)
+    calls = [np.column_stack((np.full(len(r["decode_calls"]), r["rank"]), r["decode_calls"])) for r in results]
+    calls = np.concatenate(calls) if calls else np.zeros((0, len(CALL_COLUMNS)))
+    return RunResult(rec, met, meter.result, tokens, meter.result.wall_s, error, adjustments, calls)
