@@ -290,7 +290,8 @@ def ft_ratio(spec: ModelSpec, task: str, cluster: ClusterSpec, pools: Pools, pro
 
 
 def scatter(df: pd.DataFrame, path) -> None:
-    """Predicted (discrete-event, profiled) vs measured throughput and p99-length latency."""
+    """Predicted (discrete-event, profiled) vs measured throughput and p99-length latency; hollow:
+    the same predictions scaled by each run's speed drift (harness.runner.drift)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -302,6 +303,10 @@ def scatter(df: pd.DataFrame, path) -> None:
                                       strict=True):
         for pol, g in ok.groupby("policy"):
             ax.scatter(g[real], g[sim], label=pol, s=22)
+        if "speed_drift" in ok:      # the same predictions at each run's measured speed (drift.py)
+            scale = 1 / ok.speed_drift if real.startswith("real_throughput") else ok.speed_drift
+            ax.scatter(ok[real], ok[sim] * scale, s=22, facecolors="none", edgecolors="grey", lw=0.7,
+                       label="x run's speed drift")
         lo, hi = np.nanmin(ok[[real, sim]].to_numpy()) * 0.8, np.nanmax(ok[[real, sim]].to_numpy()) * 1.25
         xs = np.geomspace(lo, hi, 50)
         ax.plot(xs, xs, "k-", lw=0.8)
