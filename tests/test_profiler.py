@@ -103,6 +103,22 @@ def test_profiled_cost_model_interpolates_the_table(tmp_path) -> None:
     assert est.feasible and math.isfinite(est.throughput_seq_s) and est.throughput_seq_s > 0
 
 
+def test_waa_t5_encode_worker_pays_the_cross_kv_projection(tmp_path) -> None:
+    """The runner's WAA encode worker projects every decoder layer's cross K/V after its
+    encoder stack (programs._waa_encoder); the profiled model charges it there, by hand:
+    4 encoder layers x (1 ms + 10 us * 4 * 16 tokens) + 4 decoder layers x 2 us * 64 tokens."""
+    import dataclasses
+    s = scenario("model=t5-20m", "task=T-cpu")
+    _synthetic(s.model, s.cluster, profile_path(tmp_path, s.model, s.cluster))
+    assert (s.model.num_encoder_layers, s.model.num_decoder_layers) == (4, 4)
+    cm = ProfiledCostModel(s.cluster, tmp_path)
+    plan = get_policy("waa-c").plan(Context(s.model, s.cluster, s.workload, cm), {"encode_batch_size": 4})
+    assert plan.costs.encode_s(4, 16) == pytest.approx(4 * (1e-3 + 1e-5 * 64) + 4 * 2e-6 * 64)
+    off = dataclasses.replace(cm, cross_kv_on_encoder=False)      # GPU cost models: not modelled
+    plan = get_policy("waa-c").plan(Context(s.model, s.cluster, s.workload, off), {"encode_batch_size": 4})
+    assert plan.costs.encode_s(4, 16) == pytest.approx(4 * (1e-3 + 1e-5 * 64))
+
+
 def test_speed_drift_prices_every_call_at_its_own_shape(tmp_path) -> None:
     from harness.runner.drift import CALL_COLUMNS, speed_drift
     s = scenario("model=opt-20m", "task=T-cpu")

@@ -104,6 +104,7 @@ class ProfiledCostModel:
     cluster: ClusterSpec
     profile_dir: Path = field(default_factory=default_profile_dir)
     kv_receive_blocks: bool = True     # the runner's WAA hand-over: a blocking gloo receive
+    cross_kv_on_encoder: bool = True   # the runner's WAA encode worker projects T5's cross K/V
     id: str = field(init=False)
     _tables: dict = field(init=False, repr=False)
     _memo: dict = field(init=False, repr=False)

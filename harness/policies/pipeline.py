@@ -180,9 +180,23 @@ class PipelineCosts:
     decode_micro_batches: int
     kv_senders: int = 0                  # WAA: GPUs whose KV caches move via host memory
 
+    @property
+    def encode_projects_cross_kv(self) -> bool:
+        """WAA on the CPU runner with T5: the encode worker projects every decoder layer's
+        cross K/V (the hand-over carries them, `kv_transfer_s`) after its encoder stack
+        (`CostModel.cross_kv_on_encoder`; GPU cost models: not modelled, waa.py)."""
+        return (self.kv_senders > 0 and self.model.is_encoder_decoder
+                and bool(getattr(self.cm, "cross_kv_on_encoder", False)))
+
     def _encode(self, batch: int, seq_len: float) -> Pipelined:
-        return pipelined(lambda st, b: stage_encode_s(self.cm, self.model, st, b, seq_len),
-                         self.encode_stages, batch, len(self.encode_stages))
+        cross = self.model.num_decoder_layers if self.encode_projects_cross_kv else 0
+
+        def stage(st: Stage, b: float) -> float:
+            t = stage_encode_s(self.cm, self.model, st, b, seq_len)
+            if cross and st.last and b > 0:
+                t += cross * self.cm.cross_kv_s(self.model, max(1, round(b)), seq_len, st.tp_degree)
+            return t
+        return pipelined(stage, self.encode_stages, batch, len(self.encode_stages))
 
     def _decode(self, batch: int, ctx: float, inp: float) -> Pipelined:
         # Memoised per layout object (layouts are shared across plans: `build_pipeline`), so

@@ -7,7 +7,10 @@ GPUs. Decoder-only models keep two weight copies (one per pipeline). B_m decoder
 micro-batches overlap in the decode pipeline; partial TP applies to the decode pipeline.
 - waa-c splits GPUs by compute time: ~N * C_E / (C_E + C_D) GPUs encode.
 - waa-m splits so encode and decode GPUs use the same memory.
-T5: the decoder's cross-K/V projection at merge time is not modelled (one GEMM per query).
+T5: the cross-K/V projection is charged on the encode pipeline where the cost model says the
+runner does it there (`profiled`: the CPU runner's encode worker projects them and ships
+them, `PipelineCosts.encode_projects_cross_kv`); under the GPU cost models it is not
+modelled (one GEMM per query and decoder layer).
 """
 
 from __future__ import annotations
