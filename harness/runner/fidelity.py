@@ -8,7 +8,9 @@ expected-value model on the task's distributions). Errors are (predicted - measu
 measured of the steady-state throughput and of the p99-length latency (ExeGPT §5), both read
 by `compute_metrics` from records of one schema. A run that other processes disturbed
 (harness.profiler.disturbance) is repeated up to twice after a pause; the least disturbed
-run is kept and flagged if it still is.
+run is kept and flagged if it still is. Every row also has the run's speed drift
+(harness.runner.drift: its decode-stack calls against the profile) and the simulator's
+errors at that speed (`err_*_drift`), a diagnostic beside the plain errors.
 Plus, under one latency bound (the p70 of FT latencies over batches 1-16, §7): the searched RRA/WAA schedule
 and the best FT batch, both executed; measured throughput ratio beside the predicted one.
 """
