@@ -1,10 +1,11 @@
 """Speed drift: how fast a run's own decode-stack calls ran against the profile's prediction.
 
 A profile is taken minutes away from the run it prices, and this VM's speed moves by up to
-2x over minutes (docs/real-execution.md, "Timing hygiene"); /proc/stat does not see it, as
-the cause is outside the VM. Every decode-stack call of a real run is timed by the worker
-(`_Worker.decode`: `StageModel.decode`, the layers a profile `decode_layer` point times, TP
-all-reduces included) together with its shape, and
+2x over minutes (docs/real-execution.md, "Timing hygiene"); /proc/stat does not see it (no
+process of this VM takes the time). Every decode-stack call of a real run is timed by the
+worker (`_Worker.decode`: `StageModel.decode`, the layers a profile `decode_layer` point
+times, TP all-reduces included; on a first stage also the token embedding, microseconds,
+which the profile prices with the LM head) together with its shape, and
 
     drift = sum(measured seconds) / sum(layers * decode_layer(batch, cached, TP, input))
 
