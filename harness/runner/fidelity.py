@@ -150,8 +150,8 @@ def is_ct2_reference(cfg: Config) -> bool:
     return cfg.policy == "ft" and cfg.task == TASK and dict(cfg.knobs) == {"batch_size": BATCH}
 
 
-def _plan_all(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: ClusterSpec, profile_dir, seed: int):
-    cm = ProfiledCostModel(cluster, profile_dir)
+def _plan_all(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: ClusterSpec, cm: ProfiledCostModel,
+              seed: int):
     return [(cfg, specs[cfg.model], get_task(cfg.task),
              get_policy(cfg.policy).plan(Context(specs[cfg.model], cluster, get_task(cfg.task), cm), dict(cfg.knobs)),
              offline(get_task(cfg.task), cfg.num_requests, seed)) for cfg in cfgs]
@@ -178,7 +178,7 @@ def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: Cluste
     the second, which must schedule the same work (checked per configuration: `replanned`).
     Returns the table and, per model, the (RunResult, Requests) of its ctranslate2
     reference configuration."""
-    jobs = _plan_all(cfgs, specs, cluster, profile_dir, seed)
+    jobs = _plan_all(cfgs, specs, cluster, ProfiledCostModel(cluster, profile_dir), seed)
     order = [(k, i) for k in range(max(1, repeats)) for i in range(len(jobs))]
     left = profile.grid.repeats - profile.rounds if profile is not None else 0
     cuts = between_runs(len(order), left)
@@ -205,8 +205,8 @@ def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: Cluste
         if cuts.count(len(order)):
             profile.take(cuts.count(len(order)))
         profile.write(profile_path(profile_dir, profile.model, cluster))
-    final = _plan_all(cfgs, specs, cluster, profile_dir, seed)
-    cost = ProfiledCostModel(cluster, profile_dir)
+    cost = ProfiledCostModel(cluster, profile_dir)          # the final table: plans and drift
+    final = _plan_all(cfgs, specs, cluster, cost, seed)
     rows, refs = [], {}
     for i, ((cfg, spec, wl, ran, reqs), (*_, plan, _r)) in enumerate(zip(jobs, final, strict=True)):
         if i in failed and not runs[i]:
