@@ -28,8 +28,7 @@ from harness.runner import layers as L
 from harness.runner.engine import StageModel, StageSlice
 from harness.runner.layers import SeqState
 from harness.runner.links import StageDef, groups_for
-from harness.runner.programs import now
-from harness.runner.weights import load_weights
+from harness.runner.programs import cached_weights, now
 from harness.specs.models import ModelSpec
 
 ATTEMPTS = 3      # a disturbed round is run again (after 0.3 s), at most this often in all
@@ -102,10 +101,7 @@ def _op(ctx, job: ProfileJob, p: Point, models: dict, groups: dict):
         return (lambda: None), 1
     r = ctx.rank if tp > 1 else 0
     if (tp, r) not in models:
-        key = ("w", spec, job.seed, tp, r, "float32")       # the runner's cache (programs.py)
-        if key not in ctx.cache:
-            ctx.cache[key] = load_weights(spec, job.seed, tp, r, device=ctx.device)
-        w = ctx.cache[key]
+        w = cached_weights(ctx, spec, job.seed, tp, r)       # the runner's cache
         models[(tp, r)] = StageModel(w, StageSlice(0, len(w.encoder), 0, len(w.decoder), True, True))
     S = models[(tp, r)]
     w = S.w

@@ -71,6 +71,14 @@ class Job:
     adjuster: Adjuster | None = None         # runtime adjustment (rra/waa); None = off
 
 
+def cached_weights(ctx, spec: ModelSpec, seed: int, tp: int, r: int, dtype: str = "float32"):
+    """Rank r's shard at TP `tp`, built once per worker process (runs and profiles share it)."""
+    key = ("w", spec, seed, tp, r, dtype)
+    if key not in ctx.cache:
+        ctx.cache[key] = load_weights(spec, seed, tp, r, DTYPES[dtype], ctx.device)
+    return ctx.cache[key]
+
+
 def now() -> float:
     """A timestamp after the device finished the work queued so far (CUDA kernels are async)."""
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -104,10 +112,8 @@ class _Worker:
 
     def model(self, st: StageDef, first: bool, last: bool) -> StageModel:
         tp, r = len(st.ranks), st.ranks.index(self.rank)
-        key = ("w", self.job.spec, self.job.seed, tp, r, self.job.dtype)
-        if key not in self.ctx.cache:
-            self.ctx.cache[key] = load_weights(self.job.spec, self.job.seed, tp, r, self.dtype, self.ctx.device)
-        return StageModel(self.ctx.cache[key], StageSlice(*st.enc, *st.dec, first, last), self.dtype)
+        w = cached_weights(self.ctx, self.job.spec, self.job.seed, tp, r, self.job.dtype)
+        return StageModel(w, StageSlice(*st.enc, *st.dec, first, last), self.dtype)
 
     def emit(self, *msg) -> None:
         self.ctx.emit(msg)
@@ -426,6 +432,4 @@ def prepare(ctx, payload: tuple[ModelSpec, int, str]) -> None:
     spec, seed, dtype = payload
     for tp, r in ((1, 0), (ctx.world, ctx.rank)):
         if spec.num_heads % tp == 0 and spec.ffn_size % tp == 0:
-            key = ("w", spec, seed, tp, r, dtype)
-            if key not in ctx.cache:
-                ctx.cache[key] = load_weights(spec, seed, tp, r, DTYPES[dtype], ctx.device)
+            cached_weights(ctx, spec, seed, tp, r, dtype)
