@@ -284,3 +284,12 @@ def test_report_fidelity_section_from_the_summary_json(tmp_path):
     text = "\n".join(fidelity_section(tmp_path))
     assert "speed drift (diagnostic, harness/runner/drift.py) | 3.1% | 9.4% | 4.2% | 12.0% |" in text
     assert "12.46x (expected-value), 6.50x (discrete-event x each run's speed drift)." in text
+    assert "repeatability floor" not in text                  # one run per configuration: no floor
+    summary |= {"floor_passes": 3, "floor_median_abs_err_throughput": 0.071, "floor_max_abs_err_throughput": 0.2,
+                "floor_median_abs_err_latency": 0.05, "floor_max_abs_err_latency": 0.3,
+                "sim_per_run_median_abs_err_throughput": 0.09, "sim_per_run_max_abs_err_throughput": 0.35,
+                "sim_per_run_median_abs_err_latency": 0.08, "sim_per_run_max_abs_err_latency": 0.4}
+    (tmp_path / "fidelity" / "summary-full.json").write_text(json.dumps(summary))
+    text = "\n".join(fidelity_section(tmp_path))
+    assert "(3 runs per configuration, harness/runner/floor.py) | 7.1% | 20.0% | 5.0% | 30.0% |" in text
+    assert "| discrete-event against the same single runs | 9.0% | 35.0% | 8.0% | 40.0% |" in text

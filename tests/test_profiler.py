@@ -143,14 +143,14 @@ def test_profiled_cost_model_without_a_profile_says_how_to_make_one(tmp_path) ->
 @pytest.mark.slow
 def test_ci_sized_profile_and_fidelity_run(tmp_path, capsys, request) -> None:
     """The tiny real-engine run CI executes (< 3 min): a small profile of opt-20m, then three
-    configurations (FT, RRA 2-stage pipeline, WAA) real vs simulated. It takes ~1 min of both
+    configurations (FT, RRA 2-stage pipeline, WAA) real vs simulated, twice each. It takes ~1 min of both
     cores, so it runs only when selected: `pytest -m slow tests/test_profiler.py`."""
     if "slow" not in (request.config.getoption("-m") or ""):
         pytest.skip("real-engine run: select it with -m slow")
     grid = ["runner.profile.batch_sizes=[1,4,16,32]", "runner.profile.encode_lengths=[4,16,64]",
             "runner.profile.decode_contexts=[4,32,64]", "runner.profile.repeats=3",
             f"runner.profile.out_dir={tmp_path / 'profiles'}"]
-    assert main(["fidelity", "runner.fidelity.size=tiny", "runner.progress=false",
+    assert main(["fidelity", "runner.fidelity.size=tiny", "runner.progress=false", "runner.fidelity.repeats=2",
                  f"runner.fidelity.out_dir={tmp_path / 'fid'}", *grid]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["configs"] == 3 and out["ok"] == 3 and out["profiled_now"] == ["opt-20m"]
@@ -169,6 +169,11 @@ def test_ci_sized_profile_and_fidelity_run(tmp_path, capsys, request) -> None:
     # every run timed its decode-stack calls against the profile (harness.runner.drift)
     assert (df.speed_drift > 0).all() and df[["err_throughput_drift", "err_latency_drift"]].notna().all().all()
     assert out["median_abs_err_throughput_drift"] >= 0
+    # two passes: every run is kept in the runs table, and the repeatability floor is computed
+    runs = pd.read_csv(tmp_path / "fid" / "fidelity-runs-tiny.csv")
+    assert len(runs) == 6 and sorted(runs["pass"]) == [0, 0, 0, 1, 1, 1] and runs.kept.sum() == 3
+    assert (runs.speed_drift > 0).all() and out["floor_passes"] == 2
+    assert 0 <= out["floor_median_abs_err_throughput"] <= out["floor_max_abs_err_throughput"]
 
 
 def test_profile_rounds_are_spread_evenly_between_the_runs() -> None:

@@ -235,6 +235,14 @@ def fidelity_section(runs_dir: Path) -> list[str]:
         out += [f"| discrete-event x the run's speed drift (diagnostic, harness/runner/drift.py) | "
                 f"{pct('median_abs_err_throughput_drift')} | {pct('max_abs_err_throughput_drift')} | "
                 f"{pct('median_abs_err_latency_drift')} | {pct('max_abs_err_latency_drift')} |"]
+    if "floor_median_abs_err_throughput" in s:
+        out += [f"| *repeatability floor: a perfect predictor against single runs* ({s.get('floor_passes')} runs "
+                f"per configuration, harness/runner/floor.py) | {pct('floor_median_abs_err_throughput')} | "
+                f"{pct('floor_max_abs_err_throughput')} | {pct('floor_median_abs_err_latency')} | "
+                f"{pct('floor_max_abs_err_latency')} |",
+                f"| discrete-event against the same single runs | {pct('sim_per_run_median_abs_err_throughput')} | "
+                f"{pct('sim_per_run_max_abs_err_throughput')} | {pct('sim_per_run_median_abs_err_latency')} | "
+                f"{pct('sim_per_run_max_abs_err_latency')} |"]
     out += [""]
     if (runs_dir / "fidelity" / f"fidelity-{size}.png").exists():
         out += [f"![fidelity](fidelity/fidelity-{size}.png)", ""]

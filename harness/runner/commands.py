@@ -131,6 +131,7 @@ def fidelity(overrides: list[str]) -> dict:
     (whose torch row is the FT batch-8 configuration's run) and, for opt-20m, the ratio."""
     from harness.profiler.profile import ProfileSession, build_grid, profile_path
     from harness.runner import fidelity as F
+    from harness.runner.floor import floor
     cfg = compose(["cluster=cpu-2w", "cost_model=profiled", *overrides])
     s, r = build_scenario(cfg), _runner(cfg)
     fr = dict(r.get("fidelity") or {})
@@ -146,7 +147,7 @@ def fidelity(overrides: list[str]) -> dict:
     want_ratio = _switch(fr, "ratio", size == "full") and "opt-20m" in specs
     want_ct2 = _switch(fr, "ct2", size in ("full", "large"))
     mc, progress, t0 = mini_cluster(s, r), bool(r.get("progress", True)), time.perf_counter()
-    pools, profiled, tables, ct_rows, ratio, seconds = F.Pools(mc), [], [], [], None, {}
+    pools, profiled, tables, run_tables, ct_rows, ratio, seconds = F.Pools(mc), [], [], [], [], None, {}
 
     @contextlib.contextmanager
     def timed(key: str):
@@ -164,9 +165,10 @@ def fidelity(overrides: list[str]) -> dict:
                     session.take(1)
                     session.write(path)
                     profiled.append(m)
-                df, refs = F.run_configs([c for c in cfgs if c.model == m], specs, s.cluster, pools, prof_dir,
+                df, refs, per_run = F.run_configs([c for c in cfgs if c.model == m], specs, s.cluster, pools, prof_dir,
                                          s.seed, progress, repeats, profile=session)
                 tables.append(df)
+                run_tables.append(per_run)
             if session is not None:
                 seconds[f"{m}_profile"] = round(session.seconds, 1)
                 seconds[f"{m}_configs"] = round(seconds[f"{m}_configs"] - session.seconds, 1)
@@ -182,10 +184,13 @@ def fidelity(overrides: list[str]) -> dict:
     df = pd.concat(tables, ignore_index=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     df.to_csv(out_dir / f"fidelity-{size}.csv", index=False)
+    runs = pd.concat(run_tables, ignore_index=True)
+    runs.to_csv(out_dir / f"fidelity-runs-{size}.csv", index=False)
     F.scatter(df, out_dir / f"fidelity-{size}.png")
     result = {"size": size, "repeats": repeats, "profiled_now": profiled,
               "profile_s": round(sum(v for k, v in seconds.items() if k.endswith("_profile")), 1),
-              **F.summary(df), "table": str(out_dir / f"fidelity-{size}.csv"),
+              **F.summary(df), **floor(runs), "table": str(out_dir / f"fidelity-{size}.csv"),
+              "runs_table": str(out_dir / f"fidelity-runs-{size}.csv"),
               "plot": str(out_dir / f"fidelity-{size}.png")}
     if ratio is not None:
         pd.DataFrame([ratio]).to_csv(out_dir / f"ft-ratio-{size}.csv", index=False)

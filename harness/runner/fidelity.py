@@ -176,8 +176,9 @@ def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: Cluste
     during one round moves one sample of three rather than the whole profile. Plans are
     made before the runs and again after; the runs execute the first, the simulators play
     the second, which must schedule the same work (checked per configuration: `replanned`).
-    Returns the table and, per model, the (RunResult, Requests) of its ctranslate2
-    reference configuration."""
+    Returns the table, per model the (RunResult, Requests) of its ctranslate2 reference
+    configuration, and one row per real run (its pass, metrics, speed drift; for the
+    repeatability floor, harness.runner.floor)."""
     jobs = _plan_all(cfgs, specs, cluster, ProfiledCostModel(cluster, profile_dir), seed)
     order = [(k, i) for k in range(max(1, repeats)) for i in range(len(jobs))]
     left = profile.grid.repeats - profile.rounds if profile is not None else 0
@@ -200,14 +201,14 @@ def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: Cluste
             continue
         if res.error:
             pools.close()
-        runs[i].append((res, again))
+        runs[i].append((res, again, k))
     if profile is not None:
         if cuts.count(len(order)):
             profile.take(cuts.count(len(order)))
         profile.write(profile_path(profile_dir, profile.model, cluster))
     cost = ProfiledCostModel(cluster, profile_dir)          # the final table: plans and drift
     final = _plan_all(cfgs, specs, cluster, cost, seed)
-    rows, refs = [], {}
+    rows, refs, per_run = [], {}, []
     for i, ((cfg, spec, wl, ran, reqs), (*_, plan, _r)) in enumerate(zip(jobs, final, strict=True)):
         if i in failed and not runs[i]:
             rows.append({"model": cfg.model, "task": cfg.task, "policy": cfg.policy, "status": "failed",
@@ -216,7 +217,7 @@ def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: Cluste
         same = plan_job(plan, spec, reqs, seed) == plan_job(ran, spec, reqs, seed)
         done = [r for r in runs[i] if r[0].metrics is not None] or runs[i]
         done.sort(key=lambda r: r[0].metrics.throughput_seq_s if r[0].metrics else 0.0)
-        res, again = done[len(done) // 2]
+        res, again, _k = done[len(done) // 2]
         if not res.error and is_ct2_reference(cfg):
             refs[cfg.model] = (res, reqs)
         row = _row(cfg, plan if same else ran, res, again, reqs, wl, cost, spec)
@@ -225,7 +226,13 @@ def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: Cluste
                 "real_throughput_spread": (max(thr) / min(thr) - 1) if thr else math.nan,
                 "replanned": same}
         rows.append(row)
-    return pd.DataFrame(rows), refs
+        per_run += [{"config": cfg.label, "model": cfg.model, "task": cfg.task, "policy": cfg.policy, "pass": k,
+                     "kept": r is res, "other_cores": r.disturbance.other_cores,
+                     "real_throughput_seq_s": r.metrics.throughput_seq_s, "real_latency_p99len_s": r.metrics.latency_p99len_s,
+                     "sim_throughput_seq_s": row["sim_throughput_seq_s"], "sim_latency_p99len_s": row["sim_latency_p99len_s"],
+                     "speed_drift": row["speed_drift"] if r is res else speed_drift(cost, spec, r.decode_calls)}
+                    for r, _again, k in runs[i] if r.metrics is not None]
+    return pd.DataFrame(rows), refs, pd.DataFrame(per_run)
 
 
 def summary(df: pd.DataFrame) -> dict:
