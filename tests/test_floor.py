@@ -41,6 +41,7 @@ def test_floor_and_the_simulator_per_pass_by_hand() -> None:
     assert out["sim_per_run_max_abs_err_latency"] == pytest.approx(1 / 6)         # (1/12) / (1/10) - 1
     assert out["floor_max_abs_err_latency"] == pytest.approx(abs((1 / 12 + 1 / 14) / 2 * 10 - 1) * s)
     assert floor(_runs({"one": [7]}, {"one": 7})) == {}
+    assert floor(pd.DataFrame([])) == {}                      # every configuration failed: no runs
 
 
 def test_floor_estimates_what_a_perfect_predictor_scores() -> None:

@@ -44,7 +44,10 @@ def floor(runs: pd.DataFrame) -> dict:
     """{floor,sim_per_run}_{median,max}_abs_err_{throughput,latency} and `floor_passes`.
     `runs`: one row per real run with `config` (an id), `pass`, the real and simulated metrics;
     configurations with fewer than two runs are left out; nothing when none has two."""
-    ok = runs.dropna(subset=[c for cols in METRICS.values() for c in cols])
+    need = [c for cols in METRICS.values() for c in cols]
+    if runs.empty or not set(need) <= set(runs.columns):
+        return {}
+    ok = runs.dropna(subset=need)
     n = ok.groupby("config")["pass"].transform("size")
     ok = ok[n >= 2]
     if ok.empty:
