@@ -40,6 +40,12 @@ def test_floor_and_the_simulator_per_pass_by_hand() -> None:
     # latency 1/x: a's runs 1/10, 1/12, 1/14, the others' mean for run 1/10 is 13/168
     assert out["sim_per_run_max_abs_err_latency"] == pytest.approx(1 / 6)         # (1/12) / (1/10) - 1
     assert out["floor_max_abs_err_latency"] == pytest.approx(abs((1 / 12 + 1 / 14) / 2 * 10 - 1) * s)
+    # hindsight: a's runs 10..14 -> no p within 4/24 of all three (p = 2/(1/10 + 1/14) = 11.67); b's 0
+    assert out["hindsight_max_abs_err_throughput"] == pytest.approx(4 / 24)
+    assert out["hindsight_median_abs_err_throughput"] == pytest.approx(2 / 24)
+    assert out["hindsight_over_target_throughput"] == 1 and out["hindsight_over_target_latency"] == 1
+    p = 2 / (1 / 10 + 1 / 14)
+    assert max(abs(p / x - 1) for x in (10, 12, 14)) == pytest.approx(4 / 24)
     assert floor(_runs({"one": [7]}, {"one": 7})) == {}
     assert floor(pd.DataFrame([])) == {}                      # every configuration failed: no runs
 
@@ -53,5 +59,10 @@ def test_floor_estimates_what_a_perfect_predictor_scores() -> None:
     out = floor(_runs(real, {str(i): m for i, m in enumerate(mu)}))
     assert out["floor_median_abs_err_throughput"] == pytest.approx(out["sim_per_run_median_abs_err_throughput"], rel=0.06)
     assert out["floor_max_abs_err_throughput"] == pytest.approx(out["sim_per_run_max_abs_err_throughput"], rel=0.15)
+    # hindsight is a lower bound: the exact predictor misses each configuration's worst run by at least it
+    runs = _runs(real, {str(i): m for i, m in enumerate(mu)})
+    worst = (runs.sim_throughput_seq_s / runs.real_throughput_seq_s - 1).abs().groupby(runs.config).max()
+    spread = runs.groupby("config").real_throughput_seq_s.agg(lambda x: (x.max() - x.min()) / (x.max() + x.min()))
+    assert (worst >= spread - 1e-12).all() and out["hindsight_max_abs_err_throughput"] == pytest.approx(spread.max())
     # without the sqrt((R-1)/R) scaling the estimate would be 22% high, outside the tolerance
     assert out["floor_median_abs_err_throughput"] / math.sqrt(2 / 3) > 1.12 * out["sim_per_run_median_abs_err_throughput"]

@@ -174,6 +174,7 @@ def test_ci_sized_profile_and_fidelity_run(tmp_path, capsys, request) -> None:
     assert len(runs) == 6 and sorted(runs["pass"]) == [0, 0, 0, 1, 1, 1] and runs.kept.sum() == 3
     assert (runs.speed_drift > 0).all() and out["floor_passes"] == 2
     assert 0 <= out["floor_median_abs_err_throughput"] <= out["floor_max_abs_err_throughput"]
+    assert 0 <= out["hindsight_median_abs_err_latency"] <= out["hindsight_max_abs_err_latency"] < 1
 
 
 def test_profile_rounds_are_spread_evenly_between_the_runs() -> None:

@@ -242,7 +242,13 @@ def fidelity_section(runs_dir: Path) -> list[str]:
                 f"{pct('floor_max_abs_err_latency')} |",
                 f"| discrete-event against the same single runs | {pct('sim_per_run_median_abs_err_throughput')} | "
                 f"{pct('sim_per_run_max_abs_err_throughput')} | {pct('sim_per_run_median_abs_err_latency')} | "
-                f"{pct('sim_per_run_max_abs_err_latency')} |"]
+                f"{pct('sim_per_run_max_abs_err_latency')} |",
+                f"| *hindsight: the best single number per configuration, against its runs* | "
+                f"{pct('hindsight_median_abs_err_throughput')} | {pct('hindsight_max_abs_err_throughput')} | "
+                f"{pct('hindsight_median_abs_err_latency')} | {pct('hindsight_max_abs_err_latency')} |", "",
+                f"{s.get('hindsight_over_target_throughput')} (throughput) and {s.get('hindsight_over_target_latency')} "
+                f"(latency) of {s.get('floor_configs')} configurations ran so unevenly that no prediction is within "
+                "10% of all their runs."]
     out += [""]
     if (runs_dir / "fidelity" / f"fidelity-{size}.png").exists():
         out += [f"![fidelity](fidelity/fidelity-{size}.png)", ""]
