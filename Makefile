@@ -36,7 +36,7 @@ reproduce: setup ## every paper table/figure + runs/REPORT.md (paper vs ours); r
 reproduce-quick: setup ## a handful of scenarios through the same pipeline (about a minute)
 	$(HARNESS) reproduce --quick
 
-fidelity: setup ## real runner vs simulator, 27 configurations x 3 runs (median kept; CPU mini-cluster, ~7 min; reproduce runs it once each)
+fidelity: setup ## real runner vs simulator, 27 configurations x 3 runs (median kept) + repeatability floor (CPU mini-cluster, ~7-8 min; reproduce runs it once each)
 	$(HARNESS) fidelity runner.fidelity.reprofile=true runner.fidelity.repeats=3
 
 figures: setup ## regenerate figures and runs/REPORT.md from runs/*/results.parquet alone
