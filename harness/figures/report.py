@@ -214,6 +214,8 @@ def fidelity_section(runs_dir: Path) -> list[str]:
     """Real execution vs the simulators (not in the paper; `harness fidelity`, issue 7), from
     the largest study's summary JSON under runs/fidelity/; nothing when none was run."""
     import json
+
+    from harness.runner.floor import TARGET_MAX_ABS_ERR
     for size in ("full", "large", "tiny"):
         path = runs_dir / "fidelity" / f"summary-{size}.json"
         if path.exists():
@@ -248,7 +250,7 @@ def fidelity_section(runs_dir: Path) -> list[str]:
                 f"{pct('hindsight_median_abs_err_latency')} | {pct('hindsight_max_abs_err_latency')} |", "",
                 f"{s.get('hindsight_over_target_throughput')} (throughput) and {s.get('hindsight_over_target_latency')} "
                 f"(latency) of {s.get('floor_configs')} configurations ran so unevenly that no prediction is within "
-                "10% of all their runs."]
+                f"{100 * TARGET_MAX_ABS_ERR:.0f}% of all their runs."]
     out += [""]
     if (runs_dir / "fidelity" / f"fidelity-{size}.png").exists():
         out += [f"![fidelity](fidelity/fidelity-{size}.png)", ""]

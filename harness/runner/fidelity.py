@@ -10,7 +10,9 @@ by `compute_metrics` from records of one schema. A run that other processes dist
 (harness.profiler.disturbance) is repeated up to twice after a pause; the least disturbed
 run is kept and flagged if it still is. Every row also has the run's speed drift
 (harness.runner.drift: its decode-stack calls against the profile) and the simulator's
-errors at that speed (`err_*_drift`), a diagnostic beside the plain errors.
+errors at that speed (`err_*_drift`), a diagnostic beside the plain errors. With repeats,
+every run is kept in a per-run table, from which harness.runner.floor measures what a
+perfect predictor would score against single runs of this machine.
 Plus, under one latency bound (the p70 of FT latencies over batches 1-16, §7): the searched RRA/WAA schedule
 and the best FT batch, both executed; measured throughput ratio beside the predicted one.
 """
