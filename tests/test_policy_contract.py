@@ -160,3 +160,35 @@ def test_waa_m_split_equals_the_brute_force_memory_balance(model, cluster):
             gaps = [abs(e - dm) for e, dm in (p._memory(ctx, *p._layout(ctx, k, d, g), b_e, b_d)
                                                for k in range(1, n - max(1, g) + 1))]
             assert p.choose_encode_gpus(ctx, b_e, d, g) == 1 + gaps.index(min(gaps)), (b_e, d, g)
+
+
+class _Recorder:
+    """A cost model that records the self-attention context each decoder call is priced at."""
+
+    def __init__(self, cm):
+        self.cm, self.contexts = cm, []
+
+    def __getattr__(self, name):
+        return getattr(self.cm, name)
+
+    def decode_layer(self, model, batch, context_len, tp, input_len=0.0):
+        self.contexts.append((context_len, input_len))
+        return self.cm.decode_layer(model, batch, context_len, tp, input_len)
+
+    def kv_copy_s(self, model, num_seqs, context_len, tp, input_len=0.0, kind="compact"):
+        self.contexts.append((context_len, input_len))
+        return 0.0
+
+
+@pytest.mark.parametrize("model, cluster, own", [("t5-11b", "a40x8", 6.0), ("opt-13b", "a40x4", 70.0)])
+def test_decoder_self_attention_reads_generated_tokens_only_in_an_encoder_decoder(model, cluster, own):
+    """StepCosts count context as input + generated (64 + 6 here). T5's decoder self-attention
+    cache holds only the 6 generated tokens (the 64 input tokens sit in the cross-attention
+    cache); OPT's holds all 70. Both the decode step and the cache rewrite see that length."""
+    c = ctx_of(model, cluster, "S")
+    rec = _Recorder(c.cost_model)
+    plan = get_policy("ft").plan(Context(c.model, c.cluster, c.workload, rec), {"batch_size": 4})
+    rec.contexts.clear()
+    plan.costs.decode_iter_s(4, 70, 64)
+    plan.costs.kv_copy_s(4, 70, 64)
+    assert rec.contexts and set(rec.contexts) == {(own, 64)}

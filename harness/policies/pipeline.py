@@ -198,6 +198,14 @@ class PipelineCosts:
             return t
         return pipelined(stage, self.encode_stages, batch, len(self.encode_stages))
 
+    def self_context_len(self, context_len: float, input_len: float) -> float:
+        """StepCosts count a sequence's context as input + generated tokens; the decoder's
+        self-attention cache (`CostModel.decode_layer` / `kv_copy_s`: "cached self-attention
+        tokens") holds all of them in a decoder-only model but only the generated ones in an
+        encoder-decoder model, whose input is read through the cross-attention cache
+        (T5; the runner keeps the two caches apart, harness.runner.layers.SeqState)."""
+        return max(1.0, context_len - input_len) if self.model.is_encoder_decoder else context_len
+
     def _decode(self, batch: int, ctx: float, inp: float) -> Pipelined:
         # Memoised per layout object (layouts are shared across plans: `build_pipeline`), so
         # a search pays once per (layout, batch) for the many iterations of many plans.
@@ -206,7 +214,8 @@ class PipelineCosts:
         hit = _DECODE_MEMO.get(key)
         if hit is not None and hit[0] is stages:
             return hit[1]
-        out = pipelined(lambda st, b: stage_decode_s(self.cm, self.model, st, b, ctx, inp), stages, batch, m)
+        own = self.self_context_len(ctx, inp)
+        out = pipelined(lambda st, b: stage_decode_s(self.cm, self.model, st, b, own, inp), stages, batch, m)
         if len(_DECODE_MEMO) > (1 << 20):
             _DECODE_MEMO.clear()
         _DECODE_MEMO[key] = (stages, out)        # keeps `stages` alive, so its id stays unique
@@ -251,7 +260,8 @@ class PipelineCosts:
         copy = getattr(self.cm, "kv_copy_s", None)     # a cost model without it: in place, 0
         if batch <= 0 or copy is None:
             return 0.0
-        return max(st.decoder_layers * copy(self.model, batch, context_len, st.tp_degree, mean_input_len, kind)
+        own = self.self_context_len(context_len, mean_input_len)
+        return max(st.decoder_layers * copy(self.model, batch, own, st.tp_degree, mean_input_len, kind)
                    for st in distinct(self.decode_stages))
 
     @property

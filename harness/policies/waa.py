@@ -128,7 +128,8 @@ class WAACompute(_WAA):
         layers_e = m.num_encoder_layers if m.is_encoder_decoder else m.num_decoder_layers
         c_e = layers_e * cm.encode_layer(m, b_e, w.input.mean, 1).total_s
         b_d = max(1, round(b_e * w.output.mean))
-        c_d = m.num_decoder_layers * cm.decode_layer(m, b_d, live_context_len(w), 1, w.input.mean).total_s
+        own = live_context_len(w) - (w.input.mean if m.is_encoder_decoder else 0.0)   # self-attention cache
+        c_d = m.num_decoder_layers * cm.decode_layer(m, b_d, max(1.0, own), 1, w.input.mean).total_s
         return min(n - 1, max(1, round(n * c_e / (c_e + c_d))))
 
 
