@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import memory_check, stage_memory_bytes, tp_degrees
 from harness.policies.pipeline import PipelineCosts, build_pipeline, distinct, stage_degrees
-from harness.simulator.expected import live_context_len, rra_batch_per_encoded
+from harness.simulator.expected import live_self_cache_len, rra_batch_per_encoded
 
 MAX_ENCODE_BATCH = 512
 
@@ -56,8 +56,7 @@ class RoundRobin(Policy):
         stages = build_pipeline(ctx.cost_model, m, degrees, m.num_encoder_layers, m.num_decoder_layers)
         b_e = knobs["encode_batch_size"]
         b_d = b_e * rra_batch_per_encoded(w.output, knobs["decode_iters"])[0]   # peak: memory
-        ctx_len = live_context_len(w)
-        kv_tokens = b_d * (ctx_len - (w.input.mean if m.is_encoder_decoder else 0.0))
+        kv_tokens = b_d * live_self_cache_len(w, m.is_encoder_decoder)
         mem = max(stage_memory_bytes(ctx, st, kv_tokens, b_d * w.input.mean,
                                      max(b_e * w.input.mean, b_d) / len(stages)) for st in distinct(stages))
         reason = memory_check(ctx, mem)

@@ -21,7 +21,7 @@ from functools import lru_cache
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import memory_check, stage_memory_bytes, tp_degrees
 from harness.policies.pipeline import PipelineCosts, build_pipeline, distinct, stage_degrees
-from harness.simulator.expected import live_context_len
+from harness.simulator.expected import live_self_cache_len
 
 MAX_ENCODE_BATCH = 256
 MAX_MICRO_BATCHES = 16
@@ -66,7 +66,7 @@ class _WAA(Policy):
         its KV until handed over); decode side the KV of B_D live sequences."""
         w, m = ctx.workload, ctx.model
         if decode_side:
-            gen = b_d * (live_context_len(w) - (w.input.mean if m.is_encoder_decoder else 0.0))
+            gen = b_d * live_self_cache_len(w, m.is_encoder_decoder)
             return stage_memory_bytes(ctx, st, gen, b_d * w.input.mean, b_d)
         prompt = b_e * w.input.mean
         return stage_memory_bytes(ctx, st, 0 if m.is_encoder_decoder else prompt, 0, prompt)
@@ -128,8 +128,8 @@ class WAACompute(_WAA):
         layers_e = m.num_encoder_layers if m.is_encoder_decoder else m.num_decoder_layers
         c_e = layers_e * cm.encode_layer(m, b_e, w.input.mean, 1).total_s
         b_d = max(1, round(b_e * w.output.mean))
-        own = live_context_len(w) - (w.input.mean if m.is_encoder_decoder else 0.0)   # self-attention cache
-        c_d = m.num_decoder_layers * cm.decode_layer(m, b_d, max(1.0, own), 1, w.input.mean).total_s
+        own = max(1.0, live_self_cache_len(w, m.is_encoder_decoder))
+        c_d = m.num_decoder_layers * cm.decode_layer(m, b_d, own, 1, w.input.mean).total_s
         return min(n - 1, max(1, round(n * c_e / (c_e + c_d))))
 
 

@@ -91,6 +91,13 @@ def live_context_len(workload: Workload) -> float:
     return workload.input.mean + float((p * s * (s + 1) / 2).sum() / (p * s).sum())
 
 
+def live_self_cache_len(workload: Workload, encoder_decoder: bool) -> float:
+    """Mean self-attention cache of a live sequence: `live_context_len`, less the input for an
+    encoder-decoder model (its decoder caches only generated tokens; the input is read through
+    the cross-attention cache). What a decoder layer's self-attention and its KV memory cost."""
+    return live_context_len(workload) - (workload.input.mean if encoder_decoder else 0.0)
+
+
 def expected_max(dist: LengthDistribution, n: int) -> float:
     """E[max of n i.i.d. draws] = sum_k P(max >= k) over the support."""
     cdf = np.cumsum(dist.probs)
