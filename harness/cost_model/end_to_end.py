@@ -20,11 +20,10 @@ def static_batch_latency_s(cm: CostModel, model: ModelSpec, batch_size: int, inp
     if model.is_encoder_decoder:
         context = enc_layers * cm.encode_layer(model, batch_size, input_len, tp).total_s
         context += dec_layers * cm.cross_kv_s(model, batch_size, input_len, tp)
-        first_ctx = 0
     else:
         context = dec_layers * cm.encode_layer(model, batch_size, input_len, tp).total_s
         context += cm.lm_head_s(model, batch_size, tp)
-        first_ctx = input_len
+    first_ctx = model.self_cache_len(input_len, input_len)      # the prompt's share of the self cache
     context += (pp - 1) * cm.p2p_s(batch_size * input_len * hop_bytes, inter)
     per_step_fixed = cm.lm_head_s(model, batch_size, tp) + (pp - 1) * cm.p2p_s(batch_size * hop_bytes, inter)
     decode = 0.0

@@ -199,12 +199,10 @@ class PipelineCosts:
         return pipelined(stage, self.encode_stages, batch, len(self.encode_stages))
 
     def self_context_len(self, context_len: float, input_len: float) -> float:
-        """StepCosts count a sequence's context as input + generated tokens; the decoder's
-        self-attention cache (`CostModel.decode_layer` / `kv_copy_s`: "cached self-attention
-        tokens") holds all of them in a decoder-only model but only the generated ones in an
-        encoder-decoder model, whose input is read through the cross-attention cache
-        (T5; the runner keeps the two caches apart, harness.runner.layers.SeqState)."""
-        return max(1.0, context_len - input_len) if self.model.is_encoder_decoder else context_len
+        """StepCosts count a sequence's context as input + generated tokens; the cost model's
+        `context_len` (`decode_layer`, `kv_copy_s`) is the self-attention cache
+        (`ModelSpec.self_cache_len`), at least one token."""
+        return max(1.0, self.model.self_cache_len(context_len, input_len))
 
     def _decode(self, batch: int, ctx: float, inp: float) -> Pipelined:
         # Memoised per layout object (layouts are shared across plans: `build_pipeline`), so

@@ -56,7 +56,7 @@ class RoundRobin(Policy):
         stages = build_pipeline(ctx.cost_model, m, degrees, m.num_encoder_layers, m.num_decoder_layers)
         b_e = knobs["encode_batch_size"]
         b_d = b_e * rra_batch_per_encoded(w.output, knobs["decode_iters"])[0]   # peak: memory
-        kv_tokens = b_d * live_self_cache_len(w, m.is_encoder_decoder)
+        kv_tokens = b_d * live_self_cache_len(w, m)
         mem = max(stage_memory_bytes(ctx, st, kv_tokens, b_d * w.input.mean,
                                      max(b_e * w.input.mean, b_d) / len(stages)) for st in distinct(stages))
         reason = memory_check(ctx, mem)

@@ -66,7 +66,7 @@ class _WAA(Policy):
         its KV until handed over); decode side the KV of B_D live sequences."""
         w, m = ctx.workload, ctx.model
         if decode_side:
-            gen = b_d * live_self_cache_len(w, m.is_encoder_decoder)
+            gen = b_d * live_self_cache_len(w, m)
             return stage_memory_bytes(ctx, st, gen, b_d * w.input.mean, b_d)
         prompt = b_e * w.input.mean
         return stage_memory_bytes(ctx, st, 0 if m.is_encoder_decoder else prompt, 0, prompt)
@@ -128,7 +128,7 @@ class WAACompute(_WAA):
         layers_e = m.num_encoder_layers if m.is_encoder_decoder else m.num_decoder_layers
         c_e = layers_e * cm.encode_layer(m, b_e, w.input.mean, 1).total_s
         b_d = max(1, round(b_e * w.output.mean))
-        own = max(1.0, live_self_cache_len(w, m.is_encoder_decoder))
+        own = max(1.0, live_self_cache_len(w, m))
         c_d = m.num_decoder_layers * cm.decode_layer(m, b_d, own, 1, w.input.mean).total_s
         return min(n - 1, max(1, round(n * c_e / (c_e + c_d))))
 

@@ -24,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from harness.policies.base import Estimate, Plan
+from harness.specs.models import ModelSpec
 from harness.workload.distributions import LengthDistribution
 from harness.workload.tasks import Workload
 
@@ -91,11 +92,10 @@ def live_context_len(workload: Workload) -> float:
     return workload.input.mean + float((p * s * (s + 1) / 2).sum() / (p * s).sum())
 
 
-def live_self_cache_len(workload: Workload, encoder_decoder: bool) -> float:
-    """Mean self-attention cache of a live sequence: `live_context_len`, less the input for an
-    encoder-decoder model (its decoder caches only generated tokens; the input is read through
-    the cross-attention cache). What a decoder layer's self-attention and its KV memory cost."""
-    return live_context_len(workload) - (workload.input.mean if encoder_decoder else 0.0)
+def live_self_cache_len(workload: Workload, model: ModelSpec) -> float:
+    """Mean self-attention cache of a live sequence (`live_context_len` through
+    `ModelSpec.self_cache_len`): what a decoder layer's self-attention and its KV memory cost."""
+    return model.self_cache_len(live_context_len(workload), workload.input.mean)
 
 
 def expected_max(dist: LengthDistribution, n: int) -> float:

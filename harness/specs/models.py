@@ -118,6 +118,13 @@ class ModelSpec:
         """Self-attention KV cache of one decoded token across the decoder stack."""
         return self.num_decoder_layers * self.kv_bytes_per_token_per_layer()
 
+    def self_cache_len(self, context_len: float, input_len: float) -> float:
+        """Tokens in the decoder's self-attention cache of a sequence that has seen
+        `context_len` tokens (input + generated): all of them in a decoder-only model, only
+        the generated ones in an encoder-decoder model, whose input is read through the
+        cross-attention cache (the runner keeps the two apart: harness.runner.layers.SeqState)."""
+        return context_len - input_len if self.is_encoder_decoder else context_len
+
     def cross_kv_bytes_per_input_token(self) -> int:
         """T5: cross-attention K/V of one encoder token, kept for every decoder layer."""
         return self.kv_bytes_per_token() if self.is_encoder_decoder else 0
