@@ -21,11 +21,12 @@ from omegaconf.errors import OmegaConfBaseException
 from harness.errors import UserError, check, unknown_name
 from harness.policies.base import SLA
 from harness.specs.hardware import GPUS_PER_NODE, ClusterSpec, make_cluster
+from harness.specs.mode import OURS, Mode, mode_from_dict
 from harness.specs.models import MODELS, ModelSpec, get_model, model_from_dict
 from harness.workload import Workload, fixed_workload, get_task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-GROUPS = ("model", "cluster", "task", "cost_model", "policy", "search")  # conf/<group>/<name>.yaml, all required
+GROUPS = ("model", "cluster", "task", "cost_model", "policy", "search", "mode")  # conf/<group>/<name>.yaml, all required
 
 
 def conf_dir() -> Path:
@@ -171,6 +172,8 @@ class Scenario:
     policy_knobs: tuple[tuple[str, int], ...] = ()   # knobs set in conf/policy (null = policy default)
     search: SearchSettings = SearchSettings()
     sla: SLA = SLA()
+    mode: Mode = OURS
+    cost_model_options: tuple[tuple[str, object], ...] = ()   # cost_model.* besides name (null: default)
 
 
 def _int(value: object, key: str) -> int:
@@ -255,7 +258,7 @@ def build_scenario(cfg: DictConfig) -> Scenario:
     for section in (*GROUPS, "paths", "workload"):
         hint = f"; choose one with {section}=<name>" if section in GROUPS else ""
         check(isinstance(c.get(section), dict), section, f"missing or not a mapping{hint}")
-    for section in ("task", "cost_model", "policy"):
+    for section in ("task", "cost_model", "policy", "mode"):
         check(c[section].get("name") is not None, f"{section}.name", "missing")
     paths = build_paths(c["paths"])
     model = build_model(c["model"])
@@ -271,4 +274,7 @@ def build_scenario(cfg: DictConfig) -> Scenario:
                                   if k != "name" and v is not None)),
         search=build_search(c["search"]),
         sla=build_sla(c.get("sla") or {}),
+        mode=mode_from_dict(c["mode"]),
+        cost_model_options=tuple(sorted((k, v) for k, v in c["cost_model"].items()
+                                        if k != "name" and v is not None)),
     )

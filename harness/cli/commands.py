@@ -21,7 +21,9 @@ SIMULATORS = ("expected", "discrete-event")
 
 
 def context(s: Scenario) -> Context:
-    return Context(s.model, s.cluster, s.workload, get_cost_model(s.cost_model_name, s.cluster), s.sla)
+    return Context(s.model, s.cluster, s.workload, get_cost_model(s.cost_model_name, s.cluster,
+                                                                 **dict(s.cost_model_options)), s.sla,
+                   s.mode)
 
 
 def finite(x: float) -> float | None:

@@ -11,5 +11,6 @@ COST_MODELS.register("analytic", "harness.cost_model.analytic:AnalyticCostModel"
 COST_MODELS.register("profiled", "harness.cost_model.profiled:ProfiledCostModel")
 
 
-def get_cost_model(name: str, cluster: ClusterSpec) -> CostModel:
-    return COST_MODELS.get(name)(cluster)
+def get_cost_model(name: str, cluster: ClusterSpec, **options) -> CostModel:
+    """`options`: the `cost_model.*` keys besides `name` (model-specific, validated by the model)."""
+    return COST_MODELS.get(name)(cluster, **options)

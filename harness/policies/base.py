@@ -16,6 +16,7 @@ from typing import Protocol
 from harness.cost_model.base import CostModel
 from harness.errors import UserError
 from harness.specs.hardware import ClusterSpec
+from harness.specs.mode import OURS, Mode
 from harness.specs.models import ModelSpec
 from harness.workload.tasks import Workload
 
@@ -85,6 +86,7 @@ class Context:
     workload: Workload
     cost_model: CostModel
     sla: SLA = SLA()
+    mode: Mode = OURS               # how the paper's text is read (harness/specs/mode.py)
 
 
 class StepCosts(Protocol):
