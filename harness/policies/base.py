@@ -134,6 +134,7 @@ class Plan:
     memory_per_gpu_bytes: float = 0.0  # most loaded GPU at the planned batch sizes
     num_stages: int = 1
     costs: StepCosts | None = field(default=None, compare=False)
+    mode: Mode = OURS                  # the reading of §5/§6 the timeline follows (ctx.mode)
 
 
 @dataclass(frozen=True, slots=True)

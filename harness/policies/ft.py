@@ -46,4 +46,4 @@ class FasterTransformer(Policy):
         costs = PipelineCosts(ctx.cost_model, m, stages, stages, decode_micro_batches=pp)
         return Plan(self.name, self.kind, key, True, "", b, decode_iters=0,
                     latency_output_len=max_out, max_decode_batch=b, memory_per_gpu_bytes=mem,
-                    num_stages=pp, costs=costs)
+                    num_stages=pp, costs=costs, mode=ctx.mode)

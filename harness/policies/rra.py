@@ -3,8 +3,9 @@
 Every pipeline stage holds its share of encoder and decoder layers (decoder-only: of the one
 stack). Each cycle encodes B_E queries, then runs N_D decoding iterations on the decoding
 batch B_D; finished queries leave early (KV compaction) and the next encoded batch joins, so
-B_D stays near its steady state (§6; see harness/simulator/expected.py for why we use the
-length-biased steady state B_E * E[S] / N_D rather than the paper's B_E / sum_U P_D(U)). Partial TP (degree, #GPUs) shortens the pipeline.
+B_D stays near its steady state (§6): the length-biased B_E * E[S] / N_D (`mode.rra_decode_batch=
+steady-state`, ours) or the paper's B_E / sum_U P_D(U) (`finish-fraction`); see
+harness/simulator/expected.py. Partial TP (degree, #GPUs) shortens the pipeline.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import memory_check, stage_memory_bytes, tp_degrees
 from harness.policies.pipeline import PipelineCosts, build_pipeline, distinct, stage_degrees
-from harness.simulator.expected import live_self_cache_len, rra_batch_per_encoded
+from harness.simulator.expected import live_self_cache_len, rra_decode_batches
 
 MAX_ENCODE_BATCH = 512
 
@@ -55,7 +56,7 @@ class RoundRobin(Policy):
         degrees = stage_degrees(ctx.cluster.num_gpus, d, g)
         stages = build_pipeline(ctx.cost_model, m, degrees, m.num_encoder_layers, m.num_decoder_layers)
         b_e = knobs["encode_batch_size"]
-        b_d = b_e * rra_batch_per_encoded(w.output, knobs["decode_iters"])[0]   # peak: memory
+        b_d = rra_decode_batches(b_e, w.output, knobs["decode_iters"], ctx.mode)[0]   # peak: memory
         kv_tokens = b_d * live_self_cache_len(w, m)
         mem = max(stage_memory_bytes(ctx, st, kv_tokens, b_d * w.input.mean,
                                      max(b_e * w.input.mean, b_d) / len(stages)) for st in distinct(stages))
@@ -65,4 +66,4 @@ class RoundRobin(Policy):
         return Plan(self.name, self.kind, key, not reason, reason, b_e, knobs["decode_iters"],
                     ctx.sla.latency_output_len(w),
                     max_decode_batch=int(b_d * 1.5) + 1, memory_per_gpu_bytes=mem,
-                    num_stages=len(stages), costs=costs)
+                    num_stages=len(stages), costs=costs, mode=ctx.mode)

@@ -4,7 +4,9 @@ The GPUs are split into an encoding and a decoding pipeline that run asynchronou
 steady state one encoded batch of B_E queries joins the decoding batch per decoding
 iteration, so B_D = B_E * S_D. The encoded KV cache moves encode GPUs -> host -> decode
 GPUs. Decoder-only models keep two weight copies (one per pipeline). B_m decoder
-micro-batches overlap in the decode pipeline; partial TP applies to the decode pipeline.
+micro-batches overlap in the decode pipeline. Partial TP applies to the decode pipeline
+(`mode.waa_tp_side=decode`, ours); `either` (the paper's §4 "a subset of pipeline GPUs") adds
+the knob `tp_side` (0: decode pipeline, 1: encode pipeline), searched like the TP degree.
 - waa-c splits GPUs by compute time: ~N * C_E / (C_E + C_D) GPUs encode.
 - waa-m splits so encode and decode GPUs use the same memory.
 T5: the cross-K/V projection is charged on the encode pipeline where the cost model says the
@@ -40,10 +42,12 @@ class _WAA(Policy):
             KnobSpec("micro_batches", 1, MAX_MICRO_BATCHES, 1, 0, 0, "B_m"),
             KnobSpec("tp_degree", 1, max(tp_degrees(ctx)), 1, 0, 0, "T_P degree"),
             KnobSpec("tp_gpus", 0, max(0, n - 1), 1, 0, 0, "T_P #GPUs"),
+            *([KnobSpec("tp_side", 0, 1, 1, 0, 0, "T_P side")] if ctx.mode.waa_tp_side == "either" else []),
         ]
 
     def default_knobs(self, ctx: Context) -> dict[str, int]:
-        return {"encode_batch_size": 4, "micro_batches": 1, "tp_degree": 1, "tp_gpus": 0}
+        side = {"tp_side": 0} if ctx.mode.waa_tp_side == "either" else {}
+        return {"encode_batch_size": 4, "micro_batches": 1, "tp_degree": 1, "tp_gpus": 0, **side}
 
     def validate(self, ctx: Context, knobs: Mapping[str, int]) -> dict[str, int]:
         knobs = dict(knobs)
@@ -52,12 +56,16 @@ class _WAA(Policy):
         return Policy.validate(self, ctx, knobs)
 
     # -- layout ---------------------------------------------------------------------------
-    def _layout(self, ctx: Context, n_enc: int, d: int, g: int):
+    def _layout(self, ctx: Context, n_enc: int, d: int, g: int, side: int = 0):
+        """Encode and decode pipelines; the TP group (degree d on g GPUs) sits in the decode
+        pipeline (side 0) or the encode pipeline (side 1)."""
         m, n = ctx.model, ctx.cluster.num_gpus
         enc_layers = m.num_encoder_layers if m.is_encoder_decoder else 0
         enc_prefill = 0 if m.is_encoder_decoder else m.num_decoder_layers
-        enc = build_pipeline(ctx.cost_model, m, [1] * n_enc, enc_layers, enc_prefill)
-        dec = build_pipeline(ctx.cost_model, m, stage_degrees(n - n_enc, d, g), 0, m.num_decoder_layers)
+        enc_deg = stage_degrees(n_enc, d, g) if side else [1] * n_enc
+        dec_deg = [1] * (n - n_enc) if side else stage_degrees(n - n_enc, d, g)
+        enc = build_pipeline(ctx.cost_model, m, enc_deg, enc_layers, enc_prefill)
+        dec = build_pipeline(ctx.cost_model, m, dec_deg, 0, m.num_decoder_layers)
         return enc, dec
 
     @staticmethod
@@ -76,33 +84,35 @@ class _WAA(Policy):
         return (max(self._stage_memory(ctx, st, False, b_e, b_d) for st in distinct(enc)),
                 max(self._stage_memory(ctx, st, True, b_e, b_d) for st in distinct(dec)))
 
-    def choose_encode_gpus(self, ctx: Context, b_e: int, d: int, g: int) -> int:
+    def choose_encode_gpus(self, ctx: Context, b_e: int, d: int, g: int, side: int = 0) -> int:
         raise NotImplementedError
 
-    def encode_gpus(self, ctx: Context, b_e: int, d: int, g: int) -> int:
+    def encode_gpus(self, ctx: Context, b_e: int, d: int, g: int, side: int = 0) -> int:
         """`choose_encode_gpus`, memoised: the plan and the search's regime both ask."""
-        return _encode_gpus_cached(self, ctx, b_e, d, g)
+        return _encode_gpus_cached(self, ctx, b_e, d, g, side)
 
     def regime(self, ctx: Context, knobs: Mapping[str, int]) -> int:
         """The number of encode GPUs: it moves with B_E (compute or memory balance), and
         throughput jumps where it does (OPT-13B/S/a40x4, TP 2: B_E 2 -> 21.9, 3 -> 19.9 seq/s)."""
         k = self.validate(ctx, knobs)
-        return self.encode_gpus(ctx, k["encode_batch_size"], k["tp_degree"], k["tp_gpus"])
+        return self.encode_gpus(ctx, k["encode_batch_size"], k["tp_degree"], k["tp_gpus"], k.get("tp_side", 0))
 
     def plan(self, ctx: Context, knobs: Mapping[str, int]) -> Plan:
         knobs = self.validate(ctx, knobs)
         key = tuple(sorted(knobs.items()))
         n, w = ctx.cluster.num_gpus, ctx.workload
         d, g, b_e, b_m = knobs["tp_degree"], knobs["tp_gpus"], knobs["encode_batch_size"], knobs["micro_batches"]
+        side = knobs.get("tp_side", 0)
         if n < 2:
             return infeasible(self.name, knobs, "cluster: WAA needs >= 2 GPUs (two pipelines)", self.kind)
         if d not in tp_degrees(ctx) or g % d or (d == 1 and g):
             return infeasible(self.name, knobs, f"tp: degree {d} on {g} GPUs; degrees {tp_degrees(ctx)}", self.kind)
-        n_enc = self.encode_gpus(ctx, b_e, d, g)
-        if n_enc < 1 or n - n_enc < max(1, g):
-            return infeasible(self.name, knobs, f"tp: {g} TP GPUs do not fit the {n - n_enc}-GPU decode pipeline",
-                              self.kind)
-        enc, dec = self._layout(ctx, n_enc, d, g)
+        n_enc = self.encode_gpus(ctx, b_e, d, g, side)
+        n_side = n_enc if side else n - n_enc
+        if n_enc < 1 or n - n_enc < 1 or n_side < max(1, g):
+            return infeasible(self.name, knobs, f"tp: {g} TP GPUs do not fit the {n_side}-GPU "
+                              f"{'encode' if side else 'decode'} pipeline", self.kind)
+        enc, dec = self._layout(ctx, n_enc, d, g, side)
         b_d = b_e * w.output.mean
         mem = max(self._memory(ctx, enc, dec, b_e, b_d))
         reason = memory_check(ctx, mem)
@@ -110,18 +120,18 @@ class _WAA(Policy):
         # Out of memory: still priced (costs kept), so the search can bound a box's throughput.
         return Plan(self.name, self.kind, key, not reason, reason, b_e, 1, ctx.sla.latency_output_len(w),
                     max_decode_batch=int(b_d * 1.5) + 1, memory_per_gpu_bytes=mem,
-                    num_stages=len(enc) + len(dec), costs=costs)
+                    num_stages=len(enc) + len(dec), costs=costs, mode=ctx.mode)
 
 
 @lru_cache(maxsize=65536)
-def _encode_gpus_cached(policy: _WAA, ctx: Context, b_e: int, d: int, g: int) -> int:
-    return policy.choose_encode_gpus(ctx, b_e, d, g)
+def _encode_gpus_cached(policy: _WAA, ctx: Context, b_e: int, d: int, g: int, side: int) -> int:
+    return policy.choose_encode_gpus(ctx, b_e, d, g, side)
 
 
 class WAACompute(_WAA):
     name = "waa-c"
 
-    def choose_encode_gpus(self, ctx: Context, b_e: int, d: int, g: int) -> int:
+    def choose_encode_gpus(self, ctx: Context, b_e: int, d: int, g: int, side: int = 0) -> int:
         """~ N * C_E / (C_E + C_D): whole-model encode time of B_E vs one decode iteration of B_D."""
         m, w, cm = ctx.model, ctx.workload, ctx.cost_model
         n = ctx.cluster.num_gpus
@@ -136,14 +146,15 @@ class WAACompute(_WAA):
 class WAAMemory(_WAA):
     name = "waa-m"
 
-    def choose_encode_gpus(self, ctx: Context, b_e: int, d: int, g: int) -> int:
+    def choose_encode_gpus(self, ctx: Context, b_e: int, d: int, g: int, side: int = 0) -> int:
         """The split whose encode and decode GPUs use the most equal memory (the fewest encode
         GPUs on ties). Memory is linear in B_E per stage (B_D = B_E * S_D), so each split's
         stages are priced once as lines and every B_E reuses them."""
         n = ctx.cluster.num_gpus
         best, best_gap = 1, float("inf")
-        for n_enc in range(1, n - max(1, g) + 1):
-            enc_lines, dec_lines = _memory_lines(self, ctx, n_enc, d, g)
+        splits = range(max(1, g), n) if side else range(1, n - max(1, g) + 1)
+        for n_enc in splits:
+            enc_lines, dec_lines = _memory_lines(self, ctx, n_enc, d, g, side)
             gap = abs(max(a + k * b_e for a, k in enc_lines) - max(a + k * b_e for a, k in dec_lines))
             if gap < best_gap:
                 best, best_gap = n_enc, gap
@@ -151,10 +162,10 @@ class WAAMemory(_WAA):
 
 
 @lru_cache(maxsize=16384)
-def _memory_lines(policy: _WAA, ctx: Context, n_enc: int, d: int, g: int):
+def _memory_lines(policy: _WAA, ctx: Context, n_enc: int, d: int, g: int, side: int):
     """Per distinct stage, (bytes at B_E = 0, bytes per unit of B_E) on the encode and the
     decode side of a split: `_memory` is linear in B_E stage by stage."""
-    enc, dec = policy._layout(ctx, n_enc, d, g)
+    enc, dec = policy._layout(ctx, n_enc, d, g, side)
     s_d = ctx.workload.output.mean
     sides = []
     for stages, decode_side in ((enc, False), (dec, True)):

@@ -14,6 +14,14 @@ Lengths enter through their distributions only (P_E, P_D), never through samples
   latency is held to the maximum output length (§5).
 Attention cost is linear in context length, so the mean context of the live sequences
 (length-biased: a query of output S stays S iterations) is exact for the batch.
+
+`mode=paper` (harness/specs/mode.py) switches two readings here:
+- `rra_decode_batch=finish-fraction`: B_D = B_E / sum_U P_D(U), held constant over the phase
+  (the paper's "B_D stays ~constant"), for time and memory alike.
+- `latency=worst-case`: the p99-length query's iterations are priced at the largest decoding
+  batch it can meet (RRA: the phase-start batch; WAA: B_D plus one merging batch, and one
+  extra iteration waiting for the merge), FT's prompts padded to the longest input.
+  `expected` (ours) prices them at the mean batch of a live query's iterations.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from functools import lru_cache
 import numpy as np
 
 from harness.policies.base import Estimate, Plan
+from harness.specs.mode import Mode
 from harness.specs.models import ModelSpec
 from harness.workload.distributions import LengthDistribution
 from harness.workload.tasks import Workload
@@ -72,11 +81,20 @@ def rra_batch_per_encoded(output: LengthDistribution, decode_iters: int) -> tupl
     return float(a[0]), float(a.mean())
 
 
+def rra_batch_profile(output: LengthDistribution, decode_iters: int, mode: Mode) -> np.ndarray:
+    """Decoding batch per encoded query at each of the N_D iterations of a phase: the
+    length-biased steady state a_j (`steady-state`, ours) or the paper's constant
+    1 / sum_U P_D(U) (`finish-fraction`, §6)."""
+    if mode.rra_decode_batch == "finish-fraction":
+        return np.full(decode_iters, 1.0 / finish_fraction(output, decode_iters))
+    return rra_live_per_encoded(output, decode_iters)
+
+
 def rra_phase_s(costs, encode_batch: int, output: LengthDistribution, decode_iters: int,
-                context_len: float, input_len: float) -> float:
+                context_len: float, input_len: float, mode: Mode) -> float:
     """Time of one decoding phase: sum over its N_D iterations of the iteration time at that
     iteration's expected batch (rounded; empty iterations are skipped, cost 0)."""
-    batches = np.rint(encode_batch * rra_live_per_encoded(output, decode_iters)).astype(np.int64)
+    batches = np.rint(encode_batch * rra_batch_profile(output, decode_iters, mode)).astype(np.int64)
     if hasattr(costs, "decode_iter_s_many"):          # PipelineCosts: one table lookup per iteration
         return float(costs.decode_iter_s_many(batches, context_len, input_len).sum())
     sizes, counts = np.unique(batches, return_counts=True)
@@ -106,9 +124,15 @@ def expected_max(dist: LengthDistribution, n: int) -> float:
     return float(((1.0 - prev**n) * widths).sum())
 
 
-def rra_decode_batch(plan: Plan, workload: Workload) -> float:
-    """Mean decoding batch over a phase (steady state)."""
-    return plan.encode_batch_size * rra_batch_per_encoded(workload.output, plan.decode_iters)[1]
+def rra_decode_batches(encode_batch: int, output: LengthDistribution, decode_iters: int,
+                       mode: Mode) -> tuple[float, float]:
+    """(peak, mean) decoding batch over a phase under the mode's B_D reading: the peak sizes
+    the KV memory and, with `latency=worst-case`, prices the p99 query's iterations."""
+    if mode.rra_decode_batch == "finish-fraction":
+        b_d = encode_batch / finish_fraction(output, decode_iters)
+        return b_d, b_d
+    peak, mean = rra_batch_per_encoded(output, decode_iters)
+    return encode_batch * peak, encode_batch * mean
 
 
 def waa_decode_batch(plan: Plan, workload: Workload) -> float:
@@ -155,23 +179,27 @@ def evaluate(plan: Plan, workload: Workload, relaxed: bool = False) -> Estimate:
                         plan.memory_per_gpu_bytes, plan.encode_batch_size)
     c, b_e, s_mean = plan.costs, plan.encode_batch_size, workload.output.mean
     s_lat, inp = plan.latency_output_len, workload.input.mean
+    worst = plan.mode.latency == "worst-case"
     if plan.kind == "static":
         in_pad = expected_max(workload.input, b_e)
         out_batch = expected_max(workload.output, b_e)
         enc = c.encode_s(b_e, in_pad)
         batch_s = enc + out_batch * c.decode_iter_s(b_e, in_pad + out_batch / 2, in_pad)
-        latency = enc + s_lat * c.decode_iter_s(b_e, in_pad + s_lat / 2, in_pad)
+        lat_pad = float(workload.input.max) if worst else in_pad
+        lat_enc = c.encode_s(b_e, lat_pad) if worst else enc
+        latency = lat_enc + s_lat * c.decode_iter_s(b_e, lat_pad + s_lat / 2, lat_pad)
         thr, b_d = b_e / batch_s, float(b_e)
     elif plan.kind == "rra":
-        b_d = rra_decode_batch(plan, workload)
+        peak, b_d = rra_decode_batches(b_e, workload.output, plan.decode_iters, plan.mode)
         ctx, n_d = live_context_len(workload), plan.decode_iters
         enc = c.encode_s(b_e, inp)
-        phase = rra_phase_s(c, b_e, workload.output, n_d, ctx, inp)
+        phase = rra_phase_s(c, b_e, workload.output, n_d, ctx, inp, plan.mode)
         drain = c.decode_drain_s(max(1, round(b_d)), ctx, inp)
         thr = b_e / (enc + phase + drain)
         # The p99-length query is live in every iteration of its phases: charge it the
-        # iteration time at the mean batch of a live query's iterations (>= 1 sequence).
-        it = c.decode_iter_s(max(1, round(b_d)), ctx, inp)
+        # iteration time at the mean batch of a live query's iterations (>= 1 sequence), or,
+        # worst case, at the phase-start batch.
+        it = c.decode_iter_s(max(1, round(peak if worst else b_d)), ctx, inp)
         cycles = math.ceil(s_lat / n_d)
         latency = cycles * enc + (cycles - 1) * drain + s_lat * it
     elif plan.kind == "waa":
@@ -194,7 +222,10 @@ def evaluate(plan: Plan, workload: Workload, relaxed: bool = False) -> Estimate:
             b_d = (lo + hi) / 2
             it = it_s(max(1.0, b_d))
         thr = b_e / max(it, period)
-        latency = c.encode_s(b_e, inp) + (0.0 if blocks else kv) + (s_lat + 1) * it
+        if worst:   # meets B_D plus one merging batch, and waits one iteration for its merge
+            latency = c.encode_s(b_e, inp) + (0.0 if blocks else kv) + (s_lat + 2) * it_s(b_d + b_e)
+        else:
+            latency = c.encode_s(b_e, inp) + (0.0 if blocks else kv) + (s_lat + 1) * it
     else:
         raise ValueError(f"unknown plan kind {plan.kind}")
     return Estimate(plan.policy, plan.knobs, plan.feasible, plan.reason, thr, thr * s_mean, latency,
