@@ -65,7 +65,8 @@ def scenario_rows(cfg: DictConfig) -> list[dict]:
               "bound": label, "bound_s": finite(bound_s), "bound_p10_s": bounds.p10_s,
               "bound_p30_s": bounds.p30_s, "bound_p70_s": bounds.p70_s,
               "cost_model": ctx.cost_model.id, "search_method": st.method,
-              "search_resolution": st.resolution, "seed": s.seed, **s.sla.as_dict()}
+              "search_resolution": st.resolution, "seed": s.seed, "mode": s.mode.label(),
+              **s.sla.as_dict()}
     return [{**common, **r} for r in rows]
 
 

@@ -21,7 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from harness.errors import UserError, check, unknown_name
 from harness.policies.base import SLA
 from harness.specs.hardware import GPUS_PER_NODE, ClusterSpec, make_cluster
-from harness.specs.mode import OURS, Mode, mode_from_dict
+from harness.specs.mode import OURS, FTBaseline, Mode, mode_from_dict
 from harness.specs.models import MODELS, ModelSpec, get_model, model_from_dict
 from harness.workload import Workload, fixed_workload, get_task
 
@@ -174,6 +174,7 @@ class Scenario:
     sla: SLA = SLA()
     mode: Mode = OURS
     cost_model_options: tuple[tuple[str, object], ...] = ()   # cost_model.* besides name (null: default)
+    ft_baseline: FTBaseline = FTBaseline()
 
 
 def _int(value: object, key: str) -> int:
@@ -240,6 +241,14 @@ def build_sla(d: dict) -> SLA:
     return SLA(str(d.get("kind", "main")), n)
 
 
+def build_ft_baseline(d: dict) -> FTBaseline:
+    """`ft_baseline.*` -> FTBaseline; errors name the key."""
+    extra = sorted(set(d) - set(FTBaseline.__slots__))
+    if extra:
+        raise UserError(f"ft_baseline.{extra[0]}: unknown; valid: {', '.join(FTBaseline.__slots__)}")
+    return FTBaseline(d.get("max_batch"), str(d.get("kv_reservation", "max")))
+
+
 def _paper_cluster(model: ModelSpec) -> ClusterSpec:
     """`use_paper_cluster=true`: the cluster the paper ran this model on (ExeGPT §7)."""
     from harness.specs import get_cluster
@@ -275,6 +284,7 @@ def build_scenario(cfg: DictConfig) -> Scenario:
         search=build_search(c["search"]),
         sla=build_sla(c.get("sla") or {}),
         mode=mode_from_dict(c["mode"]),
+        ft_baseline=build_ft_baseline(c.get("ft_baseline") or {}),
         cost_model_options=tuple(sorted((k, v) for k, v in c["cost_model"].items()
                                         if k != "name" and v is not None)),
     )

@@ -23,7 +23,7 @@ SIMULATORS = ("expected", "discrete-event")
 def context(s: Scenario) -> Context:
     return Context(s.model, s.cluster, s.workload, get_cost_model(s.cost_model_name, s.cluster,
                                                                  **dict(s.cost_model_options)), s.sla,
-                   s.mode)
+                   s.mode, s.ft_baseline)
 
 
 def finite(x: float) -> float | None:

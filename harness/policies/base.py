@@ -16,7 +16,7 @@ from typing import Protocol
 from harness.cost_model.base import CostModel
 from harness.errors import UserError
 from harness.specs.hardware import ClusterSpec
-from harness.specs.mode import OURS, Mode
+from harness.specs.mode import OURS, FTBaseline, Mode
 from harness.specs.models import ModelSpec
 from harness.workload.tasks import Workload
 
@@ -87,6 +87,7 @@ class Context:
     cost_model: CostModel
     sla: SLA = SLA()
     mode: Mode = OURS               # how the paper's text is read (harness/specs/mode.py)
+    ft: FTBaseline = FTBaseline()   # how the FT baseline runs (§7): batch range, KV reservation
 
 
 class StepCosts(Protocol):

@@ -2,7 +2,7 @@
 
 A batch of B queries is fixed at the start and runs until its longest query ends: finished
 queries keep their slots (no early termination), the KV cache is reserved for the maximum
-input + output length, prompts are padded to the longest in the batch. TP is maximal inside
+input + output length (`ft_baseline.kv_reservation=max`; `p99`: the p99 lengths), prompts are padded to the longest in the batch. TP is maximal inside
 a node and PP spans nodes (a100x16 -> TP 8 x PP 2). Latency is held to the maximum output.
 """
 
@@ -37,7 +37,8 @@ class FasterTransformer(Policy):
             return infeasible(self.name, knobs, f"layers: {m.num_decoder_layers} not divisible by pp={pp}")
         stages = build_pipeline(ctx.cost_model, m, [tp] * pp, m.num_encoder_layers, m.num_decoder_layers)
         max_in, max_out = w.input.max, w.output.max
-        kv_tokens = b * (max_out + (0 if m.is_encoder_decoder else max_in))
+        kv_in, kv_out = (max_in, max_out) if ctx.ft.kv_reservation == "max" else (w.input.p99, w.output_p99)
+        kv_tokens = b * (kv_out + (0 if m.is_encoder_decoder else kv_in))
         mem = max(stage_memory_bytes(ctx, st, kv_tokens, b * max_in, b * max_in / pp) for st in distinct(stages))
         reason = memory_check(ctx, mem)
         key = tuple(sorted(knobs.items()))

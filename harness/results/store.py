@@ -16,7 +16,7 @@ import pandas as pd
 
 from harness.errors import UserError
 
-SORT_KEYS = ("model", "cluster", "task", "bound", "policy")
+SORT_KEYS = ("model", "cluster", "task", "bound", "mode", "policy")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -44,7 +44,7 @@ def max_ft_batch(ctx: Context) -> int:
         return ft.plan(ctx, {"batch_size": b}).feasible
 
     (knob,) = ft.knob_space(ctx)
-    lo, hi = knob.low, knob.high
+    lo, hi = knob.low, min(knob.high, ctx.ft.max_batch or knob.high)   # ft_baseline.max_batch caps it
     if not fits(lo):
         return 0
     if fits(hi):

@@ -94,3 +94,27 @@ def mode_from_dict(d: dict) -> Mode:
 
 
 PAPER, OURS = make_mode("paper"), make_mode("ours")
+
+
+KV_RESERVATIONS = ("max", "p99")
+
+
+@dataclass(frozen=True, slots=True)
+class FTBaseline:
+    """How the FasterTransformer baseline of §7 is run (`ft_baseline.*`). Not a reading of
+    ExeGPT's method, so the same in both modes; the FT-derived bounds depend on both fields,
+    and `harness attribute` switches them as suspects.
+    max_batch: end of the FT batch sweep ("min..max in steps of 4", §7); None = the largest
+        batch that fits in memory (ours: the paper does not say what "max" is).
+    kv_reservation: KV cache FT reserves per query: `max` (max input + max output, as FT
+        allocates for max_seq_len) or `p99` (p99 lengths: a leaner allocator)."""
+
+    max_batch: int | None = None
+    kv_reservation: str = "max"
+
+    def __post_init__(self) -> None:
+        if self.kv_reservation not in KV_RESERVATIONS:
+            raise unknown_name("ft_baseline.kv_reservation", self.kv_reservation, KV_RESERVATIONS)
+        if self.max_batch is not None and (isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int)
+                                           or self.max_batch < 1):
+            raise UserError(f"ft_baseline.max_batch: must be an integer >= 1 or null, got {self.max_batch!r}")
