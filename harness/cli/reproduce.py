@@ -23,6 +23,8 @@ FULL = (
     ("full", ["sweep", "experiment=full"]),
     ("table5", ["monotonicity"]),
     ("table6", ["case-study"]),
+    # Why claims miss: every suspect switched alone from both readings (coarse grid, both cores).
+    ("attribution", ["attribute"]),
     ("fig11", ["shift"]),
     ("fig10", ["traces"]),
     # The real engine: the 27-configuration study, profiles retaken (about 4-4.5 min on 2

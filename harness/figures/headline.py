@@ -295,3 +295,43 @@ def headline_table(results: pd.DataFrame, case: pd.DataFrame | None = None,
     rows = (speedup_claims(results) + full_claims(results) + not_computed_claims() + memory_claims(results)
             + winner_claims(winners(results)) + table6_claims(case, bounds) + monotonicity_claims(mono))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+MODES = ("ours", "paper")   # column order of the two readings (harness/specs/mode.py)
+
+
+def mode_of(df: pd.DataFrame) -> pd.Series:
+    """Each row's reading; rows written before modes existed are `ours` (the only reading then)."""
+    if "mode" not in df.columns:
+        return pd.Series("ours", index=df.index)
+    return df["mode"].fillna("ours").astype(str)
+
+
+def _in_mode(df: pd.DataFrame | None, mode: str) -> pd.DataFrame | None:
+    return None if df is None else df[mode_of(df) == mode]
+
+
+def headline_by_mode(results: pd.DataFrame, case: pd.DataFrame | None = None,
+                     bounds: pd.DataFrame | None = None, mono: pd.DataFrame | None = None,
+                     causes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every claim under both readings: ours and the verdict per mode, and, where a claim
+    misses in both, its cause from the attribution factorial (harness.figures.attribution)."""
+    from harness.figures.attribution import attribution_key, cause_text
+    modes = [m for m in MODES if (mode_of(results) == m).any()] or ["ours"]
+    per = {m: headline_table(results[mode_of(results) == m], _in_mode(case, m), _in_mode(bounds, m), mono)
+           for m in modes}
+    keys = ["section", "claim", "paper"]
+    out = per[modes[0]][keys].copy()
+    for m in modes:
+        t = per[m].rename(columns={"ours": f"ours (mode={m})", "holds": f"holds (mode={m})",
+                                   "ours / paper": f"ours / paper (mode={m})",
+                                   "how ours is computed": f"how (mode={m})"})
+        out = out.merge(t[[*keys, f"ours (mode={m})", f"ours / paper (mode={m})", f"holds (mode={m})",
+                           f"how (mode={m})"]], on=keys, how="outer", sort=False)
+    by_key = {} if causes is None else {c["claim"]: c for _, c in causes.iterrows()}
+    both_miss = out[[f"holds (mode={m})" for m in modes]].apply(
+        lambda r: all(not str(v).startswith(("holds", "not in the paper")) for v in r), axis=1)
+    out["cause"] = [(cause_text(by_key[k]) if (k := attribution_key(c)) in by_key else
+                     "no suspect switched for this claim (see harness attribute)") if miss else ""
+                    for c, miss in zip(out["claim"], both_miss, strict=True)]
+    return out

@@ -63,6 +63,7 @@ def table6_markdown(case: pd.DataFrame, bounds: pd.DataFrame | None = None) -> s
     def bound(v) -> str:
         return "Inf" if pd.isna(v) else f"{v:g} s"
     out = pd.DataFrame({
+        **({"mode": case["mode"]} if "mode" in case.columns else {}),
         "bound (paper)": case["bound_s"].map(bound),
         "paper": case["paper_policy"].str.upper() + ": " + case["paper_settings"].fillna(""),
         "paper latency (s)": case["paper_latency_s"],
@@ -71,7 +72,8 @@ def table6_markdown(case: pd.DataFrame, bounds: pd.DataFrame | None = None) -> s
         "ours latency (s)": case["ours_latency_s"],
         "ours thr (seq/s)": case["ours_throughput_seq_s"],
         "ours / paper thr": case["throughput_ratio"],
-        "paper settings in our model: latency (s)": case["paper_settings_in_our_model_latency_s"],
+        "paper settings in our model": case["paper_settings_in_our_model"],
+        "… latency (s)": case["paper_settings_in_our_model_latency_s"],
         "… thr (seq/s)": case["paper_settings_in_our_model_throughput_seq_s"],
         "FT best thr (seq/s)": case["ft_best_throughput_seq_s"],
     })

@@ -1,0 +1,96 @@
+"""Causes of the misses, read from runs/attribution/attribution.csv (`harness attribute`).
+
+A claim misses when ours / paper is outside [0.8, 1.25] (the report's tolerance). For each
+claim that misses in both readings, the cause is the suspect whose switch alone moves the
+claim most towards the paper's number, with a verdict:
+  "explained": that switch alone brings the claim within ±25% (from at least one base mode);
+  "main contributor": it closes at least half of the miss (in log ratio);
+  "partly": it closes less than half; "unexplained": no listed suspect moves it closer.
+Nothing is recomputed here: the factorial's table is only ranked.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+TOL_LOW, TOL_HIGH = 0.8, 1.25
+
+# Report claim (harness.figures.headline) -> the factorial's claim of the same number.
+CLAIM_KEYS: dict[str, str] = {
+    "average over the paper's 20 scenarios": "§8 average speed-up (20 pairs x 4 bounds)",
+    "maximum (paper: GPT-3 175B, G, tightest bound)": "§8 maximum speed-up",
+    "GPT-3 175B, task G, tightest bound": "§8 GPT-3 175B G tightest bound",
+    "small/mid models: average": "§8 small/mid average",
+    "small/mid models: best": "§8 small/mid best",
+    "GPT-3 39B, task S, L = 9.8 s (WAA)": "§8 GPT-3 39B S at the bound nearest 9.8 s",
+    "large models: average": "§8 large average",
+    "large models: minimum of range": "§8 large minimum",
+    "large models: maximum of range": "§8 maximum speed-up",
+    "large models at L = Inf: average": "§8 large at Inf average",
+    "OPT-13B S FT-derived bound p10": "§7 OPT-13B S bound p10 (s)",
+    "OPT-13B S FT-derived bound p30": "§7 OPT-13B S bound p30 (s)",
+    "OPT-13B S FT-derived bound p70": "§7 OPT-13B S bound p70 (s)",
+}
+
+
+def attribution_key(claim: str) -> str | None:
+    """The factorial's key of a report claim (Table 6 rows by their bound), or None."""
+    if claim in CLAIM_KEYS:
+        return CLAIM_KEYS[claim]
+    if claim.startswith("OPT-13B S, L = "):
+        tag = claim.removeprefix("OPT-13B S, L = ").split(":")[0]
+        return f"Table 6 L={tag}: ExeGPT throughput (seq/s)"
+    return None
+
+
+def _holds(ratio: float) -> bool:
+    return TOL_LOW <= ratio <= TOL_HIGH
+
+
+def causes(attr: pd.DataFrame) -> pd.DataFrame:
+    """One row per factorial claim: base ratio per mode, the best single switch and the verdict."""
+    rows = []
+    for claim, g in attr.groupby("claim", sort=False):
+        base = g[g["suspect"] == "—"].set_index("base_mode")["ratio"]
+        row = {"claim": claim, "paper": g["paper"].iloc[0],
+               **{f"ours/paper (mode={m})": base.get(m, math.nan) for m in ("ours", "paper")}}
+        missed = all(not _holds(r) for r in base if pd.notna(r))
+        moves = g[(g["suspect"] != "—") & g["closer_by"].notna()]
+        if moves.empty:
+            row.update({"best single switch": "—", "from mode": "—", "gives ours/paper": math.nan,
+                        "verdict": "no suspect computed"})
+        else:
+            top = moves.loc[moves["closer_by"].idxmax()]
+            gap = abs(math.log(top["base_ratio"])) if top["base_ratio"] > 0 else math.nan
+            if top["closer_by"] <= 1e-9:
+                verdict = "unexplained by the listed suspects"
+            elif _holds(top["ratio"]):
+                verdict = "explained"
+            else:
+                verdict = "main contributor" if top["closer_by"] >= gap / 2 else "partly"
+            row.update({"best single switch": top["suspect"], "from mode": top["base_mode"],
+                        "gives ours/paper": top["ratio"], "verdict": verdict})
+        row["misses in both modes"] = missed
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cause_text(c: pd.Series) -> str:
+    """One line for the report's cause column."""
+    if not c["misses in both modes"]:
+        return "holds in one mode"
+    if c["best single switch"] == "—" or c["verdict"].startswith("unexplained"):
+        return c["verdict"]
+    return (f"{c['verdict']}: {c['best single switch']} (from mode={c['from mode']}) gives "
+            f"{c['gives ours/paper']:.2f}× the paper")
+
+
+def suspect_table(attr: pd.DataFrame, claim: str) -> pd.DataFrame:
+    """Every switch's effect on one claim: ours / paper per base mode, and how much closer."""
+    g = attr[attr["claim"] == claim]
+    wide = g.pivot_table(index=["kind", "suspect"], columns="base_mode", values=["ratio", "closer_by"],
+                         aggfunc="first", sort=False)
+    wide.columns = [f"{'ours/paper' if a == 'ratio' else 'closer by (log)'} from mode={b}" for a, b in wide.columns]
+    return wide.reset_index()
