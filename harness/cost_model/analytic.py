@@ -7,6 +7,12 @@ decoder-only layer, 3 per decoder layer with cross-attention; ExeGPT §4) follow
 model latency + bytes / (link bandwidth * fraction). Small batches are dominated by the
 fixed terms, as on real GPUs. All fractions and overheads are fitted (harness.cost_model.fit)
 and loaded from fitted/analytic-v1.json.
+
+Options (`cost_model.<key>=<value>`, OPTIONS below) swap a transferred constant for a named
+alternative with its own source (harness.cost_model.params): `attention_bw_fraction` (decode
+attention fitted to FT on A100 vs PyTorch SDPA on H100 / vLLM on A100, or a number) and `comm`
+(A100 DGX link efficiencies transferred to the A40 vs rings composed from the A40's own
+send/recv measurement). Without options the model is the fitted one, number for number.
 """
 
 from __future__ import annotations
@@ -15,25 +21,94 @@ from dataclasses import dataclass, field
 
 from harness.cost_model import kernels as K
 from harness.cost_model.base import LayerTime
-from harness.cost_model.params import FittedParams, GPUParams, load
+from harness.cost_model.params import (
+    ATTENTION_BW_FRACTIONS,
+    COMM_ALTERNATIVES,
+    DEFAULT_ATTENTION,
+    DEFAULT_COMM,
+    CommAlternative,
+    FittedParams,
+    GPUParams,
+    load,
+)
+from harness.errors import UserError, check, unknown_name
 from harness.specs.hardware import ClusterSpec
 from harness.specs.models import ModelSpec
 
 _NORMS = frozenset({"input_layernorm", "post_attention_layernorm", "cross_layernorm", "final_layernorm"})
 
+# The options (`cost_model.<key>`; null/absent = the fitted model). Values and their sources:
+# harness/cost_model/params.py (ATTENTION_BW_FRACTIONS, COMM_ALTERNATIVES).
+OPTIONS: dict[str, str] = {
+    "attention_bw_fraction": "decode-attention KV streaming as a fraction of gemm_bw_fraction: "
+                             f"{' | '.join(ATTENTION_BW_FRACTIONS)} (default {DEFAULT_ATTENTION}) or a number",
+    "comm": f"GPU-to-GPU communication: {' | '.join(COMM_ALTERNATIVES)} (default {DEFAULT_COMM})",
+}
 
-@dataclass(frozen=True, slots=True, eq=False)   # hashed by identity (lru caches key on it)
+
+def _attention_fraction(value: object, fitted: float, gpu: GPUParams, gpu_name: str) -> tuple[float, str | None]:
+    """(fraction used, id tag; None for the default). A number must keep attention at or
+    under the datasheet bandwidth: fraction * gemm_bw_fraction <= 1."""
+    if value is None or value == DEFAULT_ATTENTION:
+        return fitted, None
+    if isinstance(value, str) and value in ATTENTION_BW_FRACTIONS:
+        return ATTENTION_BW_FRACTIONS[value].value, value
+    top = 1.0 / gpu.compute.gemm_bw_fraction
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0.0 < value <= top
+    check(ok, "cost_model.attention_bw_fraction",
+          f"must be one of {', '.join(ATTENTION_BW_FRACTIONS)} or a number in (0, {top:.3f}] ({gpu_name}: above it "
+          f"attention would stream faster than the datasheet memory bandwidth); got {value!r}")
+    return float(value), repr(float(value))
+
+
+def _comm_alternative(value: object, gpu_name: str) -> tuple[CommAlternative, str | None]:
+    if value is None or value == DEFAULT_COMM:
+        return COMM_ALTERNATIVES[DEFAULT_COMM], None
+    if not isinstance(value, str) or value not in COMM_ALTERNATIVES:
+        raise unknown_name("cost_model.comm", value, COMM_ALTERNATIVES)
+    alt = COMM_ALTERNATIVES[value]
+    check(not alt.gpus or gpu_name in alt.gpus, "cost_model.comm",
+          f"'{value}' is grounded in {', '.join(alt.gpus)} data, this cluster's GPU is {gpu_name}; "
+          f"valid here: {DEFAULT_COMM}")
+    return alt, value
+
+
+@dataclass(frozen=True, slots=True, eq=False, init=False)   # hashed by identity (lru caches key on it)
 class AnalyticCostModel:
-    cluster: ClusterSpec
-    params: FittedParams = field(default_factory=load)
-    id: str = field(init=False)
-    _gpu: GPUParams = field(init=False, repr=False)
-    _memo: dict = field(init=False, repr=False)   # layer-time memo: searches revisit points
+    """`AnalyticCostModel(cluster, params=None, **options)`: `options` are the documented
+    OPTIONS (unknown name or bad value: one-line UserError); `id` names every non-default one."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_memo", {})
-        object.__setattr__(self, "_gpu", self.params.for_gpu(self.cluster.gpu.name))
-        object.__setattr__(self, "id", f"analytic-{self.params.version}/{self.cluster.gpu.name}")
+    cluster: ClusterSpec
+    params: FittedParams
+    options: tuple[tuple[str, str], ...]      # non-default options, as tagged in `id`
+    id: str
+    _gpu: GPUParams = field(repr=False)
+    _attention_bw_fraction: float = field(repr=False)
+    _comm: CommAlternative = field(repr=False)
+    _p2p: dict = field(repr=False)            # inter_node -> (latency_s, bw_fraction)
+    _memo: dict = field(repr=False)           # layer-time memo: searches revisit points
+
+    def __init__(self, cluster: ClusterSpec, params: FittedParams | None = None, **options: object) -> None:
+        for key in options:
+            if key not in OPTIONS:
+                raise UserError(f"cost_model.{key}: not an option of the analytic cost model; "
+                                f"valid: {', '.join(OPTIONS)}")
+        params = load() if params is None else params
+        gpu = params.for_gpu(cluster.gpu.name)
+        attn, attn_tag = _attention_fraction(options.get("attention_bw_fraction"),
+                                             params.framework.attention_bw_fraction, gpu, cluster.gpu.name)
+        comm, comm_tag = _comm_alternative(options.get("comm"), cluster.gpu.name)
+        tags = tuple((k, t) for k, t in (("attention_bw_fraction", attn_tag), ("comm", comm_tag)) if t is not None)
+        c = gpu.comm
+        p2p = {False: (c.p2p_latency_s, c.p2p_bw_fraction), True: (c.p2p_inter_latency_s, c.p2p_inter_bw_fraction)}
+        for inter, fit in ((False, comm.p2p_intra), (True, comm.p2p_inter)):
+            if fit is not None:
+                p2p[inter] = (fit.latency_s, fit.bw_fraction)
+        set_ = object.__setattr__
+        for name, v in (("cluster", cluster), ("params", params), ("options", tags), ("_gpu", gpu),
+                        ("_attention_bw_fraction", attn), ("_comm", comm), ("_p2p", p2p), ("_memo", {}),
+                        ("id", f"analytic-{params.version}/{cluster.gpu.name}" + "".join(f",{k}={t}" for k, t in tags))):
+            set_(self, name, v)
 
     # ---- kernels -------------------------------------------------------------------
     def kernel_s(self, k: K.Kernel) -> float:
@@ -43,7 +118,7 @@ class AnalyticCostModel:
             return k.bytes / (gpu.mem_bandwidth_Bps * frac) + c.pointwise_overhead_s
         bw_frac = c.gemm_bw_fraction
         if k.kind is K.Kind.ATTENTION:
-            bw_frac *= self.params.framework.attention_bw_fraction
+            bw_frac *= self._attention_bw_fraction
         m = max(k.tokens, 1)
         eff = c.gemm_peak_fraction * m / (m + c.gemm_half_tokens)
         return max(k.flops / (gpu.fp16_flops * eff), k.bytes / (gpu.mem_bandwidth_Bps * bw_frac)) + c.gemm_overhead_s
@@ -94,6 +169,9 @@ class AnalyticCostModel:
     def allreduce_s(self, message_bytes: float, num_gpus: int, inter_node: bool = False) -> float:
         if num_gpus <= 1:
             return 0.0
+        if self._comm.ring_inter if inter_node else self._comm.ring_intra:
+            # Ring all-reduce from p2p: reduce-scatter + all-gather, 2(n-1) steps of message/n.
+            return 2 * (num_gpus - 1) * self.p2p_s(message_bytes / num_gpus, inter_node)
         c = self._gpu.comm
         algo_bytes = 2.0 * (num_gpus - 1) / num_gpus * message_bytes
         if inter_node:
@@ -102,11 +180,10 @@ class AnalyticCostModel:
         return c.allreduce_latency_s + algo_bytes / (self.cluster.gpu.intra_node_Bps * c.allreduce_bw_fraction)
 
     def p2p_s(self, message_bytes: float, inter_node: bool = False) -> float:
-        c = self._gpu.comm
+        latency_s, bw_fraction = self._p2p[inter_node]
         if inter_node:
-            return c.p2p_inter_latency_s + message_bytes / (
-                self.cluster.inter_node_Bps_per_gpu * c.p2p_inter_bw_fraction)
-        return c.p2p_latency_s + message_bytes / (self.cluster.gpu.intra_node_Bps * c.p2p_bw_fraction)
+            return latency_s + message_bytes / (self.cluster.inter_node_Bps_per_gpu * bw_fraction)
+        return latency_s + message_bytes / (self.cluster.gpu.intra_node_Bps * bw_fraction)
 
     def kv_copy_s(self, model: ModelSpec, num_seqs: int, context_len: float, tp_degree: int,
                   input_len: float = 0.0, kind: str = "compact") -> float:
@@ -114,6 +191,7 @@ class AnalyticCostModel:
         return 0.0
 
     def kv_transfer_s(self, kv_bytes: float) -> float:
-        """GPU -> host -> GPU over PCIe (two copies), at the intra-node p2p efficiency."""
+        """GPU -> host -> GPU over PCIe (two copies), at the fitted intra-node p2p efficiency
+        (the `comm` option leaves it: the A40 send/recv data are GPU-to-GPU, not host copies)."""
         c = self._gpu.comm
         return 2.0 * (c.p2p_latency_s + kv_bytes / (self.cluster.gpu.host_link_Bps * c.p2p_bw_fraction))

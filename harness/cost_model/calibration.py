@@ -3,24 +3,42 @@
 Sources: FasterTransformer's published A100 GPT latencies (end to end: context + decoding),
 the Vidur operator profiles (per-layer time of the non-attention operators, A100/A40/H100)
 and the Vidur collective profiles. The last line is the median |error| per source.
+Then: where every constant of the A40 comes from (`a40_grounding`: measured on A40, datasheet,
+or transferred from another GPU, beside what the A40's own data say), and the named
+alternatives of the cost model's options re-derived from their data (fit.derive_alternatives).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from harness.cost_model.analytic import AnalyticCostModel
-from harness.cost_model.fit import fit_all, ft_rows_prediction, vidur_kernel_rows
+from harness.cost_model.fit import (
+    VLLM_FITS,
+    derive_alternatives,
+    fit_a40_p2p,
+    fit_all,
+    ft_rows_prediction,
+    vidur_kernel_rows,
+)
 from harness.cost_model.measurements import (
     load_ft_calibration,
     load_vidur_compute,
     load_vidur_network,
 )
-from harness.cost_model.params import FITTED_PATH, FittedParams, load
-from harness.specs.hardware import make_cluster
+from harness.cost_model.params import (
+    A40_P2P_INTER,
+    A40_P2P_INTRA,
+    ATTENTION_BW_FRACTIONS,
+    FITTED_PATH,
+    FittedParams,
+    load,
+)
+from harness.specs.hardware import GPUS, INTER_NODE_BPS, make_cluster
 
 
 def ft_table(params: FittedParams, ft_csv: Path) -> pd.DataFrame:
@@ -74,6 +92,115 @@ def summary(ft: pd.DataFrame, layers: pd.DataFrame, coll: pd.DataFrame) -> dict[
     return {k: float(v) for k, v in s.items()}
 
 
+# ---- A40 grounding ------------------------------------------------------------------------
+_A40_PAIR = "Vidur a40_pairwise_nvlink send_recv"
+_GROUNDING_COLUMNS = ["constant", "value", "source", "a40_data"]
+
+
+def _a40_pair_Bps(net: pd.DataFrame | None) -> dict[bool, float | None]:
+    """Median size/time of the A40 pair data over sizes >= 1 MiB, {inter_node: bytes/s}."""
+    if net is None:
+        return {False: None, True: None}
+    d = net[(net["node"] == "a40_pairwise_nvlink") & (net["collective"] == "send_recv")
+            & (net["size_bytes"] >= 2**20)]
+    return {inter: float((g["size_bytes"] / g["time_s"]).median())
+            for inter, g in d.groupby(d["devices_per_node"] == 1)}
+
+
+def _datasheet_rows(params: FittedParams, bw: dict[bool, float | None]) -> list[tuple]:
+    gpu, c = GPUS["a40"], params.for_gpu("a40").compute
+    intra = ("no data" if bw[False] is None else f"{_A40_PAIR}, 2 GPUs in one node, >= 1 MiB: {bw[False] / 1e9:.1f}"
+             f" GB/s = {bw[False] / gpu.intra_node_Bps:.0%} of it (neither P2P over PCIe x16 nor the NVLink"
+             f" bridge, 56 GB/s/dir)")
+    inter = ("no data" if bw[True] is None else f"{_A40_PAIR}, one GPU in each of 2 nodes, >= 1 MiB: "
+             f"{bw[True] / 1e9:.1f} GB/s = {bw[True] / INTER_NODE_BPS['a40']:.0%} of it (Vidur's network)")
+    return [
+        ("gpu.fp16_tflops", gpu.fp16_tflops, "datasheet (A40)",
+         f"Vidur A40 GEMMs reach gemm_peak_fraction {c.gemm_peak_fraction:.2f} of it"),
+        ("gpu.mem_bandwidth_Bps", gpu.mem_bandwidth_Bps, "datasheet (A40)",
+         f"Vidur A40 weight-streaming GEMMs reach gemm_bw_fraction {c.gemm_bw_fraction:.2f} of it"),
+        ("gpu.memory_bytes", gpu.memory_bytes, "datasheet (A40), as nvidia-smi reports it", "no data"),
+        ("gpu.intra_node_Bps", gpu.intra_node_Bps, "ExeGPT §7 PCIe 4.0 x16 (32 GB/s raw, 31.5 after "
+         "128b/130b)", intra),
+        ("gpu.host_link_Bps", gpu.host_link_Bps, "PCIe 4.0 x16 (A40 datasheet)", "no data"),
+        ("cluster.inter_node_Bps_per_node", INTER_NODE_BPS["a40"], "ExeGPT §7: 100 Gb/s InfiniBand per node",
+         inter),
+    ]
+
+
+def _comm_sources(params: FittedParams) -> dict[str, str]:
+    """'send_recv/intra' -> its source, from the fitted JSON's `sources` (written by fit_comm)."""
+    out = {}
+    for note in params.for_gpu("a40").sources["comm"].split("; "):
+        key, _, src = note.partition(": ")
+        data = src.split(" (")[0]                          # e.g. "Vidur network/a100_dgx"
+        gpu = data.rsplit("/", 1)[-1].split("_")[0].upper()
+        out[key] = f"transferred from {gpu} DGX ({data})" if "transferred" in src else f"measured on A40 ({data})"
+    return out
+
+
+def _comm_rows(params: FittedParams, p2p: dict[bool, tuple[float, float]]) -> list[tuple]:
+    """The A40's comm constants (transferred) beside the A40 pair fit; an all-reduce has no A40
+    data, but a ring of n GPUs from the A40 p2p is latency 2(n-1) x p2p latency, fraction = p2p's."""
+    c, notes = params.for_gpu("a40").comm, _comm_sources(params)
+    where = {False: f"{_A40_PAIR}, 2 GPUs in one node", True: f"{_A40_PAIR}, 2 nodes, one flow"}
+    rows = []
+    for inter, tag, ns in ((False, "", (4, 8)), (True, "_inter", (16,))):
+        lat, frac = p2p[inter]
+        t_lat, t_frac = getattr(c, f"p2p{tag}_latency_s"), getattr(c, f"p2p{tag}_bw_fraction")
+        a_lat, a_frac = getattr(c, f"allreduce{tag}_latency_s"), getattr(c, f"allreduce{tag}_bw_fraction")
+        rings = ", ".join(f"n={n}: {2 * (n - 1) * lat:.3g} s" for n in ns)
+        scope = "inter" if inter else "intra"
+        p2p_src, ar_src = notes[f"send_recv/{scope}"], notes[f"all_reduce/{scope}"]
+        rows += [(f"comm.p2p{tag}_latency_s", t_lat, p2p_src, f"{where[inter]}: {lat:.3g} s (A40/transferred "
+                  f"{lat / t_lat:.2f})"),
+                 (f"comm.p2p{tag}_bw_fraction", t_frac, p2p_src, f"{where[inter]}: {frac:.3g} (A40/transferred "
+                  f"{frac / t_frac:.2f})"),
+                 (f"comm.allreduce{tag}_latency_s", a_lat, ar_src, f"no A40 all-reduce; ring from the A40 p2p, "
+                  f"2(n-1) x {lat:.3g} s: {rings}"),
+                 (f"comm.allreduce{tag}_bw_fraction", a_frac, ar_src, f"no A40 all-reduce; ring from the A40 p2p: "
+                  f"{frac:.3g} (A40/transferred {frac / a_frac:.2f})")]
+    return rows
+
+
+def _framework_rows(params: FittedParams) -> list[tuple]:
+    f, src = params.framework, "fitted to FT's published A100 GPT latencies (TP=1 rows), transferred"
+    alts = ", ".join(f"{k} {a.value:.2f}" for k, a in ATTENTION_BW_FRACTIONS.items() if a.value is not None)
+    return [("framework.attention_bw_fraction", f.attention_bw_fraction, src,
+             f"no A40 attention data (Vidur's attention profiles not shipped); other engines/GPUs: {alts}"),
+            ("framework.per_iteration_overhead_s", f.per_iteration_overhead_s, src, "no data"),
+            ("framework.per_layer_overhead_s", f.per_layer_overhead_s, src, "no data")]
+
+
+def a40_grounding(params: FittedParams | None = None, net: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every constant the analytic cost model uses for the A40: value, source (measured on A40,
+    datasheet, transferred from which GPU) and what the A40's own data say. `net`: the Vidur
+    network profiles (load_vidur_network); without them the A40 p2p is the stored fit."""
+    params = load() if params is None else params
+    p2p = (fit_a40_p2p(net) if net is not None else
+           {False: (A40_P2P_INTRA.latency_s, A40_P2P_INTRA.bw_fraction),
+            True: (A40_P2P_INTER.latency_s, A40_P2P_INTER.bw_fraction)})
+    res = params.provenance.get("residuals", {}).get("a40.compute_median_abs_rel_err")
+    compute = [(f"compute.{k}", v, f"measured on A40: {params.for_gpu('a40').sources['compute']}",
+                f"fit median |error| {res:.1%} per operator" if res is not None else "")
+               for k, v in asdict(params.for_gpu("a40").compute).items()]
+    rows = (_datasheet_rows(params, _a40_pair_Bps(net)) + compute + _comm_rows(params, p2p)
+            + _framework_rows(params))
+    return pd.DataFrame(rows, columns=_GROUNDING_COLUMNS)
+
+
+def _print_grounding(params: FittedParams, profiles_dir: Path, ft_csv: Path, out) -> None:
+    net = load_vidur_network(profiles_dir)
+    out("\n# A40: where each constant comes from (and what the A40's own data say)")
+    for r in a40_grounding(params, net).itertuples(index=False):
+        out(f"{r.constant:<36} {r.value:>11.4g}  {r.source}\n{'':<50}A40 data: {r.a40_data}")
+    engine_json = Path(ft_csv).parent / VLLM_FITS
+    if engine_json.exists():
+        out("\n# Named alternatives of the options (harness/cost_model/params.py) re-derived from their data")
+        for r in derive_alternatives(params, net, engine_json).itertuples(index=False):
+            out(f"{r.constant:<34} stored={r.stored:.6g} derived={r.derived:.6g} rel_diff={r.rel_diff:.1e}")
+
+
 def run(profiles_dir: Path, ft_csv: Path, fit: bool = False, out=print) -> dict[str, float]:
     if fit:
         params = fit_all(profiles_dir, ft_csv)
@@ -99,4 +226,5 @@ def run(profiles_dir: Path, ft_csv: Path, fit: bool = False, out=print) -> dict[
         out(f"{key[0]:<9} {key[1]:<10} n={key[2]:<2} per_node={key[3]:<2} median={g['abs_rel_err'].median():.1%}")
     s = summary(ft, layers, coll)
     out("\nmedian |error|: " + ", ".join(f"{k}={v:.1%}" for k, v in s.items()))
+    _print_grounding(params, profiles_dir, ft_csv, out)
     return s

@@ -8,12 +8,16 @@
   link; H100 has no inter-node all-reduce and takes A100's (stated in the JSON `sources`).
 - Framework loop costs: FT's published A100 GPT latencies, fitted on the TP=1 rows only; the
   TP 2/4/8 rows stay held out to test the collective model (harness.cost_model.calibration).
+- The named alternatives of the cost model's options (harness.cost_model.params): the A40's own
+  send/recv (fit_a40_p2p), decode attention under vLLM (attention_fraction_vllm) and under
+  PyTorch SDPA on H100 (attention_fraction_h100_probe). `derive_alternatives` reruns them all.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +35,21 @@ from harness.cost_model.measurements import (
     load_vidur_network,
 )
 from harness.cost_model.params import (
+    A40_P2P_INTER,
+    A40_P2P_INTRA,
+    ATTENTION_BW_FRACTIONS,
     CommParams,
     ComputeParams,
     FittedParams,
     FrameworkParams,
     GPUParams,
 )
+from harness.specs import get_model
 from harness.specs.hardware import GPUS, INTER_NODE_BPS, make_cluster
 
 VERSION = "v1"
+H100_PROBE_CSV = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "h100_layer_probe.csv"
+VLLM_FITS = Path("engines") / "distserve-vllm-a100-80g.json"    # under the shared reference folder
 _NEUTRAL_FRAMEWORK = FrameworkParams(attention_bw_fraction=1.0, per_iteration_overhead_s=0.0,
                                      per_layer_overhead_s=0.0)
 _COMPUTE_FIELDS = list(ComputeParams.__dataclass_fields__)
@@ -161,3 +171,51 @@ def fit_all(profiles_dir: Path, ft_csv: Path) -> FittedParams:
     return FittedParams(VERSION, gpus, framework, provenance)
 
 
+# ---- the named alternatives of the options (harness.cost_model.params) ----------------------
+def fit_a40_p2p(net: pd.DataFrame) -> dict[bool, tuple[float, float]]:
+    """A40 send/recv (Vidur a40_pairwise_nvlink) in fit_comm's model, {inter_node: (latency_s,
+    bw_fraction)}: devices_per_node=2 (both GPUs in one node) against the A40's intra_node_Bps,
+    devices_per_node=1 (two nodes, one flow) against 100 Gb/s / 8, as fit_comm's inter scope."""
+    d = net[(net["node"] == "a40_pairwise_nvlink") & (net["collective"] == "send_recv")]
+    return {False: _fit_collective(d[d["devices_per_node"] == 2], GPUS["a40"].intra_node_Bps),
+            True: _fit_collective(d[d["devices_per_node"] == 1], INTER_NODE_BPS["a40"] / 8)}
+
+
+def attention_fraction_vllm(engine_json: Path, params: FittedParams, regime: str = "decoding_largebs") -> float:
+    """DistServe's vLLM fit, OPT-13B TP=1 on A100-80GB: its per-cached-token coefficient (ms,
+    whole model) as KV bytes/s, over A100 peak bandwidth x A100 gemm_bw_fraction."""
+    coeff_ms = json.loads(Path(engine_json).read_text())["facebook/opt-13b"]["1"][regime][1]
+    kv_Bps = get_model("opt-13b").kv_bytes_per_token() / (coeff_ms * 1e-3)
+    return kv_Bps / (GPUS["a100"].mem_bandwidth_Bps * params.for_gpu("a100").compute.gemm_bw_fraction)
+
+
+def attention_fraction_h100_probe(probe_csv: Path, params: FittedParams) -> float:
+    """Least squares (log) of the probe's decode rows (one layer, TP=1, lent H100, PyTorch SDPA)
+    over attention_bw_fraction alone, every other constant as fitted."""
+    dec = pd.read_csv(probe_csv).query("phase == 'decode'")
+    cluster, measured = make_cluster("h100", 1), dec["measured_ms"].to_numpy() * 1e-3
+
+    def residual(x: np.ndarray) -> np.ndarray:
+        cm = AnalyticCostModel(cluster, params, attention_bw_fraction=float(x[0]))
+        pred = [cm.decode_layer(get_model(r.model), r.batch, r.length, 1).total_s for r in dec.itertuples()]
+        return np.log(pred) - np.log(measured)
+
+    top = 1.0 / params.for_gpu("h100").compute.gemm_bw_fraction
+    return float(optimize.least_squares(residual, [0.5], bounds=([0.05], [top])).x[0])
+
+
+def derive_alternatives(params: FittedParams, net: pd.DataFrame, engine_json: Path,
+                        probe_csv: Path = H100_PROBE_CSV) -> pd.DataFrame:
+    """Every stored alternative (params.py) beside its value re-derived from its data now."""
+    p2p = fit_a40_p2p(net)
+    rows = [("A40_P2P_INTRA.latency_s", A40_P2P_INTRA.latency_s, p2p[False][0]),
+            ("A40_P2P_INTRA.bw_fraction", A40_P2P_INTRA.bw_fraction, p2p[False][1]),
+            ("A40_P2P_INTER.latency_s", A40_P2P_INTER.latency_s, p2p[True][0]),
+            ("A40_P2P_INTER.bw_fraction", A40_P2P_INTER.bw_fraction, p2p[True][1]),
+            ("attention_bw_fraction=sdpa-h100", ATTENTION_BW_FRACTIONS["sdpa-h100"].value,
+             attention_fraction_h100_probe(probe_csv, params)),
+            ("attention_bw_fraction=vllm-a100", ATTENTION_BW_FRACTIONS["vllm-a100"].value,
+             attention_fraction_vllm(engine_json, params))]
+    df = pd.DataFrame(rows, columns=["constant", "stored", "derived"])
+    df["rel_diff"] = (df["stored"] - df["derived"]).abs() / df["derived"].abs()
+    return df
