@@ -66,6 +66,8 @@ def causes(attr: pd.DataFrame) -> pd.DataFrame:
             gap = abs(math.log(top["base_ratio"])) if top["base_ratio"] > 0 else math.nan
             if top["closer_by"] <= 1e-9:
                 verdict = "unexplained by the listed suspects"
+                top = top.copy()
+                top["suspect"], top["base_mode"], top["ratio"] = "—", "—", math.nan
             elif _holds(top["ratio"]):
                 verdict = "explained"
             else:

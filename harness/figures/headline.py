@@ -327,10 +327,10 @@ def headline_by_mode(results: pd.DataFrame, case: pd.DataFrame | None = None,
                                    "ours / paper": f"ours / paper (mode={m})",
                                    "how ours is computed": f"how (mode={m})"})
         out = out.merge(t[[*keys, f"ours (mode={m})", f"ours / paper (mode={m})", f"holds (mode={m})",
-                           f"how (mode={m})"]], on=keys, how="outer", sort=False)
+                           f"how (mode={m})"]], on=keys, how="left")   # the claims of the first mode, in order
     by_key = {} if causes is None else {c["claim"]: c for _, c in causes.iterrows()}
     both_miss = out[[f"holds (mode={m})" for m in modes]].apply(
-        lambda r: all(not str(v).startswith(("holds", "not in the paper")) for v in r), axis=1)
+        lambda r: all(not str(v).startswith(("holds", "not in the paper", "not computed")) for v in r), axis=1)
     out["cause"] = [(cause_text(by_key[k]) if (k := attribution_key(c)) in by_key else
                      "no suspect switched for this claim (see harness attribute)") if miss else ""
                     for c, miss in zip(out["claim"], both_miss, strict=True)]

@@ -102,6 +102,11 @@ def _join(values) -> str:
     return ", ".join(vals) if vals else "—"
 
 
+def _row_keys(df: pd.DataFrame) -> list[str]:
+    """What identifies a row: scenario x mode (where recorded) x policy."""
+    return ["model", "cluster", "task", "bound", *(["mode"] if "mode" in df.columns else []), "policy"]
+
+
 def provenance_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per experiment: size, ExeGPT feasibility, git commit(s) + dirty flag, machine, cost model."""
     rows = []
@@ -111,7 +116,7 @@ def provenance_table(results: pd.DataFrame) -> pd.DataFrame:
             "experiment": exp, "rows": len(g),
             "scenarios": g[["model", "cluster", "task", "bound"]].drop_duplicates().shape[0],
             "ExeGPT ok / NS / failed": f"{ex.get('ok', 0)} / {ex.get('NS', 0)} / {ex.get('failed', 0)}",
-            "duplicate rows": int(g.duplicated(["model", "cluster", "task", "bound", "policy"]).sum()),
+            "duplicate rows": int(g.duplicated(_row_keys(g)).sum()),
             "git commit(s)": _join(str(c)[:10] for c in g.get("git_commit", pd.Series([], dtype=object)).dropna()),
             "dirty": _join(g.get("git_dirty", pd.Series([], dtype=object)).dropna()),
             "machine": _join(g.get("machine", pd.Series([], dtype=object))),
@@ -155,7 +160,7 @@ def report_markdown(runs_dir: Path) -> str:
     if len(results):
         commits = sorted(results["git_commit"].dropna().astype(str).str[:10].unique())
         dirty = sorted(results.loc[results["git_dirty"].fillna(True).astype(bool), "experiment"].unique())
-        dup = results.duplicated(["experiment", "model", "cluster", "task", "bound", "policy"])
+        dup = results.duplicated(["experiment", *_row_keys(results)])
         dup_exps = sorted(results.loc[dup, "experiment"].unique())
         if len(commits) > 1 or dirty or dup_exps:
             lines += [f"**Caution:** the tables come from {len(commits)} commit(s) ({', '.join(commits)})"

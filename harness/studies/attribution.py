@@ -50,13 +50,27 @@ def _ft_half_range(ctx: Context) -> Context:
     return dataclasses.replace(ctx, ft=dataclasses.replace(ctx.ft, max_batch=max(1, top // 2)))
 
 
-def _cost(**options) -> Callable[[Context], Context]:
-    return lambda ctx: dataclasses.replace(ctx, cost_model=get_cost_model("analytic", ctx.cluster, **options))
+def _cost(option: str, value: str) -> Callable[[Context], Context]:
+    """The analytic cost model with one option switched; `comm` alternatives are grounded in
+    A40 data only, so other GPUs keep their fitted model."""
+    def apply(ctx: Context) -> Context:
+        if option == "comm" and ctx.cluster.gpu.name != "a40":
+            return ctx
+        return dataclasses.replace(ctx, cost_model=get_cost_model("analytic", ctx.cluster, **{option: value}))
+    return apply
 
 
-# Cost-model alternatives: (option, value, source). Each is a documented option of the
-# analytic cost model; see harness/cost_model/analytic.py for the evidence behind each value.
-COST_SUSPECTS: tuple[tuple[str, object], ...] = ()
+# Cost-model alternatives for the transferred constants: each a documented option of the
+# analytic cost model with its source (harness/cost_model/params.py ATTENTION_BW_FRACTIONS,
+# COMM_ALTERNATIVES). attention: vLLM's paged decode attention (A100 fit) instead of FT's;
+# comm: the A40's own send/recv (Vidur, host-staged ~4 GB/s) and the PCIe 4.0 x16 datasheet
+# rate (a lower bound on the paper's intra-node time). They apply to A40 clusters (the
+# A100 clusters keep the fit: comm alternatives are A40-only).
+COST_SUSPECTS: tuple[tuple[str, str], ...] = (
+    ("attention_bw_fraction", "vllm-a100"),
+    ("comm", "a40-ring"),
+    ("comm", "pcie4-peak"),
+)
 
 
 def suspects(base: Mode) -> list[Suspect]:
@@ -69,7 +83,7 @@ def suspects(base: Mode) -> list[Suspect]:
     out.append(Suspect("ft_baseline.kv_reservation=p99", "FT baseline",
                        lambda ctx: dataclasses.replace(ctx, ft=dataclasses.replace(ctx.ft, kv_reservation="p99"))))
     for option, value in COST_SUSPECTS:
-        out.append(Suspect(f"cost_model.{option}={value}", "cost model", _cost(**{option: value})))
+        out.append(Suspect(f"cost_model.{option}={value}", "cost model", _cost(option, value)))
     return out
 
 
