@@ -11,6 +11,7 @@ import pytest
 
 from harness.cost_model import get_cost_model
 from harness.policies import Context
+from harness.scheduler.bounds import derive_bounds
 from harness.scheduler.monotonicity import (
     COLUMNS,
     PAPER_DIRECTIONS,
@@ -19,6 +20,8 @@ from harness.scheduler.monotonicity import (
     monotone_shares,
     monotonicity_table,
     overall_shares,
+    paper_models_table,
+    shares_by_model,
 )
 from harness.specs import get_cluster, get_model
 from harness.workload import get_task
@@ -42,12 +45,25 @@ def test_shares_match_a_hand_count():
 
 
 def test_overall_shares_are_pair_weighted():
-    t = pd.DataFrame([["rra", "S", "decode_iters", 3, 1.0, 2 / 3, 1.0, 2 / 3, -1, -1],
-                      ["rra", "S", "tp_gpus", 1, 0.0, 1.0, 1.0, 1.0, 1, -1],
-                      ["waa-c", "C2", "encode_batch_size", 0, *[float("nan")] * 4, 0, 0]], columns=COLUMNS)
+    nan = float("nan")
+    sys_ = ["gpt3-39b", "a40x16", 10.0]
+    t = pd.DataFrame([["rra", "S", "decode_iters", 3, 1.0, 2 / 3, 1.0, 2 / 3, -1, -1, *sys_, 1.0, 1.0],
+                      ["rra", "S", "tp_gpus", 1, 0.0, 1.0, 1.0, 1.0, 1, -1, *sys_, 0.0, 0.0],
+                      ["waa-c", "C2", "encode_batch_size", 0, *[nan] * 4, 0, 0, *sys_, nan, nan]], columns=COLUMNS)
     o = overall_shares(t)
     assert o["pairs"] == 4
     assert o["thr_monotone_share"] == pytest.approx(0.75) and o["lat_monotone_share"] == pytest.approx(0.75)
+    assert o["lat_monotone_share_lb"] == pytest.approx(0.75)
+    t.loc[1, "lat_monotone_share_lb"] = nan             # no L_B for that row: left out of the pool
+    assert overall_shares(t)["lat_monotone_share_lb"] == pytest.approx(1.0)
+
+
+def test_bound_tolerance_is_absolute_in_l_b():
+    """Latency 10 s -> 10.4 s is within 5% of itself; with L_B = 4 s the slack is 0.2 s."""
+    assert is_monotone(10, 10.4, -1) and not is_monotone(10, 10.4, -1, scale=4.0)
+    assert is_monotone(10, 10.2, -1, scale=4.0) and is_monotone(1, 0.81, +1, scale=4.0)
+    assert not is_monotone(1, 0.79, +1, scale=4.0)
+    assert math.isnan(monotone_shares([(1, 2)], +1, scale=float("nan")).paper)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +88,19 @@ def test_table_has_one_row_per_policy_task_knob(gpt3_s):
     shares = t[COLUMNS[4:8]].to_numpy()
     assert ((shares >= 0) & (shares <= 1)).all()
     assert (t.thr_any_direction_share >= t.thr_monotone_share).all()
+    assert (t.latency_bound_s == derive_bounds(gpt3_s).p70_s).all() and set(t.model) == {"gpt3-39b"}
+    assert (t.thr_monotone_share_lb == t.thr_monotone_share).all()       # throughput: relative either way
+
+
+def test_paper_models_table_runs_each_model_on_its_paper_cluster():
+    def context_for(model, cluster, task):
+        c = get_cluster(cluster)
+        return Context(get_model(model), c, get_task(task), get_cost_model("analytic", c))
+    t = paper_models_table(context_for, models=("t5-11b", "gpt3-101b"), tasks=("S",), policies=("rra",))
+    assert set(zip(t.model, t.cluster, strict=True)) == {("t5-11b", "a40x8"), ("gpt3-101b", "a100x16")}
+    by = shares_by_model(t)
+    assert list(by.model) == ["t5-11b", "gpt3-101b"] and (by.pairs > 0).all()
+    assert by.lat_monotone_share_lb.between(0, 1).all()
 
 
 def test_cli_prints_markdown_and_writes_the_csv(tmp_path):

@@ -12,15 +12,22 @@ knobs we found non-monotone with 0:
     B_m (micro_batches):     throughput down, latency down
     T_P #GPUs (tp_gpus):     throughput down, latency down
 A neighbouring pair (a, b) of feasible grid points, b's knob value larger and every other knob
-equal, is monotone in the direction "up" if value(b) >= value(a)*(1 - tol), "down" if
-value(b) <= value(a)*(1 + tol). The T_P degree is categorical: it is held at each legal
-degree in turn (`tp_degrees`) and never walked.
+equal, is monotone in the direction "up" if value(b) >= value(a) - tol*scale, "down" if
+value(b) <= value(a) + tol*scale. Two readings of the scale (`Tolerance`), both reported:
+- `value` (ours until now): scale = value(a), each pair's own value (a relative tolerance);
+- `bound` (the paper's, §5: eps_L is a slack on the latency bound L_B, eps_T one on
+  throughput): latency scale = L_B, the scenario's p70 FT-derived bound (§7); throughput
+  keeps scale = value(a). Columns `*_lb`.
+The T_P degree is categorical: it is held at each legal degree in turn (`tp_degrees`) and
+never walked. The paper measured GPT-3 39B only (`STUDY_MODEL`); `paper_models_table` adds
+T5-11B and GPT-3 101B, each on its paper cluster.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -28,12 +35,21 @@ import pandas as pd
 from harness.policies import Context, get_policy
 from harness.policies.common import tp_degrees
 from harness.simulator.expected import evaluate
+from harness.specs.paper import (
+    MONOTONE_SHARES,
+    MONOTONE_TOLERANCE_REL,
+    PAPER_CLUSTER,
+    PAPER_TASKS,
+    TABLE5_MODEL,
+)
 
-TOLERANCE = 0.05                                   # 5% (§5)
+TOLERANCE = MONOTONE_TOLERANCE_REL                 # 5% (§5)
 STUDY_POLICIES = ("rra", "waa-c", "waa-m")
-STUDY_TASKS = ("S", "T", "G", "C1", "C2")          # paper tasks (§7), all on GPT-3 39B
-STUDY_MODEL, STUDY_CLUSTER = "gpt3-39b", "a40x16"
-PAPER_SHARES = {"throughput": 0.97, "latency": 0.96}
+STUDY_TASKS = PAPER_TASKS                          # paper tasks (§7), all on GPT-3 39B
+STUDY_MODEL, STUDY_CLUSTER = TABLE5_MODEL, PAPER_CLUSTER[TABLE5_MODEL]
+# Beyond the paper (which measured GPT-3 39B only): two more models on their paper clusters.
+TABLE5_MODELS = (TABLE5_MODEL, "t5-11b", "gpt3-101b")
+PAPER_SHARES = {k: v.value for k, v in MONOTONE_SHARES.items()}
 # (throughput, latency) direction as the knob grows: ExeGPT §4 table.
 PAPER_DIRECTIONS: dict[str, tuple[int, int]] = {
     "encode_batch_size": (+1, +1),
@@ -48,14 +64,38 @@ GRID: dict[str, tuple[int, ...]] = {
     "micro_batches": (1, 2, 4, 8),
 }
 COLUMNS = ["policy", "task", "knob", "pairs", "thr_monotone_share", "lat_monotone_share",
-           "thr_any_direction_share", "lat_any_direction_share", "thr_data_dir", "lat_data_dir"]
+           "thr_any_direction_share", "lat_any_direction_share", "thr_data_dir", "lat_data_dir",
+           "model", "cluster", "latency_bound_s", "thr_monotone_share_lb", "lat_monotone_share_lb"]
+SHARE_COLUMNS = ["thr_monotone_share", "lat_monotone_share", "thr_any_direction_share",
+                 "lat_any_direction_share", "thr_monotone_share_lb", "lat_monotone_share_lb"]
 
 
-def is_monotone(before: float, after: float, direction: int, tol: float = TOLERANCE) -> bool:
-    """Does `before -> after` (knob grown) move in `direction` (+1 up, -1 down) within `tol`?"""
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """A pair's slack is `rel` x scale; a scale of None is the pair's own `before` value."""
+
+    name: str = "value"
+    rel: float = TOLERANCE
+    throughput_scale_seq_s: float | None = None
+    latency_scale_s: float | None = None
+
+
+def bound_tolerance(ctx: Context, rel: float = TOLERANCE) -> Tolerance:
+    """The paper's reading (§5): latency slack rel x L_B, L_B = the scenario's p70 FT-derived
+    bound (§7; NaN where FT is infeasible); throughput slack rel x each pair's value."""
+    from harness.scheduler.bounds import derive_bounds
+    p70 = derive_bounds(ctx).p70_s
+    return Tolerance("bound", rel, None, math.nan if p70 is None else p70)
+
+
+def is_monotone(before: float, after: float, direction: int, tol: float = TOLERANCE,
+                scale: float | None = None) -> bool:
+    """Does `before -> after` (knob grown) move in `direction` (+1 up, -1 down) within
+    `tol` x `scale` (scale None: `before`, a relative tolerance)?"""
+    slack = tol * (before if scale is None else scale)
     if direction > 0:
-        return after >= before * (1 - tol)
-    return after <= before * (1 + tol)
+        return after >= before - slack
+    return after <= before + slack
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +108,12 @@ class Shares:
     data_dir: int
 
 
-def monotone_shares(pairs: Sequence[tuple[float, float]], direction: int, tol: float = TOLERANCE) -> Shares:
-    """Classify each (before, after) pair; see `is_monotone`."""
-    if not pairs:
+def monotone_shares(pairs: Sequence[tuple[float, float]], direction: int, tol: float = TOLERANCE,
+                    scale: float | None = None) -> Shares:
+    """Classify each (before, after) pair; see `is_monotone`. A NaN scale gives NaN shares."""
+    if not pairs or (scale is not None and math.isnan(scale)):
         return Shares(float("nan"), float("nan"), 0)
-    share = {d: sum(is_monotone(a, b, d, tol) for a, b in pairs) / len(pairs) for d in (+1, -1)}
+    share = {d: sum(is_monotone(a, b, d, tol, scale) for a, b in pairs) / len(pairs) for d in (+1, -1)}
     data_dir = max(share, key=lambda d: (share[d], d == direction))
     return Shares(share[direction], share[data_dir], data_dir)
 
@@ -127,24 +168,51 @@ def axis_pairs(policy: str, ctx: Context) -> dict[str, list[tuple[tuple[float, f
     return result
 
 
+def _row(policy: str, task: str, knob: str, ctx: Context, pairs: list, tol: float, lb: Tolerance) -> list:
+    thr_dir, lat_dir = PAPER_DIRECTIONS[knob]
+    thr_pairs, lat_pairs = [(a[0], b[0]) for a, b in pairs], [(a[1], b[1]) for a, b in pairs]
+    thr, lat = monotone_shares(thr_pairs, thr_dir, tol), monotone_shares(lat_pairs, lat_dir, tol)
+    thr_lb = monotone_shares(thr_pairs, thr_dir, lb.rel, lb.throughput_scale_seq_s)
+    lat_lb = monotone_shares(lat_pairs, lat_dir, lb.rel, lb.latency_scale_s)
+    return [policy, task, knob, len(pairs), thr.paper, lat.paper, thr.any_direction, lat.any_direction,
+            thr.data_dir, lat.data_dir, ctx.model.name, ctx.cluster.name, lb.latency_scale_s,
+            thr_lb.paper, lat_lb.paper]
+
+
 def monotonicity_table(scenarios: Sequence[tuple[str, Context]], policies: Sequence[str] = STUDY_POLICIES,
                        tol: float = TOLERANCE) -> pd.DataFrame:
-    """One row per (policy, task, knob): pairs measured and the shares (module docstring).
-    `scenarios` are (task label, context) pairs."""
+    """One row per (model, policy, task, knob): pairs measured and the shares under both
+    tolerance readings (module docstring). `scenarios` are (task label, context) pairs."""
     rows = []
-    for (task, ctx), policy in itertools.product(scenarios, policies):
-        for knob, pairs in axis_pairs(policy, ctx).items():
-            thr_dir, lat_dir = PAPER_DIRECTIONS[knob]
-            thr = monotone_shares([(a[0], b[0]) for a, b in pairs], thr_dir, tol)
-            lat = monotone_shares([(a[1], b[1]) for a, b in pairs], lat_dir, tol)
-            rows.append([policy, task, knob, len(pairs), thr.paper, lat.paper, thr.any_direction,
-                         lat.any_direction, thr.data_dir, lat.data_dir])
+    for task, ctx in scenarios:
+        lb = bound_tolerance(ctx, tol)
+        for policy in policies:
+            rows += [_row(policy, task, knob, ctx, pairs, tol, lb) for knob, pairs in axis_pairs(policy, ctx).items()]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def paper_models_table(context_for: Callable[[str, str, str], Context], models: Sequence[str] = TABLE5_MODELS,
+                       tasks: Sequence[str] = STUDY_TASKS, policies: Sequence[str] = STUDY_POLICIES,
+                       tol: float = TOLERANCE) -> pd.DataFrame:
+    """`monotonicity_table` for each model on its paper cluster (§7) x every task;
+    `context_for(model, cluster, task)` builds the contexts (and so carries the mode)."""
+    return monotonicity_table([(t, context_for(m, PAPER_CLUSTER[m], t)) for m in models for t in tasks],
+                              policies, tol)
+
+
 def overall_shares(table: pd.DataFrame) -> dict[str, float]:
-    """Pair-weighted shares over the whole table, as the paper pools all points (§5)."""
-    n = table["pairs"].sum()
-    weighted = {col: float((table[col].fillna(0) * table["pairs"]).sum() / n) if n else float("nan")
-                for col in COLUMNS[4:8]}
-    return {"pairs": int(n), **weighted}
+    """Pair-weighted shares over the whole table, as the paper pools all points (§5); rows
+    whose share is NaN (no L_B: FT infeasible) are left out of that share's pool."""
+    out: dict[str, float] = {"pairs": int(table["pairs"].sum())}
+    for col in (c for c in SHARE_COLUMNS if c in table.columns):
+        ok = table[col].notna()
+        n = table.loc[ok, "pairs"].sum()
+        out[col] = float((table.loc[ok, col] * table.loc[ok, "pairs"]).sum() / n) if n else float("nan")
+    return out
+
+
+def shares_by_model(table: pd.DataFrame) -> pd.DataFrame:
+    """`overall_shares` per (model, cluster): the Table 5 summary under both readings."""
+    rows = [{"model": m, "cluster": c, **overall_shares(g)} for (m, c), g in table.groupby(["model", "cluster"],
+                                                                                          sort=False)]
+    return pd.DataFrame(rows)

@@ -1,0 +1,269 @@
+"""Fig. 9 as the paper ran it (§8): per-GPU memory of each policy's chosen schedule, split into
+weights / KV cache / other (activations, buffers), for every GPU group of the schedule:
+RRA and FT one group (`all` stages), WAA its `encode` and `decode` GPUs separately.
+
+The schedules are the ones the sweep rows hold: FT tuned the paper's way under the bound
+(§7, `best_ft`) and each policy's best under the bound (XScheduler, §5). They are re-planned
+here and the memory comes from the policies' own code, never a copy of their formulas:
+- FT and RRA: `plan()` is re-run while every call it makes to `stage_memory_bytes` (its
+  per-stage memory: weights + KV cache + one layer's activations, harness/policies/common.py)
+  is recorded, one call per distinct stage;
+- WAA: `_WAA._stage_memory` is called for each distinct stage of the plan's encode pipeline
+  (encode side) and decode pipeline (decode side), at the plan's B_E and B_D = B_E * S_D (§3).
+Each recorded call is split into its terms by calling `stage_memory_bytes` again with the
+token counts zeroed: weights = f(0, 0, 0), KV = f(kv, cross, 0) - weights, other = the rest.
+A stage of TP degree d is d GPUs, each holding the stage's per-GPU bytes.
+
+`weight_overhead_claims` reads the paper's "WAA uses 18% (OPT) / 29% (GPT-3) more weight
+memory than FT" (§8) under several definitions (`DEFINITIONS`), none tuned to the paper.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import pandas as pd
+
+from harness.policies import Context, get_policy
+from harness.policies.base import Plan, Policy
+from harness.policies.common import stage_memory_bytes
+from harness.policies.pipeline import Stage, distinct
+from harness.scheduler.bounds import best_ft, derive_bounds
+from harness.scheduler.search import DEFAULT_POLICIES, find_schedule
+from harness.simulator.expected import waa_decode_batch
+from harness.specs.paper import FIG9_MODELS, FIG9_TASKS, PAPER_CLUSTER, WAA_WEIGHT_OVERHEAD_PCT
+
+MEMORY_POLICIES = ("ft", *DEFAULT_POLICIES)
+NEAR_LOW, NEAR_HIGH = 0.8, 1.25          # "near the paper": the report's ±25% verdict band (headline.py)
+FAMILIES = {"opt": ("opt-", "OPT"), "gpt3": ("gpt3-", "GPT-3")}     # §8 names the claim per family
+COLUMNS = ["model", "cluster", "task", "mode", "bound_s", "policy", "chosen", "status", "reason", "group",
+           "gpus", "stages", "weights_bytes_per_gpu", "kv_bytes_per_gpu", "other_bytes_per_gpu",
+           "total_bytes_per_gpu", "max_weights_bytes_per_gpu", "max_total_bytes_per_gpu",
+           "plan_memory_per_gpu_bytes", "gpu_memory_bytes", "throughput_seq_s", "latency_s", "knobs"]
+
+
+@dataclass(frozen=True, slots=True)
+class StageMemory:
+    """One GPU of a stage, bytes."""
+
+    weights_bytes: float
+    kv_bytes: float
+    other_bytes: float
+
+    @property
+    def total_bytes(self) -> float:
+        return self.weights_bytes + self.kv_bytes + self.other_bytes
+
+
+def split_stage_memory(ctx: Context, st: Stage, kv_tokens: float, cross_tokens: float, active_tokens: float,
+                       weight_copies: int = 1) -> StageMemory:
+    """`stage_memory_bytes` of these arguments, split into its three terms."""
+    weights = stage_memory_bytes(ctx, st, 0.0, 0.0, 0.0, weight_copies)
+    with_kv = stage_memory_bytes(ctx, st, kv_tokens, cross_tokens, 0.0, weight_copies)
+    total = stage_memory_bytes(ctx, st, kv_tokens, cross_tokens, active_tokens, weight_copies)
+    return StageMemory(weights, with_kv - weights, total - with_kv)
+
+
+@contextmanager
+def recording(policy: Policy):
+    """Record (stage, StageMemory) of every `stage_memory_bytes` call `policy`'s module makes."""
+    calls: list[tuple[Stage, StageMemory]] = []
+
+    def record(ctx, st, kv_tokens, cross_tokens, active_tokens, weight_copies=1):
+        calls.append((st, split_stage_memory(ctx, st, kv_tokens, cross_tokens, active_tokens, weight_copies)))
+        return stage_memory_bytes(ctx, st, kv_tokens, cross_tokens, active_tokens, weight_copies)
+
+    with mock.patch.object(sys.modules[type(policy).__module__], "stage_memory_bytes", record):
+        yield calls
+
+
+def stage_groups(policy: Policy, ctx: Context, plan: Plan) -> dict[str, list[tuple[Stage, StageMemory]]]:
+    """Every stage of each GPU group of a feasible `plan`, with its per-GPU memory (module docstring)."""
+    if plan.kind == "waa":
+        b_e, b_d = plan.encode_batch_size, waa_decode_batch(plan, ctx.workload)
+        out = {}
+        for group, stages, decode_side in (("encode", plan.costs.encode_stages, False),
+                                           ("decode", plan.costs.decode_stages, True)):
+            per = {}
+            for st in distinct(stages):
+                with recording(policy) as calls:
+                    policy._stage_memory(ctx, st, decode_side, b_e, b_d)
+                per[id(st)] = calls[-1][1]
+            out[group] = [(st, per[id(st)]) for st in stages]
+        return out
+    with recording(policy) as calls:
+        replanned = policy.plan(ctx, dict(plan.knobs))
+    per = {id(st): m for st, m in calls}
+    return {"all": [(st, per[id(st)]) for st in replanned.costs.decode_stages]}
+
+
+def group_row(stages: list[tuple[Stage, StageMemory]]) -> dict:
+    """Per-GPU means over the group's GPUs (a stage of TP degree d counts d times) and maxima."""
+    gpus = sum(st.tp_degree for st, _ in stages)
+
+    def mean(f: Callable[[StageMemory], float]) -> float:
+        return sum(f(m) * st.tp_degree for st, m in stages) / gpus
+    return {"gpus": gpus, "stages": len(stages), "weights_bytes_per_gpu": mean(lambda m: m.weights_bytes),
+            "kv_bytes_per_gpu": mean(lambda m: m.kv_bytes), "other_bytes_per_gpu": mean(lambda m: m.other_bytes),
+            "total_bytes_per_gpu": mean(lambda m: m.total_bytes),
+            "max_weights_bytes_per_gpu": max(m.weights_bytes for _, m in stages),
+            "max_total_bytes_per_gpu": max(m.total_bytes for _, m in stages)}
+
+
+def chosen_schedules(ctx: Context, bound_s: float, resolution: str = "fine") -> dict[str, dict]:
+    """Per policy: knobs, throughput, latency of its best schedule under the bound (FT: §7's
+    tuning; the others: XScheduler, §5), or the reason it has none; `chosen` marks ExeGPT's."""
+    bounds = derive_bounds(ctx)
+    ft = best_ft(ctx, bound_s, bounds)
+    out = {"ft": ({"knobs": {"batch_size": ft["batch_size"]}, "throughput_seq_s": ft["throughput_seq_s"],
+                   "latency_s": ft["latency_s"]} if ft else {"reason": bounds.reason or "no FT batch under the bound"})}
+    res = find_schedule(ctx, bound_s, DEFAULT_POLICIES, resolution)
+    for pr in res.per_policy:
+        out[pr.policy] = ({"knobs": dict(pr.best.knobs), "throughput_seq_s": pr.best.throughput_seq_s,
+                           "latency_s": pr.best.latency_s} if pr.best else {"reason": pr.reason})
+    for name, entry in out.items():
+        entry["chosen"] = res.best is not None and res.best.policy == name
+    return out
+
+
+def memory_groups(ctx: Context, bound_s: float, resolution: str = "fine") -> pd.DataFrame:
+    """One row per policy x GPU group of the schedule each policy chooses under `bound_s`
+    (columns `COLUMNS`; a policy without a schedule is one row, status NS, group None)."""
+    base = {"model": ctx.model.name, "cluster": ctx.cluster.name, "task": ctx.workload.name,
+            "mode": ctx.mode.label(), "bound_s": bound_s, "gpu_memory_bytes": ctx.cluster.gpu.memory_bytes}
+    rows = []
+    for name, entry in chosen_schedules(ctx, bound_s, resolution).items():
+        if "knobs" not in entry:
+            rows.append({**base, "policy": name, "chosen": False, "status": "NS", "reason": entry["reason"]})
+            continue
+        policy = get_policy(name)
+        policy.regime(ctx, entry["knobs"])              # WAA: memoise the split outside the recording
+        plan = policy.plan(ctx, entry["knobs"])
+        common = {**base, "policy": name, "chosen": entry["chosen"], "status": "ok", "reason": "",
+                  "plan_memory_per_gpu_bytes": plan.memory_per_gpu_bytes,
+                  "throughput_seq_s": entry["throughput_seq_s"], "latency_s": entry["latency_s"],
+                  "knobs": json.dumps(entry["knobs"], sort_keys=True)}
+        rows += [{**common, "group": g, **group_row(st)} for g, st in stage_groups(policy, ctx, plan).items()]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+# ---- §8: WAA's weight overhead over FT ----------------------------------------------------
+def _wmean(rows: pd.DataFrame, col: str) -> float:
+    """GPU-weighted mean of a per-GPU column over groups."""
+    return float((rows[col] * rows["gpus"]).sum() / rows["gpus"].sum())
+
+
+def _share(rows: pd.DataFrame) -> float:
+    return float((rows["weights_bytes_per_gpu"] / rows["total_bytes_per_gpu"] * rows["gpus"]).sum()
+                 / rows["gpus"].sum())
+
+
+def _group(rows: pd.DataFrame, name: str) -> pd.DataFrame:
+    return rows[rows["group"] == name]
+
+
+# name -> (what it compares, f(WAA's group rows, FT's group rows) -> % or percentage points)
+DEFINITIONS: dict[str, tuple[str, Callable[[pd.DataFrame, pd.DataFrame], float]]] = {
+    "cluster mean per GPU": (
+        "mean weight bytes per GPU over the whole cluster (= all weights / N, so a decoder-only "
+        "model's two copies count twice; what the sweep tables' weight_bytes_per_gpu holds), WAA / FT - 1",
+        lambda w, f: 100 * (_wmean(w, "weights_bytes_per_gpu") / _wmean(f, "weights_bytes_per_gpu") - 1)),
+    "decode GPUs per GPU": (
+        "mean weight bytes per decode GPU of WAA over FT's mean per GPU, - 1",
+        lambda w, f: 100 * (_wmean(_group(w, "decode"), "weights_bytes_per_gpu")
+                            / _wmean(f, "weights_bytes_per_gpu") - 1)),
+    "encode GPUs per GPU": (
+        "mean weight bytes per encode GPU of WAA over FT's mean per GPU, - 1",
+        lambda w, f: 100 * (_wmean(_group(w, "encode"), "weights_bytes_per_gpu")
+                            / _wmean(f, "weights_bytes_per_gpu") - 1)),
+    "most loaded GPU": (
+        "weight bytes of the GPU holding the most weights, WAA / FT - 1",
+        lambda w, f: 100 * (w["max_weights_bytes_per_gpu"].max() / f["max_weights_bytes_per_gpu"].max() - 1)),
+    "share of memory in use (points)": (
+        "weights' share of each GPU's memory in use, GPU-mean, WAA minus FT in percentage points",
+        lambda w, f: 100 * (_share(w) - _share(f))),
+    "share of device memory (points)": (
+        "mean weight bytes per GPU as a share of the device's memory, WAA minus FT in percentage points",
+        lambda w, f: 100 * (_wmean(w, "weights_bytes_per_gpu") - _wmean(f, "weights_bytes_per_gpu"))
+        / float(f["gpu_memory_bytes"].iloc[0])),
+    "extra over FT's memory in use": (
+        "WAA's extra mean weight bytes per GPU as a share of FT's mean memory in use per GPU",
+        lambda w, f: 100 * (_wmean(w, "weights_bytes_per_gpu") - _wmean(f, "weights_bytes_per_gpu"))
+        / _wmean(f, "total_bytes_per_gpu")),
+}
+
+
+def _waa_of(scenario: pd.DataFrame) -> pd.DataFrame:
+    """The group rows of the WAA variant with the higher throughput (the paper's Fig. 9 shows one WAA)."""
+    ok = scenario[scenario["policy"].isin(["waa-c", "waa-m"]) & (scenario["status"] == "ok")]
+    if ok.empty:
+        return ok
+    best = ok.loc[ok["throughput_seq_s"].idxmax(), "policy"]
+    return ok[ok["policy"] == best]
+
+
+def overhead_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario (model, cluster, task, mode) and definition: WAA's weight overhead over FT."""
+    rows = []
+    for key, sc in df.groupby(["model", "cluster", "task", "mode"], sort=False):
+        waa, ft = _waa_of(sc), sc[(sc["policy"] == "ft") & (sc["status"] == "ok")]
+        if waa.empty or ft.empty:
+            continue
+        for name, (_, f) in DEFINITIONS.items():
+            value = f(waa, ft)
+            rows.append({**dict(zip(["model", "cluster", "task", "mode"], key, strict=True)),
+                         "waa": waa["policy"].iloc[0], "definition": name,
+                         "value": value if math.isfinite(value) else math.nan})
+    return pd.DataFrame(rows, columns=["model", "cluster", "task", "mode", "waa", "definition", "value"])
+
+
+def weight_overhead_claims(df: pd.DataFrame) -> list[dict]:
+    """§8 "WAA uses 18% (OPT) / 29% (GPT-3) more weight memory than FT", per family and
+    definition: ours = mean over the family's scenarios in `df` (memory_groups rows of one mode)."""
+    if df["mode"].nunique() > 1:
+        raise ValueError("weight_overhead_claims: rows of several modes; filter to one mode first")
+    per = overhead_table(df)
+    out = []
+    for fam, (prefix, label) in FAMILIES.items():
+        paper = WAA_WEIGHT_OVERHEAD_PCT[fam].value
+        sub = per[per["model"].str.startswith(prefix)]
+        for name, (what, _) in DEFINITIONS.items():
+            vals = sub[sub["definition"] == name]
+            ours = float(vals["value"].mean()) if len(vals) and vals["value"].notna().any() else math.nan
+            near = NEAR_LOW <= ours / paper <= NEAR_HIGH if math.isfinite(ours) else False
+            each = ", ".join(f"{r.model}/{r.task} {r.value:+.1f} ({r.waa})" for r in vals.itertuples())
+            out.append({"claim": f"WAA weight memory vs FT, {label} [{name}]", "paper": paper, "ours": ours,
+                        "how": (f"{what}; WAA = the better of WAA-C/WAA-M per scenario; mean over "
+                                f"{each or 'no scenario with FT and WAA feasible'}; "
+                                f"{'near' if near else 'not near'} the paper (ours/paper in "
+                                f"[{NEAR_LOW}, {NEAR_HIGH}])")})
+    return out
+
+
+def run(out_dir: Path = Path("runs/fig9"), modes: Sequence[str] = ("ours", "paper"), resolution: str = "fine",
+        overrides: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
+    """Fig. 9 as the paper ran it (FIG9_MODELS x FIG9_TASKS on their paper clusters, no bound),
+    each mode: writes memory_groups, weight_overhead (the claims, per mode) and
+    weight_overhead_by_scenario as CSV + parquet, memory_groups[-<mode>].png/.pdf. About 5 s."""
+    from harness.figures.memory import memory_group_bars
+    from harness.studies.common import save_figure, write_tables
+    from harness.studies.equal_throughput import context_for
+    out_dir = Path(out_dir)
+    groups = pd.concat([memory_groups(context_for(mode, overrides)(m, PAPER_CLUSTER[m], t), math.inf, resolution)
+                        for mode in modes for m in FIG9_MODELS for t in FIG9_TASKS], ignore_index=True)
+    claims = pd.DataFrame([{"mode": m, **c} for m in groups["mode"].unique()
+                           for c in weight_overhead_claims(groups[groups["mode"] == m])])
+    tables = {"memory_groups": groups, "weight_overhead": claims, "weight_overhead_by_scenario": overhead_table(groups)}
+    write_tables(out_dir, tables)
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    for m in groups["mode"].unique():
+        save_figure(memory_group_bars(groups[groups["mode"] == m]), out_dir / "figures",
+                    "memory_groups" if m == "ours" else f"memory_groups-{m}")
+    return tables
