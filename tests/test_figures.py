@@ -198,7 +198,7 @@ CASE = pd.DataFrame([{"bound_s": 3.1, "paper_policy": "waa-c", "paper_settings":
                       "paper_latency_s": 3.01, "paper_throughput_seq_s": 22.41, "ours_policy": "rra",
                       "ours_settings": "N_D=80, B_E=42", "ours_latency_s": 3.0,
                       "ours_throughput_seq_s": 11.205, "throughput_ratio": 0.5,
-                      "paper_settings_in_our_model_latency_s": 4.2,
+                      "paper_settings_in_our_model": "ok (waa-c)", "paper_settings_in_our_model_latency_s": 4.2,
                       "paper_settings_in_our_model_throughput_seq_s": 26.0,
                       "ft_best_throughput_seq_s": 5.6, "search_s": 0.1, "evaluations": 10}])
 BOUNDS = pd.DataFrame([{"label": "p10", "paper_s": 3.1, "ours_s": 3.1, "ours_over_paper": 1.0}])

@@ -52,8 +52,13 @@ def test_paper_scenarios_are_20_pairs_plus_175b_on_a40x32():
 def test_fig8_runs_175b_on_both_clusters():
     from harness.cli.sweep import plan_jobs
     from harness.config import build_scenario, compose
-    _, jobs, _, _ = plan_jobs(["experiment=fig8", "model=gpt3-175b", "task=G", "bound=inf"])
-    assert {build_scenario(compose(j)).cluster.name for j in jobs} == {"a100x16", "a40x32"}
+    clusters = {exp: {build_scenario(compose(j)).cluster.name
+                      for j in plan_jobs([f"experiment={exp}", "model=gpt3-175b", "task=G", "bound=inf"])[1]}
+                for exp in ("fig8", "fig8_a40x32")}
+    assert clusters == {"fig8": {"a100x16"}, "fig8_a40x32": {"a40x32"}}
+    # fig8 keeps every model on its paper cluster only (no 101B/341B on 32 x A40)
+    _, jobs, _, _ = plan_jobs(["experiment=fig8", "task=G", "bound=inf", "mode=ours"])
+    assert sorted(build_scenario(compose(j)).cluster.name for j in jobs) == ["a100x16", "a100x16", "a40x48"]
 
 
 # ---- Fig. 9: WAA's weight overhead, by hand ------------------------------------------------

@@ -104,12 +104,14 @@ def test_paper_models_table_runs_each_model_on_its_paper_cluster():
 
 
 def test_cli_prints_markdown_and_writes_the_csv(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "harness.cli.main", "monotonicity", "task=S", "policy=waa-c"],
+    r = subprocess.run([sys.executable, "-m", "harness.cli.main", "monotonicity", "model=gpt3-39b", "task=S",
+                        "policy=waa-c", "mode=ours"],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     assert lines[0].startswith("| policy | task | knob | pairs |") and len(lines) == 2 + 3 + 1
     assert lines[-1].startswith("overall (") and "paper 97%" in lines[-1] and "paper 96%" in lines[-1]
     csv = pd.read_csv(tmp_path / "runs" / "table5" / "monotonicity.csv")
-    assert list(csv.columns) == COLUMNS and set(csv.policy) == {"waa-c"} and len(csv) == 3
+    assert list(csv.columns) == [*COLUMNS, "mode"] and set(csv.policy) == {"waa-c"} and len(csv) == 3
+    assert set(csv["mode"]) == {"ours"}
     assert not list((tmp_path / "runs" / "table5").glob("*.tmp"))

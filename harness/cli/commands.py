@@ -144,27 +144,35 @@ def _json_safe(v):
 
 
 def monotonicity_study(overrides: list[str]) -> pd.DataFrame:
-    """Table 5 study (ExeGPT §5) on GPT-3 39B / a40x16 over every paper task and the three
-    policies; `model=`, `cluster=`, `task=` (or a workload) and `policy=` overrides narrow it."""
+    """Table 5 study (ExeGPT §5): GPT-3 39B (the paper's model) plus T5-11B and GPT-3 101B,
+    each on its paper cluster, over every paper task and the three policies, in both readings
+    (column `mode`); `model=`, `cluster=`, `task=` (or a workload), `policy=` and `mode=`
+    overrides narrow it."""
     from harness.scheduler.monotonicity import (
-        STUDY_CLUSTER,
-        STUDY_MODEL,
         STUDY_POLICIES,
         STUDY_TASKS,
+        TABLE5_MODELS,
         monotonicity_table,
     )
+    from harness.specs.paper import PAPER_CLUSTER
     given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    base = [f"{k}={v}" for k, v in (("model", STUDY_MODEL), ("cluster", STUDY_CLUSTER)) if k not in given]
+    systems = ([[f"model={m}", f"cluster={PAPER_CLUSTER[m]}"] for m in TABLE5_MODELS] if "model" not in given
+               else [[]])
     one_workload = given & {"task", "workload.trace", "workload.input_len", "workload.output_len"}
-    scenarios = [build_scenario(compose([*base, *overrides, *t]))
-                 for t in ([[]] if one_workload else [[f"task={t}"] for t in STUDY_TASKS])]
+    tasks = [[]] if one_workload else [[f"task={t}"] for t in STUDY_TASKS]
+    modes = [[]] if any(g.startswith("mode") for g in given) else [["mode=ours"], ["mode=paper"]]
+    scenarios = [build_scenario(compose([*sys_, *overrides, *t, *m])) for m in modes for sys_ in systems
+                 for t in tasks]
     policies = STUDY_POLICIES
     if "policy" in given:
         name = scenarios[0].policy_name
         if name not in STUDY_POLICIES:
             raise unknown_name("policy", name, STUDY_POLICIES)
         policies = (name,)
-    return monotonicity_table([(s.workload.name, context(s)) for s in scenarios], policies)
+    import pandas as pd
+    tables = [monotonicity_table([(s.workload.name, context(s))], policies).assign(mode=s.mode.label())
+              for s in scenarios]
+    return pd.concat(tables, ignore_index=True)
 
 
 def markdown_table(df: pd.DataFrame) -> str:

@@ -116,6 +116,24 @@ def attribute(overrides: list[str]) -> None:
           f"{table['claim'].nunique()} claims)", file=sys.stderr)
 
 
+def memory(overrides: list[str]) -> None:
+    """Fig. 9 as the paper ran it: per-GPU memory of each GPU group (OPT-13B, GPT-3 101B; T, G; no bound), WAA's weight overhead under each definition; writes runs/fig9/."""
+    from harness.cli.commands import markdown_table
+    from harness.studies.memory_groups import run as run_memory
+    tables = run_memory(Path("runs/fig9"), overrides=tuple(overrides))
+    print(markdown_table(tables["weight_overhead"].drop(columns=["how"])))
+
+
+def equal_throughput(overrides: list[str]) -> None:
+    """§8 latency at equal throughput: ExeGPT's lowest latency reaching FT's best throughput, per paper scenario, both modes (coarse grid unless search.resolution=fine); writes runs/equal_throughput/."""
+    from harness.cli.commands import markdown_table
+    from harness.studies.equal_throughput import run as run_equal
+    fine = any(o.startswith("search.resolution") for o in overrides)      # default coarse: ~1 min, not ~2.5
+    tables = run_equal(Path("runs/equal_throughput"), resolution="fine" if fine else "coarse",
+                       overrides=tuple(o for o in overrides if not o.startswith("search.resolution")))
+    print(markdown_table(tables["claims"].drop(columns=["how"])))
+
+
 def sweep(overrides: list[str]) -> None:
     """Run an experiment's sweep (resumable, progress bar) into runs/<experiment>/results.parquet."""
     from harness.cli.sweep import sweep as run_sweep
@@ -230,6 +248,7 @@ def fidelity(overrides: list[str]) -> None:
 
 
 COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": calibrate, "attribute": attribute,
+                                                     "memory": memory, "equal-throughput": equal_throughput,
                                                      "estimate": estimate, "bounds": bounds, "search": search,
                                                      "monotonicity": monotonicity, "case-study": case_study,
                                                      "sweep": sweep, "regress": regress,

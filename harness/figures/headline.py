@@ -32,7 +32,7 @@ import pandas as pd
 from harness.figures.frame import SCENARIO
 
 TOL_LOW, TOL_HIGH = 0.8, 1.25
-SMALL_MID, LARGE = "fig6", "fig8"
+SMALL_MID, LARGE, LARGE_SECOND = "fig6", "fig8", "fig8_a40x32"   # fig8_a40x32: GPT-3 175B's second cluster (§7)
 WAA = ("waa-c", "waa-m")
 TIGHT = ("p10", "p30")
 COLUMNS = ["section", "claim", "paper", "ours", "ours / paper", "holds", "how ours is computed",
@@ -68,12 +68,15 @@ def scenario_speedups(df: pd.DataFrame) -> pd.DataFrame:
 
 def paper_scenarios(results: pd.DataFrame) -> pd.DataFrame:
     """fig6 ∪ fig8 scenarios (deduplicated) with flags small_mid / large."""
-    parts = {e: scenario_speedups(results[results["experiment"] == e]) for e in (SMALL_MID, LARGE)}
+    parts = {e: scenario_speedups(results[results["experiment"] == e]) for e in (SMALL_MID, LARGE, LARGE_SECOND)}
     keysets = {e: set(map(tuple, p[list(SCENARIO)].itertuples(index=False))) for e, p in parts.items()}
     union = pd.concat(list(parts.values()), ignore_index=True).drop_duplicates(list(SCENARIO))
     tuples = list(map(tuple, union[list(SCENARIO)].itertuples(index=False)))
     union["small_mid"] = [t in keysets[SMALL_MID] for t in tuples]
-    union["large"] = [t in keysets[LARGE] for t in tuples]
+    union["large"] = [t in keysets[LARGE] or t in keysets[LARGE_SECOND] for t in tuples]
+    # The 20 model x task pairs on their first paper cluster; GPT-3 175B on 32 x A40 is a
+    # second system of Fig. 8 (in the large-model claims, not in "the paper's 20 scenarios").
+    union["second_cluster"] = [t in keysets[LARGE_SECOND] and t not in keysets[LARGE] for t in tuples]
     return union.reset_index(drop=True)
 
 
@@ -97,15 +100,20 @@ def speedup_claims(results: pd.DataFrame) -> list[dict]:
     s = paper_scenarios(results)
     if s.empty:
         return []
-    pairs = s[["model", "cluster", "task"]].drop_duplicates().shape[0]
+    from harness.studies.readings import readings
+    s20 = s[~s["second_cluster"]]
+    pairs = s20[["model", "cluster", "task"]].drop_duplicates().shape[0]
     feas = s[s["ft_ok"]]
-    lost = feas[~feas["exegpt_ok"]]
+    lost = feas[~feas["exegpt_ok"] & ~feas["second_cluster"]]
     ok = feas[feas["exegpt_ok"] & feas["speedup"].notna()]
+    ok20 = ok[~ok["second_cluster"]]
     note = (f"; {len(lost)} scenario(s) where FT is feasible but ExeGPT NS are not averaged"
             if len(lost) else "")
-    out = [_row("§8 speed-up", "average over the paper's 20 scenarios", 2.9, ok["speedup"].mean(),
-                f"mean over {len(ok)} scenarios (fig6 ∪ fig8: {pairs} model×task pairs × bounds, "
-                f"{len(s) - len(feas)} with FT NS excluded{note})")]
+    out = [_row("§8 speed-up", "average over the paper's 20 scenarios", 2.9, ok20["speedup"].mean(),
+                f"mean over {len(ok20)} scenarios (fig6 ∪ fig8 on their first paper cluster: {pairs} "
+                f"model×task pairs × bounds, {int((~s20['ft_ok']).sum())} with FT NS excluded{note})")]
+    out += [_row("§8 speed-up", f"average over the paper's 20 scenarios, {r['claim'].split(', ', 1)[1]}",
+                 r["paper"], r["ours"], r["how"]) for r in readings(s20)]
     if len(ok):
         best = ok.loc[ok["speedup"].idxmax()]
         out.append(_row("§8 speed-up", "maximum (paper: GPT-3 175B, G, tightest bound)", 15.2,
@@ -158,11 +166,34 @@ def full_claims(results: pd.DataFrame) -> list[dict]:
                                 ("maximum over full", hi["speedup"], f"; at {_where(hi)}"))]
 
 
-def not_computed_claims() -> list[dict]:
+# Fig. 9 weight-overhead definitions shown in the claims table (all of them: report's Fig. 9
+# section): the sweep tables' own, and the one inferred as the paper's (studies/memory_groups.py).
+OVERHEAD_SHOWN = ("cluster mean per GPU", "share of memory in use (points)")
+
+
+def study_claims(studies: dict[str, pd.DataFrame]) -> list[dict]:
+    """Rows from the studies' claim tables of one mode: §8 latency at equal throughput
+    (runs/equal_throughput/claims.csv) and WAA's weight overhead (runs/fig9/weight_overhead.csv)."""
+    out = []
+    eq = studies.get("equal_throughput")
+    if eq is not None:
+        out += [_row("§8 latency", r["claim"], r["paper"], r["ours"], r["how"],
+                     unit="×" if "ratio" in r["claim"] or "6x" in r["claim"] else " s",
+                     ref=1.0 if "ratio" in r["claim"] or "6x" in r["claim"] else None) for _, r in eq.iterrows()]
+    wo = studies.get("weight_overhead")
+    if wo is not None:
+        shown = wo[[any(f"[{d}]" in c for d in OVERHEAD_SHOWN) for c in wo["claim"]]]
+        out += [_row("§8 memory", r["claim"], r["paper"], r["ours"], r["how"], unit="%", ref=0.0)
+                for _, r in shown.iterrows()]
+    return out
+
+
+def not_computed_claims(studies: dict[str, pd.DataFrame]) -> list[dict]:
     why = "not computed: "
     return [
-        _row("§8 latency", "up to 6× lower latency (GPT-3 39B S: 7.8 s vs FT 47 s, equal throughput)",
-             6.0, None, why + "needs latency at equal throughput; the tables hold one schedule per bound"),
+        *([] if "equal_throughput" in studies else [
+            _row("§8 latency", "up to 6× lower latency (GPT-3 39B S: 7.8 s vs FT 47 s, equal throughput)",
+                 6.0, None, why + "no runs/equal_throughput/claims.csv (harness equal-throughput)")]),
         _row("§8 real data", "real datasets: average speed-up", 4.4, None,
              why + "no real-dataset (WMT, Alpaca, CNN/DM) sweep in runs/"),
         _row("§8 real data", "real datasets: maximum speed-up", 8.7, None,
@@ -170,12 +201,13 @@ def not_computed_claims() -> list[dict]:
     ]
 
 
-def memory_claims(results: pd.DataFrame) -> list[dict]:
-    """WAA weight memory per GPU over FT's (§8: +18% OPT, +29% GPT-3), fig9 preferred."""
+def memory_claims(results: pd.DataFrame, per_group: bool = False) -> list[dict]:
+    """WAA weight memory per GPU over FT's (§8: +18% OPT, +29% GPT-3), fig9 preferred; with
+    `per_group` (the Fig. 9 study's rows are in the table) only the WAA-fits row."""
     df = results[results["experiment"] == "fig9"] if (results["experiment"] == "fig9").any() else results
     src = "fig9" if (results["experiment"] == "fig9").any() else "all tables"
     out = []
-    for label, prefix, paper in (("OPT-13B", "opt-", 18.0), ("GPT-3", "gpt3-", 29.0)):
+    for label, prefix, paper in (() if per_group else (("OPT-13B", "opt-", 18.0), ("GPT-3", "gpt3-", 29.0))):
         for waa in WAA:
             incs, names = [], []
             for model in sorted(set(df.loc[df["model"].str.startswith(prefix), "model"])):
@@ -269,16 +301,32 @@ def table6_claims(case: pd.DataFrame | None, bounds: pd.DataFrame | None) -> lis
     return out
 
 
+def _share_pct(m: pd.DataFrame, col: str) -> float:
+    """Pairs-weighted share (percent) of `col`; rows without pairs or a share are left out."""
+    if col not in m.columns:
+        return math.nan
+    m = m[(m["pairs"] > 0) & m[col].notna()]
+    return 100 * (m[col] * m["pairs"]).sum() / m["pairs"].sum() if len(m) else math.nan
+
+
 def monotonicity_claims(mono: pd.DataFrame | None) -> list[dict]:
+    """Table 5 (§5): GPT-3 39B as the paper measured it (5% of each value; and latency within
+    5% of L_B, the p70 bound), then T5-11B and GPT-3 101B (not in the paper: beyond)."""
     if mono is None or mono.empty:
         return []
-    m = mono[mono["pairs"] > 0]
+    from harness.specs.paper import TABLE5_MODEL
+    has_model = "model" in mono.columns
+    m = mono[(mono["pairs"] > 0) & ((mono["model"] == TABLE5_MODEL) if has_model else True)]
+    if m.empty:
+        return []
     w = m["pairs"]
-    out = [_row("§5 Table 5", f"share of points monotone in {name} (5% tol., GPT-3 39B)", paper,
-                100 * (m[col] * w).sum() / w.sum(), f"pairs-weighted mean over {len(m)} policy×knob×task "
-                f"rows ({int(w.sum())} pairs)", unit="share", ref=None)
-           for name, col, paper in (("throughput", "thr_monotone_share", 97.0),
-                                    ("latency", "lat_monotone_share", 96.0))]
+    out = [_row("§5 Table 5", f"share of points monotone in {name} ({tol}, GPT-3 39B)", paper,
+                _share_pct(m, col), f"pairs-weighted mean over {len(m)} policy×knob×task rows ({int(w.sum())} "
+                "pairs)", unit="share", ref=None)
+           for name, col, paper, tol in (("throughput", "thr_monotone_share", 97.0, "5% tol."),
+                                         ("latency", "lat_monotone_share", 96.0, "5% tol."),
+                                         ("latency", "lat_monotone_share_lb", 96.0, "tol. 5% of L_B"))
+           if col in m.columns]
     bm = m[(m["knob"] == "micro_batches") & (m["task"] == "T")]
     worst = m.loc[m["lat_monotone_share"].idxmin()]
     ours = 100 * ((1 - bm["lat_monotone_share"]) * bm["pairs"]).sum() / bm["pairs"].sum() if len(bm) else None
@@ -286,13 +334,23 @@ def monotonicity_claims(mono: pd.DataFrame | None) -> list[dict]:
                     f"WAA-C/WAA-M B_m rows of task T, pairs-weighted; our worst row: {worst['policy']} "
                     f"{worst['knob']} {worst['task']} ({100 * (1 - worst['lat_monotone_share']):.1f}%)",
                     unit="share", ref=None))
+    others = mono[(mono["pairs"] > 0) & (mono["model"] != TABLE5_MODEL)] if has_model else None
+    for model, g in ([] if others is None else others.groupby("model", sort=False)):
+        for name, col, paper in (("throughput", "thr_monotone_share", 97.0), ("latency", "lat_monotone_share_lb", 96.0)):
+            out.append(_row("beyond: Table 5", f"share monotone in {name}, {model} ({g['cluster'].iloc[0]})", None,
+                            _share_pct(g, col), f"as for GPT-3 39B ({'5% tol.' if name == 'throughput' else 'tol. 5% of L_B'}); "
+                            f"paper measured 39B only ({paper:g}%)", paper_text=f"({paper:g}% on 39B)",
+                            ours_text=f"{_share_pct(g, col):.1f}%", holds="not in the paper"))
     return out
 
 
 def headline_table(results: pd.DataFrame, case: pd.DataFrame | None = None,
-                   bounds: pd.DataFrame | None = None, mono: pd.DataFrame | None = None) -> pd.DataFrame:
-    """All claims, in report order."""
-    rows = (speedup_claims(results) + full_claims(results) + not_computed_claims() + memory_claims(results)
+                   bounds: pd.DataFrame | None = None, mono: pd.DataFrame | None = None,
+                   studies: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """All claims, in report order. `studies`: claim tables of the studies (one mode)."""
+    studies = studies or {}
+    rows = (speedup_claims(results) + full_claims(results) + study_claims(studies)
+            + not_computed_claims(studies) + memory_claims(results, "weight_overhead" in studies)
             + winner_claims(winners(results)) + table6_claims(case, bounds) + monotonicity_claims(mono))
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -313,12 +371,15 @@ def _in_mode(df: pd.DataFrame | None, mode: str) -> pd.DataFrame | None:
 
 def headline_by_mode(results: pd.DataFrame, case: pd.DataFrame | None = None,
                      bounds: pd.DataFrame | None = None, mono: pd.DataFrame | None = None,
-                     causes: pd.DataFrame | None = None) -> pd.DataFrame:
+                     causes: pd.DataFrame | None = None,
+                     studies: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Every claim under both readings: ours and the verdict per mode, and, where a claim
     misses in both, its cause from the attribution factorial (harness.figures.attribution)."""
     from harness.figures.attribution import attribution_key, cause_text
     modes = [m for m in MODES if (mode_of(results) == m).any()] or ["ours"]
-    per = {m: headline_table(results[mode_of(results) == m], _in_mode(case, m), _in_mode(bounds, m), mono)
+    studies = studies or {}
+    per = {m: headline_table(results[mode_of(results) == m], _in_mode(case, m), _in_mode(bounds, m),
+                             _in_mode(mono, m), {k: _in_mode(v, m) for k, v in studies.items()})
            for m in modes}
     keys = ["section", "claim", "paper"]
     out = per[modes[0]][keys].copy()
