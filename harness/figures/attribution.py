@@ -32,6 +32,14 @@ CLAIM_KEYS: dict[str, str] = {
     "OPT-13B S FT-derived bound p10": "§7 OPT-13B S bound p10 (s)",
     "OPT-13B S FT-derived bound p30": "§7 OPT-13B S bound p30 (s)",
     "OPT-13B S FT-derived bound p70": "§7 OPT-13B S bound p70 (s)",
+    "up to 6x lower latency at equal throughput (max over scenarios)":
+        "§8 GPT-3 39B S: latency ratio FT / ExeGPT at equal throughput",
+    "GPT-3 39B S: latency ratio FT / ExeGPT": "§8 GPT-3 39B S: latency ratio FT / ExeGPT at equal throughput",
+    "GPT-3 39B S: ExeGPT latency at FT's throughput (s)": "§8 GPT-3 39B S: ExeGPT latency at FT's throughput (s)",
+    "GPT-3 39B S: FT latency at its best throughput (s)": "§8 GPT-3 39B S: FT latency at its best throughput (s)",
+    "share of points monotone in throughput (5% tol., GPT-3 39B)": "§5 Table 5: share monotone in throughput (GPT-3 39B)",
+    "share of points monotone in latency (tol. 5% of L_B, GPT-3 39B)":
+        "§5 Table 5: share monotone in latency, tol. 5% of L_B (GPT-3 39B)",
 }
 
 

@@ -393,6 +393,23 @@ def headline_by_mode(results: pd.DataFrame, case: pd.DataFrame | None = None,
     both_miss = out[[f"holds (mode={m})" for m in modes]].apply(
         lambda r: all(not str(v).startswith(("holds", "not in the paper", "not computed")) for v in r), axis=1)
     out["cause"] = [(cause_text(by_key[k]) if (k := attribution_key(c)) in by_key else
+                     _overhead_cause(studies.get("weight_overhead"), c) or
                      "no suspect switched for this claim (see harness attribute)") if miss else ""
                     for c, miss in zip(out["claim"], both_miss, strict=True)]
     return out
+
+
+def _overhead_cause(wo: pd.DataFrame | None, claim: str) -> str | None:
+    """WAA's weight overhead misses by definition: the paper does not say what it compares.
+    Lists the candidate definitions (runs/fig9/weight_overhead.csv) within ±25% per mode."""
+    if wo is None or not claim.startswith("WAA weight memory vs FT, "):
+        return None
+    family = claim.split("[")[0]
+    rows = wo[wo["claim"].str.startswith(family)]
+    near = {m: sorted(r["claim"].split("[")[1].rstrip("]") for _, r in g.iterrows()
+                      if r["ours"] == r["ours"] and TOL_LOW <= r["ours"] / r["paper"] <= TOL_HIGH)
+            for m, g in rows.groupby(mode_of(rows))}
+    n = rows["claim"].nunique()
+    fits = "; ".join(f"mode={m}: {', '.join(v) or 'none'}" for m, v in near.items())
+    return (f"definition: the paper does not say what it compares; of {n} candidate definitions "
+            f"(Fig. 9 section) within ±25% for this family: {fits}")

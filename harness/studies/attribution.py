@@ -134,6 +134,23 @@ def table6_values(ctx: Context, resolution: str) -> dict[str, float]:
     return out
 
 
+def study_values(apply: Callable[[Context], Context], base: Mode, resolution: str) -> dict[str, float]:
+    """§8 latency at equal throughput (GPT-3 39B S) and Table 5's shares (GPT-3 39B, §5)."""
+    from harness.scheduler.monotonicity import STUDY_TASKS, monotonicity_table, overall_shares
+    from harness.specs.paper import EQUAL_THROUGHPUT_SCENARIO, TABLE5_MODEL
+    from harness.studies.equal_throughput import equal_throughput
+    eq = equal_throughput(apply(base_context(*EQUAL_THROUGHPUT_SCENARIO, base)), resolution)
+    mono = overall_shares(monotonicity_table(
+        [(t, apply(base_context(TABLE5_MODEL, PAPER_CLUSTER[TABLE5_MODEL], t, base))) for t in STUDY_TASKS]))
+    return {
+        "§8 GPT-3 39B S: latency ratio FT / ExeGPT at equal throughput": eq.get("latency_ratio") or math.nan,
+        "§8 GPT-3 39B S: FT latency at its best throughput (s)": eq.get("ft_latency_s") or math.nan,
+        "§8 GPT-3 39B S: ExeGPT latency at FT's throughput (s)": eq.get("exegpt_latency_s") or math.nan,
+        "§5 Table 5: share monotone in throughput (GPT-3 39B)": mono["thr_monotone_share"],
+        "§5 Table 5: share monotone in latency, tol. 5% of L_B (GPT-3 39B)": mono["lat_monotone_share_lb"],
+    }
+
+
 def claim_values(rows: pd.DataFrame, t6: dict[str, float]) -> dict[str, float]:
     """The claims the factorial tracks, from one variant's scenario rows."""
     ok = rows[rows["speedup"].notna()]
@@ -173,6 +190,11 @@ PAPER_VALUES: dict[str, float] = {
     "Table 6 L=5.9 s: paper's schedule, latency in our model (s)": 4.11,
     "Table 6 L=11.5 s: paper's schedule, latency in our model (s)": 10.23,
     "Table 6 L=Inf: paper's schedule, latency in our model (s)": 16.87,
+    "§8 GPT-3 39B S: latency ratio FT / ExeGPT at equal throughput": 6.0,
+    "§8 GPT-3 39B S: FT latency at its best throughput (s)": 47.0,
+    "§8 GPT-3 39B S: ExeGPT latency at FT's throughput (s)": 7.8,
+    "§5 Table 5: share monotone in throughput (GPT-3 39B)": 0.97,
+    "§5 Table 5: share monotone in latency, tol. 5% of L_B (GPT-3 39B)": 0.96,
 }
 
 
@@ -184,7 +206,7 @@ def variant_claims(base: Mode, suspect: Suspect | None, resolution: str = "coars
     for m, c, t in pairs or paper_pairs():
         rows += scenario_rows(apply(base_context(m, c, t, base)), resolution)
     t6 = table6_values(apply(base_context("opt-13b", "a40x4", "S", base)), resolution)
-    return claim_values(pd.DataFrame(rows), t6)
+    return {**claim_values(pd.DataFrame(rows), t6), **study_values(apply, base, resolution)}
 
 
 def factorial(modes: Iterable[Mode], resolution: str = "coarse", n_jobs: int = 1,
