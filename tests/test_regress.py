@@ -58,7 +58,9 @@ def test_the_committed_golden_covers_the_scenario_set():
     from harness.cli.main import GOLDEN
     from harness.results.golden import load_golden, scenario_key
     g = load_golden(GOLDEN)
-    assert set(g) == {scenario_key(*s) for s in GOLDEN_SCENARIOS}
+    from harness.specs.mode import MODES
+    assert set(g) == {scenario_key(*s, mode) for s in GOLDEN_SCENARIOS for mode in MODES}
+    assert "opt-13b/a40x4/S/p10 mode=paper" in g and "opt-13b/a40x4/S/p10" in g    # both readings
     for v in g.values():
         assert v["status"] in ("ok", "NS")
         if v["status"] == "ok" and v["bound_s"] is not None:
