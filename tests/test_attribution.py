@@ -34,6 +34,10 @@ def test_a_switch_that_lands_within_tolerance_explains_the_miss():
     assert c["misses in both modes"] and c["best single switch"] == "A" and c["verdict"] == "explained"
     assert c["gives ours/paper"] == pytest.approx(1.1)
     assert cause_text(c) == "explained: A (from mode=ours) gives 1.10× the paper"
+    # a second switch that alone lands within ±25% is named too: several hypotheses can fit
+    t2 = _attr([("ours", "—", "c", 20.0, 10.0), ("ours", "A", "c", 11.0, 10.0), ("ours", "B", "c", 12.0, 10.0)])
+    assert cause_text(causes(t2).iloc[0]) == ("explained: A (from mode=ours) gives 1.10× the paper; "
+                                             "also within ±25% alone: B (mode=ours: 1.20×)")
 
 
 def test_half_the_log_gap_is_a_main_contributor_less_is_partly_none_is_unexplained():
@@ -103,3 +107,15 @@ def test_headline_by_mode_gives_each_mode_its_own_verdict():
     assert row["ours (mode=ours)"] == "2.10×" and row["holds (mode=ours)"] == "holds (±25%)"
     assert row["ours (mode=paper)"] == "5.00×" and row["holds (mode=paper)"] == "direction only"
     assert row["cause"] == ""                   # holds in one mode: no cause needed
+
+
+def test_a_who_wins_share_is_judged_against_its_threshold_one_sided():
+    # Paper: WAA wins (> half). Base share 0.25 (ratio 0.5 to the 0.5 threshold) misses; a
+    # switch giving 0.9 explains it (a share far above one half is no "overshoot"), 0.4 is partly.
+    claim = "who wins: small/mid, tight bounds p10/p30: WAA share"
+    t = _attr([("ours", "—", claim, 0.25, 0.5), ("ours", "A", claim, 0.9, 0.5), ("ours", "B", claim, 0.4, 0.5)])
+    t["closer_by"] = [_miss(b, True) - _miss(r, True) for b, r in zip(t["base_ratio"], t["ratio"], strict=True)]
+    c = causes(t).iloc[0]
+    assert c["misses in both modes"] and c["best single switch"] == "A" and c["verdict"] == "explained"
+    assert _miss(1.8, True) == 0.0 and _miss(0.5, True) == pytest.approx(math.log(2))
+    assert attribution_key("small/mid (fig6), tight bounds p10/p30: WAA chosen") == claim

@@ -44,10 +44,20 @@ CLAIM_KEYS: dict[str, str] = {
 }
 
 
+WHO_WINS: dict[str, str] = {
+    "small/mid (fig6), tight bounds p10/p30": "who wins: small/mid, tight bounds p10/p30: WAA share",
+    "small/mid (fig6), short outputs S/C1": "who wins: small/mid, short outputs S/C1: WAA share",
+    "small/mid (fig6), long outputs T": "who wins: small/mid, long outputs T: RRA share",
+    "large (fig8), all bounds": "who wins: large, all bounds: RRA share",
+}
+
+
 def attribution_key(claim: str) -> str | None:
     """The factorial's key of a report claim (Table 6 rows by their bound), or None."""
     if claim in CLAIM_KEYS:
         return CLAIM_KEYS[claim]
+    if claim.startswith(tuple(WHO_WINS)):
+        return WHO_WINS[claim.split(":")[0]]
     if claim.startswith("OPT-13B S, L = "):
         tag = claim.removeprefix("OPT-13B S, L = ").split(":")[0]
         if claim.endswith("the paper's schedule priced by our model, latency"):
@@ -58,7 +68,10 @@ def attribution_key(claim: str) -> str | None:
     return None
 
 
-def _holds(ratio: float) -> bool:
+def _holds(ratio: float, claim: str = "") -> bool:
+    """Within ±25% of the paper; a who-wins share (paper value: the 0.5 threshold) above it."""
+    if claim.startswith("who wins"):
+        return ratio > 1.0
     return TOL_LOW <= ratio <= TOL_HIGH
 
 
@@ -69,7 +82,7 @@ def causes(attr: pd.DataFrame) -> pd.DataFrame:
         base = g[g["suspect"] == "—"].set_index("base_mode")["ratio"]
         row = {"claim": claim, "paper": g["paper"].iloc[0],
                **{f"ours/paper (mode={m})": base.get(m, math.nan) for m in ("ours", "paper")}}
-        missed = all(not _holds(r) for r in base if pd.notna(r))
+        missed = all(not _holds(r, claim) for r in base if pd.notna(r))
         moves = g[(g["suspect"] != "—") & g["closer_by"].notna()]
         if moves.empty:
             row.update({"best single switch": "—", "from mode": "—", "gives ours/paper": math.nan,
@@ -81,15 +94,23 @@ def causes(attr: pd.DataFrame) -> pd.DataFrame:
                 verdict = "unexplained by the listed suspects"
                 top = top.copy()
                 top["suspect"], top["base_mode"], top["ratio"] = "—", "—", math.nan
-            elif _holds(top["ratio"]):
+            elif _holds(top["ratio"], claim):
                 verdict = "explained"
             else:
                 verdict = "main contributor" if top["closer_by"] >= gap / 2 else "partly"
             row.update({"best single switch": top["suspect"], "from mode": top["base_mode"],
                         "gives ours/paper": top["ratio"], "verdict": verdict})
+        row["also explained by"] = _others_within(moves, row.get("best single switch"), claim)
         row["misses in both modes"] = missed
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _others_within(moves: pd.DataFrame, best: str | None, claim: str) -> str:
+    """Other switches that alone bring the claim within ±25% (several hypotheses can fit)."""
+    fit = moves[moves["ratio"].map(lambda r: _holds(r, claim)) & (moves["suspect"] != best)]
+    fit = fit.sort_values("closer_by", ascending=False).drop_duplicates("suspect")
+    return "; ".join(f"{r.suspect} (mode={r.base_mode}: {r.ratio:.2f}×)" for r in fit.itertuples(index=False))
 
 
 def cause_text(c: pd.Series) -> str:
@@ -98,8 +119,14 @@ def cause_text(c: pd.Series) -> str:
         return "holds in one mode"
     if c["best single switch"] == "—" or c["verdict"].startswith("unexplained"):
         return c["verdict"]
-    return (f"{c['verdict']}: {c['best single switch']} (from mode={c['from mode']}) gives "
-            f"{c['gives ours/paper']:.2f}× the paper")
+    also = c.get("also explained by") or ""
+    if str(c["claim"]).startswith("who wins"):       # a share against the 0.5 threshold
+        gives = f"a share of {100 * c['gives ours/paper'] * c['paper']:.0f}%"
+        also_text = f"; also above half alone: {also}" if also else ""
+    else:
+        gives = f"{c['gives ours/paper']:.2f}× the paper"
+        also_text = f"; also within ±25% alone: {also}" if also else ""
+    return f"{c['verdict']}: {c['best single switch']} (from mode={c['from mode']}) gives {gives}{also_text}"
 
 
 def suspect_table(attr: pd.DataFrame, claim: str) -> pd.DataFrame:

@@ -36,7 +36,7 @@ SMALL_MID, LARGE, LARGE_SECOND = "fig6", "fig8", "fig8_a40x32"   # fig8_a40x32: 
 WAA = ("waa-c", "waa-m")
 TIGHT = ("p10", "p30")
 COLUMNS = ["section", "claim", "paper", "ours", "ours / paper", "holds", "how ours is computed",
-           "paper_value", "ours_value"]
+           "paper_value", "ours_value", "finding"]
 
 
 def verdict(paper: float, ours: float, ref: float | None = 1.0) -> str:
@@ -81,7 +81,9 @@ def paper_scenarios(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _row(section, claim, paper, ours, how, paper_text=None, ours_text=None, unit="×", ref: float | None = 1.0,
-         holds=None) -> dict:
+         holds=None, finding: str = "") -> dict:
+    """One claim row. `finding`: a cause read from the table itself (which knob, which task),
+    shown beside the attribution factorial's."""
     fmts = {"×": "{:.2f}×", "%": "{:+.0f}%", "share": "{:.1f}%"}       # % = an increase, share = a share
     fmt = fmts.get(unit, "{:.3g}" + unit).format
     ok = ours is not None and not pd.isna(ours)
@@ -89,7 +91,8 @@ def _row(section, claim, paper, ours, how, paper_text=None, ours_text=None, unit
     return {"section": section, "claim": claim,
             "paper": paper_text or fmt(paper), "ours": ours_text or (fmt(ours) if ok else "—"),
             "ours / paper": ratio, "holds": holds or verdict(paper, ours if ok else None, ref),
-            "how ours is computed": how, "paper_value": paper, "ours_value": ours if ok else math.nan}
+            "how ours is computed": how, "paper_value": paper, "ours_value": ours if ok else math.nan,
+            "finding": finding}
 
 
 def _where(r) -> str:
@@ -230,11 +233,15 @@ def memory_claims(results: pd.DataFrame, per_group: bool = False) -> list[dict]:
     big = rows[rows["model"].isin(["gpt3-175b", "gpt3-341b"]) & rows["policy"].isin(WAA)]
     if len(big):
         ns = int((big["status"] != "ok").sum())
+        per_task = big.assign(ok=big["status"] == "ok").groupby("task", sort=False)["ok"].agg(["sum", "count"])
+        fits = ", ".join(f"{t} {int(r['sum'])}/{int(r['count'])}" for t, r in per_task.iterrows())
         out.append(_row("§3 memory", "WAA cannot fit GPT-3 175B / 341B (two weight copies)", None,
                         ns / len(big), "all tables, scenarios deduplicated: WAA-C/WAA-M rows of "
                         "175B/341B that are NS (any bound, any task)",
                         paper_text="NS", ours_text=f"NS in {ns} of {len(big)}",
-                        holds="holds" if ns == len(big) else f"no: WAA fits in {len(big) - ns} of {len(big)}"))
+                        holds="holds" if ns == len(big) else f"no: WAA fits in {len(big) - ns} of {len(big)}",
+                        finding=(f"memory: two weight copies fit, the decode KV decides; WAA schedules that "
+                                 f"fit per task (rows): {fits} (long outputs C2/G leave no room)")))
     return out
 
 
@@ -331,9 +338,12 @@ def monotonicity_claims(mono: pd.DataFrame | None) -> list[dict]:
     if m.empty:
         return []
     w = m["pairs"]
+    by_knob = ", ".join(f"{k} {_share_pct(g, 'thr_monotone_share'):.0f}%" for k, g in m.groupby("knob", sort=False))
     out = [_row("§5 Table 5", f"share of points monotone in {name} ({tol}, GPT-3 39B)", paper,
                 _share_pct(m, col), f"pairs-weighted mean over {len(m)} policy×knob×task rows ({int(w.sum())} "
-                "pairs)", unit="share", ref=None)
+                "pairs)", unit="share", ref=None,
+                finding=f"by knob, monotone in throughput: {by_knob} (the paper's directions, §4)"
+                if name == "throughput" else "")
            for name, col, paper, tol in (("throughput", "thr_monotone_share", 97.0, "5% tol."),
                                          ("latency", "lat_monotone_share", 96.0, "5% tol."),
                                          ("latency", "lat_monotone_share_lb", 96.0, "tol. 5% of L_B"))
@@ -386,7 +396,6 @@ def headline_by_mode(results: pd.DataFrame, case: pd.DataFrame | None = None,
                      studies: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Every claim under both readings: ours and the verdict per mode, and, where a claim
     misses in both, its cause from the attribution factorial (harness.figures.attribution)."""
-    from harness.figures.attribution import attribution_key, cause_text
     modes = [m for m in MODES if (mode_of(results) == m).any()] or ["ours"]
     studies = studies or {}
     per = {m: headline_table(results[mode_of(results) == m], _in_mode(case, m), _in_mode(bounds, m),
@@ -403,11 +412,22 @@ def headline_by_mode(results: pd.DataFrame, case: pd.DataFrame | None = None,
     by_key = {} if causes is None else {c["claim"]: c for _, c in causes.iterrows()}
     both_miss = out[[f"holds (mode={m})" for m in modes]].apply(
         lambda r: all(not str(v).startswith(("holds", "not in the paper", "not computed")) for v in r), axis=1)
-    out["cause"] = [(cause_text(by_key[k]) if (k := attribution_key(c)) in by_key else
-                     _overhead_cause(studies.get("weight_overhead"), c) or
-                     "no suspect switched for this claim (see harness attribute)") if miss else ""
-                    for c, miss in zip(out["claim"], both_miss, strict=True)]
+    findings = per[modes[0]].set_index(keys)["finding"].to_dict()
+    out["cause"] = [_cause(by_key, c, studies, findings.get((sec, c, p), ""), miss)
+                    for sec, c, p, miss in zip(out["section"], out["claim"], out["paper"], both_miss, strict=True)]
     return out
+
+
+def _cause(by_key: dict, claim: str, studies: dict, finding: str, missed: bool) -> str:
+    """The factorial's cause, the definitional one (weight overhead), and what the table shows."""
+    from harness.figures.attribution import attribution_key, cause_text
+    if not missed:
+        return ""
+    parts = [cause_text(by_key[k]) if (k := attribution_key(claim)) in by_key else
+             _overhead_cause(studies.get("weight_overhead"), claim) or ""]
+    parts.append(finding)
+    text = "; ".join(p for p in parts if p)
+    return text or "no suspect switched for this claim (see harness attribute)"
 
 
 def _overhead_cause(wo: pd.DataFrame | None, claim: str) -> str | None:

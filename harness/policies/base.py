@@ -177,6 +177,8 @@ class Policy:
     def plan(self, ctx: Context, knobs: Mapping[str, int]) -> Plan:
         raise NotImplementedError
 
+    regime_knobs: tuple[str, ...] | None = None   # the knobs `regime` reads (None: any of them)
+
     def regime(self, ctx: Context, knobs: Mapping[str, int]) -> int | None:
         """A discrete structure the plan derives from the knobs (WAA: the encode/decode GPU
         split), or None. Monotonicity is assumed only within one regime: the search splits

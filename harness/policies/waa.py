@@ -91,10 +91,13 @@ class _WAA(Policy):
         """`choose_encode_gpus`, memoised: the plan and the search's regime both ask."""
         return _encode_gpus_cached(self, ctx, b_e, d, g, side)
 
+    regime_knobs = ("encode_batch_size", "tp_degree", "tp_gpus", "tp_side")   # not B_m
+
     def regime(self, ctx: Context, knobs: Mapping[str, int]) -> int:
         """The number of encode GPUs: it moves with B_E (compute or memory balance), and
         throughput jumps where it does (OPT-13B/S/a40x4, TP 2: B_E 2 -> 21.9, 3 -> 19.9 seq/s)."""
-        k = self.validate(ctx, knobs)
+        # The search passes every knob; anything else is validated (defaults filled) first.
+        k = knobs if {"encode_batch_size", "tp_degree", "tp_gpus"} <= set(knobs) else self.validate(ctx, knobs)
         return self.encode_gpus(ctx, k["encode_batch_size"], k["tp_degree"], k["tp_gpus"], k.get("tp_side", 0))
 
     def plan(self, ctx: Context, knobs: Mapping[str, int]) -> Plan:

@@ -115,11 +115,15 @@ def regime_boxes(policy: Policy, ctx: Context, group: Group) -> tuple[tuple[Inde
     lo, hi = tuple(0 for _ in shape), tuple(s - 1 for s in shape)
     if not shape or policy.regime(ctx, group.knobs(lo)) is None:
         return ((lo, hi),)
+    # Read the regime over the axes it depends on (`Policy.regime_knobs`; None: all of them)
+    # and broadcast along the others (WAA's split ignores B_m: one read per B_E x T_P #GPUs).
+    used = policy.regime_knobs
+    sub = tuple(n if used is None or a.name in used else 1 for a, n in zip(group.axes, shape, strict=True))
     ids: dict[object, int] = {}
-    codes = np.empty(shape, dtype=np.int64)
-    for idx in itertools.product(*(range(s) for s in shape)):
+    codes = np.empty(sub, dtype=np.int64)
+    for idx in itertools.product(*(range(s) for s in sub)):
         codes[idx] = ids.setdefault(policy.regime(ctx, group.knobs(idx)), len(ids))
-    return tuple(_guillotine(codes, lo, hi, 0))
+    return tuple(_guillotine(np.broadcast_to(codes, shape), lo, hi, 0))
 
 
 class _Evaluator:
