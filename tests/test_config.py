@@ -24,7 +24,7 @@ def test_every_group_has_options() -> None:
 def test_every_yaml_builds_a_scenario(group: str, name: str) -> None:
     s = scenario(f"{group}={name}")
     built = {"model": s.model.name, "cluster": s.cluster.name, "task": s.workload.name,
-             "cost_model": s.cost_model_name, "policy": s.policy_name, "search": s.search.name}
+             "cost_model": s.cost_model_name, "policy": s.policy_name, "search": s.search.name, "mode": s.mode.name}
     assert built[group] == name
 
 

@@ -17,7 +17,7 @@ from harness.results.store import atomic_write_text
 def sweep(tmp_path, *overrides, timeout=300):
     return subprocess.run([sys.executable, "-m", "harness.cli.main", "sweep", "experiment=quick",
                            f"runs_dir={tmp_path}", "model=opt-13b", "task=S", "search.resolution=coarse",
-                           *overrides], capture_output=True, text=True, timeout=timeout)
+                           "mode=ours", *overrides], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,6 @@ def test_experiments_share_jobs_of_the_same_scenario(joblib_run):
     r = subprocess.run([sys.executable, "-m", "harness.cli.main", "sweep", "experiment=fig9", f"runs_dir={tmp}",
                         "model=opt-13b", "task=S", "search.resolution=coarse"], capture_output=True, text=True,
                        timeout=300)
-    assert r.returncode == 0 and "1 already stored" in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 0 and "2 jobs, 1 already stored" in r.stderr, r.stderr[-2000:]   # ours shared, paper new
     df = pd.read_parquet(tmp / "fig9" / "results.parquet")
-    assert set(df.experiment) == {"fig9"} and set(df.bound) == {"inf"}
+    assert set(df.experiment) == {"fig9"} and set(df.bound) == {"inf"} and set(df["mode"]) == {"ours", "paper"}
