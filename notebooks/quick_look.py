@@ -25,6 +25,7 @@ from harness.figures import (
 RUNS = find_runs()
 df = load_results(RUNS / "quick" / "results.parquet")
 df["experiment"] = "quick"
+df = df[df["mode"] == "ours"]          # the sweep runs both readings (mode=ours|paper); one at a time here
 print(f"{len(df)} rows, {df[['model', 'cluster', 'task', 'bound']].drop_duplicates().shape[0]} scenarios")
 df[["model", "task", "bound", "policy", "status", "throughput_seq_s", "latency_s", "speedup_over_ft"]]
 
