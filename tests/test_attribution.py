@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from harness.figures.attribution import attribution_key, cause_text, causes
-from harness.figures.headline import headline_by_mode
+from harness.figures.verdicts import headline_by_mode
 from harness.specs.mode import OPTIONS, OURS, PAPER
 from harness.studies.attribution import _miss, suspects, variant_claims
 

@@ -25,32 +25,15 @@ Definitions (also printed in the report):
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
+from harness.figures.claim_rows import COLUMNS, _row
 from harness.figures.frame import SCENARIO
+from harness.figures.table_claims import monotonicity_claims, table6_claims
 
-TOL_LOW, TOL_HIGH = 0.8, 1.25
 SMALL_MID, LARGE, LARGE_SECOND = "fig6", "fig8", "fig8_a40x32"   # fig8_a40x32: GPT-3 175B's second cluster (§7)
 WAA = ("waa-c", "waa-m")
 TIGHT = ("p10", "p30")
-COLUMNS = ["section", "claim", "paper", "ours", "ours / paper", "holds", "how ours is computed",
-           "paper_value", "ours_value", "finding"]
-
-
-def verdict(paper: float, ours: float, ref: float | None = 1.0) -> str:
-    """`ref`: the value whose side the claim is about (1x: ExeGPT beats FT; 0%: WAA needs more
-    memory); None for plain values (bounds, shares, Table 6 throughputs): no direction to hold."""
-    if ours is None or pd.isna(ours):
-        return "not computed"
-    if paper and TOL_LOW <= ours / paper <= TOL_HIGH:
-        return "holds (±25%)"
-    if ref is not None and (ours > ref) == (paper > ref):
-        return "direction only"
-    return "no"
-
-
 def scenario_speedups(df: pd.DataFrame) -> pd.DataFrame:
     """One row per scenario (model, cluster, task, bound): bound_s, FT and ExeGPT status, the
     policy ExeGPT chose and its speed-up over FT (NaN where either is infeasible)."""
@@ -78,21 +61,6 @@ def paper_scenarios(results: pd.DataFrame) -> pd.DataFrame:
     # second system of Fig. 8 (in the large-model claims, not in "the paper's 20 scenarios").
     union["second_cluster"] = [t in keysets[LARGE_SECOND] and t not in keysets[LARGE] for t in tuples]
     return union.reset_index(drop=True)
-
-
-def _row(section, claim, paper, ours, how, paper_text=None, ours_text=None, unit="×", ref: float | None = 1.0,
-         holds=None, finding: str = "") -> dict:
-    """One claim row. `finding`: a cause read from the table itself (which knob, which task),
-    shown beside the attribution factorial's."""
-    fmts = {"×": "{:.2f}×", "%": "{:+.0f}%", "share": "{:.1f}%"}       # % = an increase, share = a share
-    fmt = fmts.get(unit, "{:.3g}" + unit).format
-    ok = ours is not None and not pd.isna(ours)
-    ratio = ours / paper if ok and paper else math.nan
-    return {"section": section, "claim": claim,
-            "paper": paper_text or fmt(paper), "ours": ours_text or (fmt(ours) if ok else "—"),
-            "ours / paper": ratio, "holds": holds or verdict(paper, ours if ok else None, ref),
-            "how ours is computed": how, "paper_value": paper, "ours_value": ours if ok else math.nan,
-            "finding": finding}
 
 
 def _where(r) -> str:
@@ -290,81 +258,6 @@ def winner_claims(win: pd.DataFrame) -> list[dict]:
     return out
 
 
-def table6_claims(case: pd.DataFrame | None, bounds: pd.DataFrame | None) -> list[dict]:
-    out = []
-    if case is not None:
-        for r in case.itertuples(index=False):
-            b = "Inf" if pd.isna(r.bound_s) else f"{r.bound_s:g} s"
-            same = str(r.ours_policy).startswith(str(r.paper_policy)[:3])
-            row = _row("Table 6", f"OPT-13B S, L = {b}: {r.paper_policy.upper()} {r.paper_settings}",
-                       r.paper_throughput_seq_s, r.ours_throughput_seq_s,
-                       f"case_study.csv: ours {str(r.ours_policy).upper()} {r.ours_settings}, "
-                       f"latency {r.ours_latency_s:.3g} s (paper {r.paper_latency_s:g} s)", unit=" seq/s",
-                       ref=None)
-            row["holds"] += "; same policy" if same else f"; policy differs (ours {str(r.ours_policy).upper()})"
-            out.append(row)
-            # The paper's own schedule priced by our model: the A40 test set (the cost model's error).
-            what = str(getattr(r, "paper_settings_in_our_model", "ok"))
-            for name, paper, ours, unit in (("latency", r.paper_latency_s, r.paper_settings_in_our_model_latency_s, " s"),
-                                            ("throughput", r.paper_throughput_seq_s,
-                                             r.paper_settings_in_our_model_throughput_seq_s, " seq/s")):
-                out.append(_row("Table 6 (A40 test set)", f"OPT-13B S, L = {b}: the paper's schedule priced by our "
-                                f"model, {name}", paper, ours, f"case_study.csv: the paper's settings in our model "
-                                f"({what})", unit=unit, ref=None))
-    if bounds is not None:
-        for r in bounds.itertuples(index=False):
-            out.append(_row("Table 6 (A40 test set)", f"OPT-13B S FT-derived bound {r.label}", r.paper_s, r.ours_s,
-                            "bounds.csv (bottom 10/30/70% of FT latencies over batch sizes)",
-                            unit=" s", ref=None))
-    return out
-
-
-def _share_pct(m: pd.DataFrame, col: str) -> float:
-    """Pairs-weighted share (percent) of `col`; rows without pairs or a share are left out."""
-    if col not in m.columns:
-        return math.nan
-    m = m[(m["pairs"] > 0) & m[col].notna()]
-    return 100 * (m[col] * m["pairs"]).sum() / m["pairs"].sum() if len(m) else math.nan
-
-
-def monotonicity_claims(mono: pd.DataFrame | None) -> list[dict]:
-    """Table 5 (§5): GPT-3 39B as the paper measured it (5% of each value; and latency within
-    5% of L_B, the p70 bound), then T5-11B and GPT-3 101B (not in the paper: beyond)."""
-    if mono is None or mono.empty:
-        return []
-    from harness.specs.paper import TABLE5_MODEL
-    has_model = "model" in mono.columns
-    m = mono[(mono["pairs"] > 0) & ((mono["model"] == TABLE5_MODEL) if has_model else True)]
-    if m.empty:
-        return []
-    w = m["pairs"]
-    by_knob = ", ".join(f"{k} {_share_pct(g, 'thr_monotone_share'):.0f}%" for k, g in m.groupby("knob", sort=False))
-    out = [_row("§5 Table 5", f"share of points monotone in {name} ({tol}, GPT-3 39B)", paper,
-                _share_pct(m, col), f"pairs-weighted mean over {len(m)} policy×knob×task rows ({int(w.sum())} "
-                "pairs)", unit="share", ref=None,
-                finding=f"by knob, monotone in throughput: {by_knob} (the paper's directions, §4)"
-                if name == "throughput" else "")
-           for name, col, paper, tol in (("throughput", "thr_monotone_share", 97.0, "5% tol."),
-                                         ("latency", "lat_monotone_share", 96.0, "5% tol."),
-                                         ("latency", "lat_monotone_share_lb", 96.0, "tol. 5% of L_B"))
-           if col in m.columns]
-    bm = m[(m["knob"] == "micro_batches") & (m["task"] == "T")]
-    worst = m.loc[m["lat_monotone_share"].idxmin()]
-    ours = 100 * ((1 - bm["lat_monotone_share"]) * bm["pairs"]).sum() / bm["pairs"].sum() if len(bm) else None
-    out.append(_row("§5 Table 5", "worst: B_m on task T, share non-monotone in latency", 10.5, ours,
-                    f"WAA-C/WAA-M B_m rows of task T, pairs-weighted; our worst row: {worst['policy']} "
-                    f"{worst['knob']} {worst['task']} ({100 * (1 - worst['lat_monotone_share']):.1f}%)",
-                    unit="share", ref=None))
-    others = mono[(mono["pairs"] > 0) & (mono["model"] != TABLE5_MODEL)] if has_model else None
-    for model, g in ([] if others is None else others.groupby("model", sort=False)):
-        for name, col, paper in (("throughput", "thr_monotone_share", 97.0), ("latency", "lat_monotone_share_lb", 96.0)):
-            out.append(_row("beyond: Table 5", f"share monotone in {name}, {model} ({g['cluster'].iloc[0]})", None,
-                            _share_pct(g, col), f"as for GPT-3 39B ({'5% tol.' if name == 'throughput' else 'tol. 5% of L_B'}); "
-                            f"paper measured 39B only ({paper:g}%)", paper_text=f"({paper:g}% on 39B)",
-                            ours_text=f"{_share_pct(g, col):.1f}%", holds="not in the paper"))
-    return out
-
-
 def headline_table(results: pd.DataFrame, case: pd.DataFrame | None = None,
                    bounds: pd.DataFrame | None = None, mono: pd.DataFrame | None = None,
                    studies: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
@@ -374,73 +267,3 @@ def headline_table(results: pd.DataFrame, case: pd.DataFrame | None = None,
             + not_computed_claims(studies) + memory_claims(results, "weight_overhead" in studies)
             + winner_claims(winners(results)) + table6_claims(case, bounds) + monotonicity_claims(mono))
     return pd.DataFrame(rows, columns=COLUMNS)
-
-
-MODES = ("ours", "paper")   # column order of the two readings (harness/specs/mode.py)
-
-
-def mode_of(df: pd.DataFrame) -> pd.Series:
-    """Each row's reading; rows written before modes existed are `ours` (the only reading then)."""
-    if "mode" not in df.columns:
-        return pd.Series("ours", index=df.index)
-    return df["mode"].fillna("ours").astype(str)
-
-
-def _in_mode(df: pd.DataFrame | None, mode: str) -> pd.DataFrame | None:
-    return None if df is None else df[mode_of(df) == mode]
-
-
-def headline_by_mode(results: pd.DataFrame, case: pd.DataFrame | None = None,
-                     bounds: pd.DataFrame | None = None, mono: pd.DataFrame | None = None,
-                     causes: pd.DataFrame | None = None,
-                     studies: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
-    """Every claim under both readings: ours and the verdict per mode, and, where a claim
-    misses in both, its cause from the attribution factorial (harness.figures.attribution)."""
-    modes = [m for m in MODES if (mode_of(results) == m).any()] or ["ours"]
-    studies = studies or {}
-    per = {m: headline_table(results[mode_of(results) == m], _in_mode(case, m), _in_mode(bounds, m),
-                             _in_mode(mono, m), {k: _in_mode(v, m) for k, v in studies.items()})
-           for m in modes}
-    keys = ["section", "claim", "paper"]
-    out = per[modes[0]][keys].copy()
-    for m in modes:
-        t = per[m].rename(columns={"ours": f"ours (mode={m})", "holds": f"holds (mode={m})",
-                                   "ours / paper": f"ours / paper (mode={m})",
-                                   "how ours is computed": f"how (mode={m})"})
-        out = out.merge(t[[*keys, f"ours (mode={m})", f"ours / paper (mode={m})", f"holds (mode={m})",
-                           f"how (mode={m})"]], on=keys, how="left")   # the claims of the first mode, in order
-    by_key = {} if causes is None else {c["claim"]: c for _, c in causes.iterrows()}
-    both_miss = out[[f"holds (mode={m})" for m in modes]].apply(
-        lambda r: all(not str(v).startswith(("holds", "not in the paper", "not computed")) for v in r), axis=1)
-    findings = per[modes[0]].set_index(keys)["finding"].to_dict()
-    out["cause"] = [_cause(by_key, c, studies, findings.get((sec, c, p), ""), miss)
-                    for sec, c, p, miss in zip(out["section"], out["claim"], out["paper"], both_miss, strict=True)]
-    return out
-
-
-def _cause(by_key: dict, claim: str, studies: dict, finding: str, missed: bool) -> str:
-    """The factorial's cause, the definitional one (weight overhead), and what the table shows."""
-    from harness.figures.attribution import attribution_key, cause_text
-    if not missed:
-        return ""
-    parts = [cause_text(by_key[k]) if (k := attribution_key(claim)) in by_key else
-             _overhead_cause(studies.get("weight_overhead"), claim) or ""]
-    parts.append(finding)
-    text = "; ".join(p for p in parts if p)
-    return text or "no suspect switched for this claim (see harness attribute)"
-
-
-def _overhead_cause(wo: pd.DataFrame | None, claim: str) -> str | None:
-    """WAA's weight overhead misses by definition: the paper does not say what it compares.
-    Lists the candidate definitions (runs/fig9/weight_overhead.csv) within ±25% per mode."""
-    if wo is None or not claim.startswith("WAA weight memory vs FT, "):
-        return None
-    family = claim.split("[")[0]
-    rows = wo[wo["claim"].str.startswith(family)]
-    near = {m: sorted(r["claim"].split("[")[1].rstrip("]") for _, r in g.iterrows()
-                      if r["ours"] == r["ours"] and TOL_LOW <= r["ours"] / r["paper"] <= TOL_HIGH)
-            for m, g in rows.groupby(mode_of(rows))}
-    n = rows["claim"].nunique()
-    fits = "; ".join(f"mode={m}: {', '.join(v) or 'none'}" for m, v in near.items())
-    return (f"definition: the paper does not say what it compares; of {n} candidate definitions "
-            f"(Fig. 9 section) within ±25% for this family: {fits}")

@@ -18,11 +18,12 @@ import pandas as pd
 from harness.figures.attribution import causes, suspect_table
 from harness.figures.curves import latency_throughput
 from harness.figures.frame import load_results, markdown_table, save
-from harness.figures.headline import MODES, headline_by_mode, mode_of, paper_scenarios, winners
+from harness.figures.headline import paper_scenarios, winners
 from harness.figures.heatmap import speedup_heatmap
 from harness.figures.memory import memory_bars, one_scenario_per_model
 from harness.figures.tables import monotonicity_heatmap, table5_markdown, table6_markdown
 from harness.figures.throughput import throughput_bars
+from harness.figures.verdicts import MODES, headline_by_mode, mode_of
 
 EXPERIMENT_ORDER = ("fig6", "fig8", "full", "fig9")
 FIGURES: dict[str, tuple[str, Callable]] = {          # file stem -> (caption, DataFrame -> Figure)

@@ -170,6 +170,64 @@ def _waa_iteration(plan: Plan, workload: Workload, blocks: bool, kv_s: float, pe
     return it_s
 
 
+def _static(plan: Plan, workload: Workload, worst: bool) -> tuple[float, float, float]:
+    """FT: (throughput, latency, B_D). The batch runs until its longest query ends."""
+    c, b_e, s_lat = plan.costs, plan.encode_batch_size, plan.latency_output_len
+    in_pad = expected_max(workload.input, b_e)
+    out_batch = expected_max(workload.output, b_e)
+    enc = c.encode_s(b_e, in_pad)
+    batch_s = enc + out_batch * c.decode_iter_s(b_e, in_pad + out_batch / 2, in_pad)
+    lat_pad = float(workload.input.max) if worst else in_pad
+    lat_enc = c.encode_s(b_e, lat_pad) if worst else enc
+    latency = lat_enc + s_lat * c.decode_iter_s(b_e, lat_pad + s_lat / 2, lat_pad)
+    return b_e / batch_s, latency, float(b_e)
+
+
+def _rra(plan: Plan, workload: Workload, worst: bool) -> tuple[float, float, float]:
+    """RRA: (throughput, latency, B_D) of the encode / N_D-iteration / drain cycle (§6)."""
+    c, b_e, s_lat, inp = plan.costs, plan.encode_batch_size, plan.latency_output_len, workload.input.mean
+    peak, b_d = rra_decode_batches(b_e, workload.output, plan.decode_iters, plan.mode)
+    ctx, n_d = live_context_len(workload), plan.decode_iters
+    enc = c.encode_s(b_e, inp)
+    phase = rra_phase_s(c, b_e, workload.output, n_d, ctx, inp, plan.mode)
+    drain = c.decode_drain_s(max(1, round(b_d)), ctx, inp)
+    # The p99-length query is live in every iteration of its phases: charge it the
+    # iteration time at the mean batch of a live query's iterations (>= 1 sequence), or,
+    # worst case, at the phase-start batch.
+    it = c.decode_iter_s(max(1, round(peak if worst else b_d)), ctx, inp)
+    cycles = math.ceil(s_lat / n_d)
+    return b_e / (enc + phase + drain), cycles * enc + (cycles - 1) * drain + s_lat * it, b_d
+
+
+def _waa(plan: Plan, workload: Workload, worst: bool) -> tuple[float, float, float]:
+    """WAA: (throughput, latency, B_D) of the asynchronous encode and decode pipelines (§3, §6)."""
+    c, b_e, s_lat, inp = plan.costs, plan.encode_batch_size, plan.latency_output_len, workload.input.mean
+    b_d = waa_decode_batch(plan, workload)
+    blocks = bool(getattr(c, "kv_receive_blocks", False))
+    kv = c.kv_transfer_s(b_e, inp)
+    period = c.encode_period_s(b_e, inp) if blocks else max(c.encode_period_s(b_e, inp), kv)
+    it_s = _waa_iteration(plan, workload, blocks, kv, period)
+    it = it_s(b_d)
+    if period > it:  # encoder-bound: decoding runs at its own pace with a smaller batch,
+        # the fixed point b = B_E * S_D * it(b) / period (Little's law), by bisection.
+        lo, hi = 1.0, b_d
+        for _ in range(12):
+            mid = (lo + hi) / 2
+            if mid * period < b_d * it_s(mid):
+                lo = mid
+            else:
+                hi = mid
+        b_d = (lo + hi) / 2
+        it = it_s(max(1.0, b_d))
+    head = c.encode_s(b_e, inp) + (0.0 if blocks else kv)
+    # worst case: meets B_D plus one merging batch, and waits one iteration for its merge
+    latency = head + (s_lat + 2) * it_s(b_d + b_e) if worst else head + (s_lat + 1) * it
+    return b_e / max(it, period), latency, b_d
+
+
+TIMELINES = {"static": _static, "rra": _rra, "waa": _waa}
+
+
 def evaluate(plan: Plan, workload: Workload, relaxed: bool = False) -> Estimate:
     """The plan's Estimate. An infeasible plan scores zero throughput, unless `relaxed` and
     it was priced anyway (out of memory only): then the throughput/latency it would have,
@@ -177,56 +235,8 @@ def evaluate(plan: Plan, workload: Workload, relaxed: bool = False) -> Estimate:
     if not plan.feasible and not (relaxed and plan.costs is not None):
         return Estimate(plan.policy, plan.knobs, False, plan.reason, 0.0, 0.0, math.inf,
                         plan.memory_per_gpu_bytes, plan.encode_batch_size)
-    c, b_e, s_mean = plan.costs, plan.encode_batch_size, workload.output.mean
-    s_lat, inp = plan.latency_output_len, workload.input.mean
-    worst = plan.mode.latency == "worst-case"
-    if plan.kind == "static":
-        in_pad = expected_max(workload.input, b_e)
-        out_batch = expected_max(workload.output, b_e)
-        enc = c.encode_s(b_e, in_pad)
-        batch_s = enc + out_batch * c.decode_iter_s(b_e, in_pad + out_batch / 2, in_pad)
-        lat_pad = float(workload.input.max) if worst else in_pad
-        lat_enc = c.encode_s(b_e, lat_pad) if worst else enc
-        latency = lat_enc + s_lat * c.decode_iter_s(b_e, lat_pad + s_lat / 2, lat_pad)
-        thr, b_d = b_e / batch_s, float(b_e)
-    elif plan.kind == "rra":
-        peak, b_d = rra_decode_batches(b_e, workload.output, plan.decode_iters, plan.mode)
-        ctx, n_d = live_context_len(workload), plan.decode_iters
-        enc = c.encode_s(b_e, inp)
-        phase = rra_phase_s(c, b_e, workload.output, n_d, ctx, inp, plan.mode)
-        drain = c.decode_drain_s(max(1, round(b_d)), ctx, inp)
-        thr = b_e / (enc + phase + drain)
-        # The p99-length query is live in every iteration of its phases: charge it the
-        # iteration time at the mean batch of a live query's iterations (>= 1 sequence), or,
-        # worst case, at the phase-start batch.
-        it = c.decode_iter_s(max(1, round(peak if worst else b_d)), ctx, inp)
-        cycles = math.ceil(s_lat / n_d)
-        latency = cycles * enc + (cycles - 1) * drain + s_lat * it
-    elif plan.kind == "waa":
-        b_d = waa_decode_batch(plan, workload)
-        ctx = live_context_len(workload)
-        blocks = bool(getattr(c, "kv_receive_blocks", False))
-        kv = c.kv_transfer_s(b_e, inp)
-        period = c.encode_period_s(b_e, inp) if blocks else max(c.encode_period_s(b_e, inp), kv)
-        it_s = _waa_iteration(plan, workload, blocks, kv, period)
-        it = it_s(b_d)
-        if period > it:  # encoder-bound: decoding runs at its own pace with a smaller batch,
-            # the fixed point b = B_E * S_D * it(b) / period (Little's law), by bisection.
-            lo, hi = 1.0, b_d
-            for _ in range(12):
-                mid = (lo + hi) / 2
-                if mid * period < b_d * it_s(mid):
-                    lo = mid
-                else:
-                    hi = mid
-            b_d = (lo + hi) / 2
-            it = it_s(max(1.0, b_d))
-        thr = b_e / max(it, period)
-        if worst:   # meets B_D plus one merging batch, and waits one iteration for its merge
-            latency = c.encode_s(b_e, inp) + (0.0 if blocks else kv) + (s_lat + 2) * it_s(b_d + b_e)
-        else:
-            latency = c.encode_s(b_e, inp) + (0.0 if blocks else kv) + (s_lat + 1) * it
-    else:
+    if plan.kind not in TIMELINES:
         raise ValueError(f"unknown plan kind {plan.kind}")
-    return Estimate(plan.policy, plan.knobs, plan.feasible, plan.reason, thr, thr * s_mean, latency,
-                    plan.memory_per_gpu_bytes, b_e, b_d)
+    thr, latency, b_d = TIMELINES[plan.kind](plan, workload, plan.mode.latency == "worst-case")
+    return Estimate(plan.policy, plan.knobs, plan.feasible, plan.reason, thr, thr * workload.output.mean,
+                    latency, plan.memory_per_gpu_bytes, plan.encode_batch_size, b_d)
