@@ -15,12 +15,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.figures.attribution import causes, suspect_table
+from harness.figures.attribution import causes
 from harness.figures.curves import latency_throughput
 from harness.figures.frame import load_results, markdown_table, save
 from harness.figures.headline import paper_scenarios, winners
 from harness.figures.heatmap import speedup_heatmap
 from harness.figures.memory import memory_bars, one_scenario_per_model
+from harness.figures.paper_sections import (
+    claims_section,
+    equal_throughput_section,
+    fig9_groups_section,
+    paper_table5,
+    search_section,
+    table5_by_model,
+)
 from harness.figures.tables import monotonicity_heatmap, table5_markdown, table6_markdown
 from harness.figures.throughput import throughput_bars
 from harness.figures.verdicts import MODES, headline_by_mode, mode_of
@@ -74,7 +82,7 @@ def write_figures(runs_dir: Path) -> list[Path]:
             written.append(prob)
         elif prob.exists():
             prob.unlink()
-    mono = _paper_table5(_read_csv(runs_dir / "table5" / "monotonicity.csv"))
+    mono = paper_table5(_read_csv(runs_dir / "table5" / "monotonicity.csv"))
     if mono is not None:
         (runs_dir / "table5" / "table5.md").write_text(table5_markdown(mono) + "\n")
         written += [runs_dir / "table5" / "table5.md",
@@ -125,6 +133,7 @@ def provenance_table(results: pd.DataFrame) -> pd.DataFrame:
             "search": _join(g.get("search_method", pd.Series([], dtype=object)).astype(str) + "/"
                             + g.get("search_resolution", pd.Series([], dtype=object)).astype(str)),
             "seed": _join(g.get("seed", pd.Series([], dtype=object))),
+            "modes": _join(mode_of(g)),
         })
     return pd.DataFrame(rows)
 
@@ -148,7 +157,7 @@ def report_markdown(runs_dir: Path) -> str:
     case = _read_csv(runs_dir / "table6" / "case_study.csv")
     bounds = _read_csv(runs_dir / "table6" / "bounds.csv")
     mono_all = _read_csv(runs_dir / "table5" / "monotonicity.csv")
-    mono = _paper_table5(mono_all)
+    mono = paper_table5(mono_all)
     attr = _read_csv(runs_dir / "attribution" / "attribution.csv")
     why = causes(attr) if attr is not None else None
     studies = {k: v for k, v in (("equal_throughput", _read_csv(runs_dir / "equal_throughput" / "claims.csv")),
@@ -174,7 +183,7 @@ def report_markdown(runs_dir: Path) -> str:
                          "an older config hash; the first in table order is used)" if dup_exps else "")
                       + ". Rerun the sweeps from one clean commit before quoting these numbers.", ""]
     if claims is not None:
-        lines += _claims_section(claims, why, attr)
+        lines += claims_section(claims, why, attr)
         for m in MODES:
             in_mode = results[mode_of(results) == m]
             if len(in_mode):
@@ -193,95 +202,15 @@ def report_markdown(runs_dir: Path) -> str:
     if mono is not None:
         lines += ["## Table 5: monotonicity (GPT-3 39B, mode=ours)", "",
                   "![Table 5 heat-map](table5/figures/monotonicity.png)", "", table5_markdown(mono), ""]
-        lines += _table5_by_model(mono_all)
-    lines += _fig9_groups_section(runs_dir, studies.get("weight_overhead"))
-    lines += _equal_throughput_section(runs_dir)
+        lines += table5_by_model(mono_all)
+    lines += search_section(runs_dir)
+    lines += fig9_groups_section(runs_dir, studies.get("weight_overhead"))
+    lines += equal_throughput_section(runs_dir)
     if case is not None:
         lines += ["## Table 6: OPT-13B task S case study", "", table6_markdown(case, bounds), ""]
     lines += _study_sections(Path(runs_dir))
     lines += fidelity_section(Path(runs_dir))
     return "\n".join(lines)
-
-
-def _paper_table5(mono: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Table 5's heat-map and markdown: the paper's model (GPT-3 39B), mode=ours."""
-    if mono is None:
-        return None
-    from harness.specs.paper import TABLE5_MODEL
-    keep = mode_of(mono) == "ours"
-    if "model" in mono.columns:
-        keep &= mono["model"].fillna(TABLE5_MODEL) == TABLE5_MODEL
-    return mono[keep]
-
-
-def _table5_by_model(mono: pd.DataFrame | None) -> list[str]:
-    if mono is None or "model" not in mono.columns:
-        return []
-    from harness.scheduler.monotonicity import shares_by_model
-    t = pd.concat([shares_by_model(mono[mode_of(mono) == m]).assign(mode=m) for m in MODES
-                   if (mode_of(mono) == m).any()], ignore_index=True)
-    return ["Pairs-weighted shares per model and reading (`_lb`: latency tolerance 5% of L_B, the p70 "
-            "bound; the paper measured GPT-3 39B only):", "", markdown_table(t, floats="{:.3f}"), ""]
-
-
-def _fig9_groups_section(runs_dir: Path, overhead: pd.DataFrame | None) -> list[str]:
-    if overhead is None:
-        return []
-    lines = ["## Fig. 9 as the paper ran it: memory per GPU group (OPT-13B, GPT-3 101B; T, G; Inf)", ""]
-    for m in MODES:
-        png = Path("fig9") / "figures" / ("memory_groups.png" if m == "ours" else f"memory_groups-{m}.png")
-        if (runs_dir / png).exists():
-            lines += [f"![Fig. 9 per GPU group, mode={m}]({png.as_posix()})", ""]
-    lines += ["WAA's weight memory over FT's under every candidate definition (the paper does not define "
-              "it; harness/studies/memory_groups.py DEFINITIONS):", "",
-              markdown_table(overhead[["mode", "claim", "paper", "ours", "how"]], floats="{:.1f}"), ""]
-    return lines
-
-
-def _equal_throughput_section(runs_dir: Path) -> list[str]:
-    table = _read_csv(runs_dir / "equal_throughput" / "equal_throughput.csv")
-    if table is None:
-        return []
-    cols = [c for c in ("mode", "model", "cluster", "task", "status", "ft_throughput_seq_s", "ft_latency_s",
-                        "exegpt_latency_s", "exegpt_policy", "latency_ratio") if c in table.columns]
-    return ["## §8: latency at equal throughput (harness equal-throughput)", "",
-            "FT's best throughput over its batch sweep and its latency there; ExeGPT's lowest latency "
-            "whose throughput reaches it (bisection on the bound).", "",
-            markdown_table(table[cols], floats="{:.3g}"), ""]
-
-
-def _claims_section(claims: pd.DataFrame, why: pd.DataFrame | None, attr: pd.DataFrame | None) -> list[str]:
-    """Every claim under both readings with its verdicts; the causes of the misses."""
-    from harness.figures import headline
-    from harness.specs import mode as mode_spec
-    shown = ["section", "claim", "paper", *(c for m in MODES for c in (f"ours (mode={m})", f"holds (mode={m})")
-                                            if c in claims.columns), "cause"]
-    lines = ["## Paper vs ours, in both readings", "",
-             "`mode=ours` (the default) and `mode=paper` (the paper's text taken literally) differ in "
-             "these interpretation points (harness/specs/mode.py):", "",
-             markdown_table(pd.DataFrame(mode_spec.option_table())), "",
-             "Definitions:", "", "```",
-             headline.__doc__.split("Definitions (also printed in the report):")[1].strip("\n"),
-             "```", "", markdown_table(claims[[c for c in shown if c in claims.columns]], floats="{:.2f}"), "",
-             "<details><summary>How each number is computed</summary>", "",
-             markdown_table(claims[["claim", *(c for c in claims.columns if c.startswith("how"))]]), "",
-             "</details>", ""]
-    missed = claims[claims["cause"] != ""]
-    if len(missed):
-        lines += ["### Misses in both readings and their causes", "",
-                  "A claim misses when ours / paper is outside [0.8, 1.25] in both modes. Its cause is "
-                  "the single switch, among the suspects `harness attribute` measures (every mode option, "
-                  "FT's batch range and KV reservation, the cost model's transferred constants), that moves "
-                  "it most towards the paper (harness/figures/attribution.py says how verdicts are given).", ""]
-        lines += [f"- **{r.claim}**: paper {r.paper}; {r.cause}." for r in missed.itertuples(index=False)]
-        lines += [""]
-    if why is not None and attr is not None:
-        lines += ["### Attribution tables (one suspect switched at a time)", "",
-                  markdown_table(why, floats="{:.2f}"), ""]
-        for claim in why.loc[why["misses in both modes"], "claim"]:
-            lines += [f"<details><summary>{claim}</summary>", "",
-                      markdown_table(suspect_table(attr, claim), floats="{:.3f}"), "", "</details>", ""]
-    return lines
 
 
 STUDIES = (("fig11", "Fig. 11: distribution shift, SLA variants, redeploy cost (harness shift)"),
