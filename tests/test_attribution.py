@@ -119,3 +119,20 @@ def test_a_who_wins_share_is_judged_against_its_threshold_one_sided():
     assert c["misses in both modes"] and c["best single switch"] == "A" and c["verdict"] == "explained"
     assert _miss(1.8, True) == 0.0 and _miss(0.5, True) == pytest.approx(math.log(2))
     assert attribution_key("small/mid (fig6), tight bounds p10/p30: WAA chosen") == claim
+
+
+def test_report_sections_read_the_oracle_and_attribution_tables(tmp_path):
+    from harness.figures.paper_sections import claims_section, search_section
+    assert "make bench" in "\n".join(search_section(tmp_path))            # absent: says how to get it
+    (tmp_path / "search").mkdir()
+    pd.DataFrame([{"variant": "ours", "mode": "ours", "model": "m", "task": "S", "bound": "p10",
+                   "evaluations": 10, "grid_points": 1000, "pruning_ratio": 100.0, "gap_rel": 0.0,
+                   "below_oracle": False, "beyond_eps": False, "bnb_s": 0.1, "oracle_s": 1.0}]
+                 ).to_csv(tmp_path / "search" / "oracle.csv", index=False)
+    text = "\n".join(search_section(tmp_path))
+    assert "| ours | ours | 1 | 100 |" in text
+    t = _attr([("ours", "—", "c", 20.0, 10.0), ("paper", "—", "c", 20.0, 10.0), ("ours", "A", "c", 11.0, 10.0)])
+    claims = pd.DataFrame([{"section": "s", "claim": "x", "paper": "10", "ours (mode=ours)": "20",
+                            "holds (mode=ours)": "no", "cause": "explained: A", "how (mode=ours)": "h"}])
+    text = "\n".join(claims_section(claims, causes(t), t))
+    assert "- **x**: paper 10; explained: A." in text and "<summary>c</summary>" in text
