@@ -148,6 +148,8 @@ def monotonicity_study(overrides: list[str]) -> pd.DataFrame:
     each on its paper cluster, over every paper task and the three policies, in both readings
     (column `mode`); `model=`, `cluster=`, `task=` (or a workload), `policy=` and `mode=`
     overrides narrow it."""
+    import pandas as pd
+
     from harness.scheduler.monotonicity import (
         STUDY_POLICIES,
         STUDY_TASKS,
@@ -169,7 +171,6 @@ def monotonicity_study(overrides: list[str]) -> pd.DataFrame:
         if name not in STUDY_POLICIES:
             raise unknown_name("policy", name, STUDY_POLICIES)
         policies = (name,)
-    import pandas as pd
     tables = [monotonicity_table([(s.workload.name, context(s))], policies).assign(mode=s.mode.label())
               for s in scenarios]
     return pd.concat(tables, ignore_index=True)
