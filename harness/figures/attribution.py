@@ -38,9 +38,6 @@ CLAIM_KEYS: dict[str, str] = {
     "GPT-3 39B S: latency ratio FT / ExeGPT": "§8 GPT-3 39B S: latency ratio FT / ExeGPT at equal throughput",
     "GPT-3 39B S: ExeGPT latency at FT's throughput (s)": "§8 GPT-3 39B S: ExeGPT latency at FT's throughput (s)",
     "GPT-3 39B S: FT latency at its best throughput (s)": "§8 GPT-3 39B S: FT latency at its best throughput (s)",
-    "share of points monotone in throughput (5% tol., GPT-3 39B)": "§5 Table 5: share monotone in throughput (GPT-3 39B)",
-    "share of points monotone in latency (tol. 5% of L_B, GPT-3 39B)":
-        "§5 Table 5: share monotone in latency, tol. 5% of L_B (GPT-3 39B)",
 }
 
 

@@ -114,11 +114,11 @@ def facet_grid(df: pd.DataFrame, cell_w: float = 3.4, cell_h: float = 2.4
     return fig, axes
 
 
-def save(fig: Figure, stem: Path) -> list[Path]:
-    """Write `stem`.png and `stem`.pdf; returns both paths."""
+def save(fig: Figure, stem: Path, pdf: bool = True) -> list[Path]:
+    """Write `stem`.png and (unless `pdf` is false) `stem`.pdf; returns the paths."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
-    for ext in ("png", "pdf"):
+    for ext in ("png", "pdf") if pdf else ("png",):
         path = stem.with_suffix(f".{ext}")
         fig.savefig(path, dpi=130 if ext == "png" else None, bbox_inches="tight")
         out.append(path)

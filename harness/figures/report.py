@@ -73,7 +73,7 @@ def write_figures(runs_dir: Path) -> list[Path]:
         problems = []
         for name in _figures_for(df):
             try:
-                written += save(FIGURES[name][1](df), out / name)
+                written += save(FIGURES[name][1](df), out / name, pdf=mode == "ours")   # paper mode: PNG only
             except Exception as e:  # noqa: BLE001 - one bad figure must not hide the others
                 problems.append(f"{name}: {type(e).__name__}: {e}")
         prob = out / "PROBLEMS.txt"

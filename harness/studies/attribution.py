@@ -145,20 +145,22 @@ def table6_values(ctx: Context, resolution: str) -> dict[str, float]:
     return out
 
 
+# Bisection tolerance of the equal-throughput claim in the factorial: 2% (the study itself,
+# `harness equal-throughput`, uses 1%): moves of a few percent are not what it ranks.
+EQUAL_THROUGHPUT_TOL_REL = 0.02
+
+
 def study_values(apply: Callable[[Context], Context], base: Mode, resolution: str) -> dict[str, float]:
-    """§8 latency at equal throughput (GPT-3 39B S) and Table 5's shares (GPT-3 39B, §5)."""
-    from harness.scheduler.monotonicity import STUDY_TASKS, monotonicity_table, overall_shares
-    from harness.specs.paper import EQUAL_THROUGHPUT_SCENARIO, TABLE5_MODEL
+    """§8 latency at equal throughput (GPT-3 39B S). Table 5's shares are not switched here:
+    their miss is read by knob from the Table 5 table itself (the report's finding)."""
+    from harness.specs.paper import EQUAL_THROUGHPUT_SCENARIO
     from harness.studies.equal_throughput import equal_throughput
-    eq = equal_throughput(apply(base_context(*EQUAL_THROUGHPUT_SCENARIO, base)), resolution)
-    mono = overall_shares(monotonicity_table(
-        [(t, apply(base_context(TABLE5_MODEL, PAPER_CLUSTER[TABLE5_MODEL], t, base))) for t in STUDY_TASKS]))
+    eq = equal_throughput(apply(base_context(*EQUAL_THROUGHPUT_SCENARIO, base)), resolution,
+                          EQUAL_THROUGHPUT_TOL_REL)
     return {
         "§8 GPT-3 39B S: latency ratio FT / ExeGPT at equal throughput": eq.get("latency_ratio") or math.nan,
         "§8 GPT-3 39B S: FT latency at its best throughput (s)": eq.get("ft_latency_s") or math.nan,
         "§8 GPT-3 39B S: ExeGPT latency at FT's throughput (s)": eq.get("exegpt_latency_s") or math.nan,
-        "§5 Table 5: share monotone in throughput (GPT-3 39B)": mono["thr_monotone_share"],
-        "§5 Table 5: share monotone in latency, tol. 5% of L_B (GPT-3 39B)": mono["lat_monotone_share_lb"],
     }
 
 
@@ -225,8 +227,6 @@ PAPER_VALUES: dict[str, float] = {
                                     "who wins: small/mid, short outputs S/C1: WAA share",
                                     "who wins: small/mid, long outputs T: RRA share",
                                     "who wins: large, all bounds: RRA share")},
-    "§5 Table 5: share monotone in throughput (GPT-3 39B)": 0.97,
-    "§5 Table 5: share monotone in latency, tol. 5% of L_B (GPT-3 39B)": 0.96,
 }
 
 
