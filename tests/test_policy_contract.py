@@ -192,3 +192,18 @@ def test_decoder_self_attention_reads_generated_tokens_only_in_an_encoder_decode
     plan.costs.decode_iter_s(4, 70, 64)
     plan.costs.kv_copy_s(4, 70, 64)
     assert rec.contexts and set(rec.contexts) == {(own, 64)}
+
+
+@pytest.mark.parametrize("name", ["ft", "rra", "waa-c", "waa-m"])
+def test_memory_per_gpu_group_adds_up_to_the_plans_memory(ctx, name):
+    """`memory_groups` (Fig. 9), rebuilt from the plan's stages and batch sizes, agrees with the
+    accounting the plan's feasibility used: its most loaded GPU is `memory_per_gpu_bytes`."""
+    p = get_policy(name)
+    plan = p.plan(ctx, p.default_knobs(ctx))
+    if plan.costs is None:
+        pytest.skip(f"{name}: default knobs not priced here ({plan.reason})")
+    groups = p.memory_groups(ctx, plan)
+    assert set(groups) == ({"encode", "decode"} if name.startswith("waa") else {"all"})
+    per_gpu = [sm for stages in groups.values() for _, sm in stages]
+    assert max(sm.total_bytes for sm in per_gpu) == pytest.approx(plan.memory_per_gpu_bytes, rel=1e-12)
+    assert all(sm.weights_bytes > 0 and sm.kv_bytes >= 0 and sm.other_bytes >= 0 for sm in per_gpu)

@@ -185,6 +185,11 @@ class Policy:
         the first monotone knob's range into runs of equal regime and searches each."""
         return None
 
+    def memory_groups(self, ctx: Context, plan: Plan) -> dict[str, list]:
+        """Per GPU group of a priced `plan` (e.g. `all`, or WAA's `encode` and `decode`), its
+        stages in order with one GPU's memory each: [(Stage, common.StageMemory), ...]."""
+        raise NotImplementedError(f"policy '{self.name}' does not report its memory per GPU group")
+
     def validate(self, ctx: Context, knobs: Mapping[str, int]) -> dict[str, int]:
         """Fill defaults, reject unknown knobs and out-of-range values (one-line errors)."""
         space = {k.name: k for k in self.knob_space(ctx)}

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
-from harness.policies.common import memory_check, stage_memory_bytes, tp_degrees
-from harness.policies.pipeline import PipelineCosts, build_pipeline, distinct
+from harness.policies.common import StageMemory, memory_check, stage_memory, tp_degrees
+from harness.policies.pipeline import PipelineCosts, Stage, build_pipeline, distinct
 
 MAX_BATCH = 1024   # search range cap; memory decides feasibility below it
 
@@ -28,6 +28,20 @@ class FasterTransformer(Policy):
     def knob_space(self, ctx: Context) -> list[KnobSpec]:
         return [KnobSpec("batch_size", 1, MAX_BATCH, 1, throughput_dir=+1, latency_dir=+1, symbol="B")]
 
+    @staticmethod
+    def _memory(ctx: Context, stages, b: int, pp: int) -> list[tuple[Stage, StageMemory]]:
+        """One GPU of each stage: the KV cache reserved for B queries of the maximum input +
+        output (`ft_baseline.kv_reservation=p99`: p99 lengths), prompts padded to the maximum."""
+        m, w = ctx.model, ctx.workload
+        max_in, max_out = w.input.max, w.output.max
+        kv_in, kv_out = (max_in, max_out) if ctx.ft.kv_reservation == "max" else (w.input.p99, w.output_p99)
+        kv_tokens = b * (kv_out + (0 if m.is_encoder_decoder else kv_in))
+        return [(st, stage_memory(ctx, st, kv_tokens, b * max_in, b * max_in / pp)) for st in stages]
+
+    def memory_groups(self, ctx: Context, plan: Plan) -> dict[str, list]:
+        stages = plan.costs.decode_stages
+        return {"all": self._memory(ctx, stages, plan.encode_batch_size, len(stages))}
+
     def plan(self, ctx: Context, knobs: Mapping[str, int]) -> Plan:
         knobs = self.validate(ctx, knobs)
         b = knobs["batch_size"]
@@ -36,15 +50,12 @@ class FasterTransformer(Policy):
         if m.num_layers % pp and m.num_decoder_layers % pp:
             return infeasible(self.name, knobs, f"layers: {m.num_decoder_layers} not divisible by pp={pp}")
         stages = build_pipeline(ctx.cost_model, m, [tp] * pp, m.num_encoder_layers, m.num_decoder_layers)
-        max_in, max_out = w.input.max, w.output.max
-        kv_in, kv_out = (max_in, max_out) if ctx.ft.kv_reservation == "max" else (w.input.p99, w.output_p99)
-        kv_tokens = b * (kv_out + (0 if m.is_encoder_decoder else kv_in))
-        mem = max(stage_memory_bytes(ctx, st, kv_tokens, b * max_in, b * max_in / pp) for st in distinct(stages))
+        mem = max(sm.total_bytes for _, sm in self._memory(ctx, distinct(stages), b, pp))
         reason = memory_check(ctx, mem)
         key = tuple(sorted(knobs.items()))
         if reason:
             return Plan(self.name, self.kind, key, False, reason, b, memory_per_gpu_bytes=mem)
         costs = PipelineCosts(ctx.cost_model, m, stages, stages, decode_micro_batches=pp)
         return Plan(self.name, self.kind, key, True, "", b, decode_iters=0,
-                    latency_output_len=max_out, max_decode_batch=b, memory_per_gpu_bytes=mem,
+                    latency_output_len=w.output.max, max_decode_batch=b, memory_per_gpu_bytes=mem,
                     num_stages=pp, costs=costs, mode=ctx.mode)

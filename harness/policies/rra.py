@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
-from harness.policies.common import memory_check, stage_memory_bytes, tp_degrees
-from harness.policies.pipeline import PipelineCosts, build_pipeline, distinct, stage_degrees
+from harness.policies.common import StageMemory, memory_check, stage_memory, tp_degrees
+from harness.policies.pipeline import PipelineCosts, Stage, build_pipeline, distinct, stage_degrees
 from harness.simulator.expected import live_self_cache_len, rra_decode_batches
 
 MAX_ENCODE_BATCH = 512
@@ -45,6 +45,20 @@ class RoundRobin(Policy):
             knobs["tp_gpus"] = ctx.cluster.num_gpus if int(knobs["tp_degree"]) > 1 else 0
         return Policy.validate(self, ctx, knobs)
 
+    @staticmethod
+    def _memory(ctx: Context, stages, b_e: int, b_d: float, n_stages: int) -> list[tuple[Stage, StageMemory]]:
+        """One GPU of each stage: the KV of the peak decoding batch B_D, its share of the
+        encoded prompts' activations."""
+        w, m = ctx.workload, ctx.model
+        kv_tokens = b_d * live_self_cache_len(w, m)
+        return [(st, stage_memory(ctx, st, kv_tokens, b_d * w.input.mean, max(b_e * w.input.mean, b_d) / n_stages))
+                for st in stages]
+
+    def memory_groups(self, ctx: Context, plan: Plan) -> dict[str, list]:
+        stages = plan.costs.decode_stages
+        b_d = rra_decode_batches(plan.encode_batch_size, ctx.workload.output, plan.decode_iters, ctx.mode)[0]
+        return {"all": self._memory(ctx, stages, plan.encode_batch_size, b_d, len(stages))}
+
     def plan(self, ctx: Context, knobs: Mapping[str, int]) -> Plan:
         knobs = self.validate(ctx, knobs)
         key = tuple(sorted(knobs.items()))
@@ -57,9 +71,7 @@ class RoundRobin(Policy):
         stages = build_pipeline(ctx.cost_model, m, degrees, m.num_encoder_layers, m.num_decoder_layers)
         b_e = knobs["encode_batch_size"]
         b_d = rra_decode_batches(b_e, w.output, knobs["decode_iters"], ctx.mode)[0]   # peak: memory
-        kv_tokens = b_d * live_self_cache_len(w, m)
-        mem = max(stage_memory_bytes(ctx, st, kv_tokens, b_d * w.input.mean,
-                                     max(b_e * w.input.mean, b_d) / len(stages)) for st in distinct(stages))
+        mem = max(sm.total_bytes for _, sm in self._memory(ctx, distinct(stages), b_e, b_d, len(stages)))
         reason = memory_check(ctx, mem)
         costs = PipelineCosts(ctx.cost_model, m, stages, stages, decode_micro_batches=len(stages))
         # Out of memory: still priced (costs kept), so the search can bound a box's throughput.

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
-from harness.policies.common import memory_check, stage_memory_bytes, tp_degrees
+from harness.policies.common import StageMemory, memory_check, stage_memory, tp_degrees
 from harness.policies.pipeline import PipelineCosts, build_pipeline, distinct, stage_degrees
 from harness.simulator.expected import live_self_cache_len
 
@@ -69,20 +69,26 @@ class _WAA(Policy):
         return enc, dec
 
     @staticmethod
-    def _stage_memory(ctx: Context, st, decode_side: bool, b_e: float, b_d: float) -> float:
+    def _stage_memory(ctx: Context, st, decode_side: bool, b_e: float, b_d: float) -> StageMemory:
         """One GPU of stage `st`: encode side holds the prompt's activations (and, decoder-only,
         its KV until handed over); decode side the KV of B_D live sequences."""
         w, m = ctx.workload, ctx.model
         if decode_side:
             gen = b_d * live_self_cache_len(w, m)
-            return stage_memory_bytes(ctx, st, gen, b_d * w.input.mean, b_d)
+            return stage_memory(ctx, st, gen, b_d * w.input.mean, b_d)
         prompt = b_e * w.input.mean
-        return stage_memory_bytes(ctx, st, 0 if m.is_encoder_decoder else prompt, 0, prompt)
+        return stage_memory(ctx, st, 0 if m.is_encoder_decoder else prompt, 0, prompt)
 
     def _memory(self, ctx: Context, enc, dec, b_e: float, b_d: float) -> tuple[float, float]:
         """Most loaded encode GPU and most loaded decode GPU, bytes."""
-        return (max(self._stage_memory(ctx, st, False, b_e, b_d) for st in distinct(enc)),
-                max(self._stage_memory(ctx, st, True, b_e, b_d) for st in distinct(dec)))
+        return (max(self._stage_memory(ctx, st, False, b_e, b_d).total_bytes for st in distinct(enc)),
+                max(self._stage_memory(ctx, st, True, b_e, b_d).total_bytes for st in distinct(dec)))
+
+    def memory_groups(self, ctx: Context, plan: Plan) -> dict[str, list]:
+        b_e = plan.encode_batch_size
+        b_d = b_e * ctx.workload.output.mean          # B_D = B_E * S_D (§3), as `plan` sizes it
+        return {side: [(st, self._stage_memory(ctx, st, side == "decode", b_e, b_d)) for st in stages]
+                for side, stages in (("encode", plan.costs.encode_stages), ("decode", plan.costs.decode_stages))}
 
     def choose_encode_gpus(self, ctx: Context, b_e: int, d: int, g: int, side: int = 0) -> int:
         raise NotImplementedError
@@ -174,7 +180,7 @@ def _memory_lines(policy: _WAA, ctx: Context, n_enc: int, d: int, g: int, side: 
     for stages, decode_side in ((enc, False), (dec, True)):
         lines = []
         for st in distinct(stages):
-            m0 = policy._stage_memory(ctx, st, decode_side, 0.0, 0.0)
-            lines.append((m0, policy._stage_memory(ctx, st, decode_side, 1.0, s_d) - m0))
+            m0 = policy._stage_memory(ctx, st, decode_side, 0.0, 0.0).total_bytes
+            lines.append((m0, policy._stage_memory(ctx, st, decode_side, 1.0, s_d).total_bytes - m0))
         sides.append(tuple(lines))
     return tuple(sides)

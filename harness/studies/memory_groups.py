@@ -4,15 +4,9 @@ RRA and FT one group (`all` stages), WAA its `encode` and `decode` GPUs separate
 
 The schedules are the ones the sweep rows hold: FT tuned the paper's way under the bound
 (§7, `best_ft`) and each policy's best under the bound (XScheduler, §5). They are re-planned
-here and the memory comes from the policies' own code, never a copy of their formulas:
-- FT and RRA: `plan()` is re-run while every call it makes to `stage_memory_bytes` (its
-  per-stage memory: weights + KV cache + one layer's activations, harness/policies/common.py)
-  is recorded, one call per distinct stage;
-- WAA: `_WAA._stage_memory` is called for each distinct stage of the plan's encode pipeline
-  (encode side) and decode pipeline (decode side), at the plan's B_E and B_D = B_E * S_D (§3).
-Each recorded call is split into its terms by calling `stage_memory_bytes` again with the
-token counts zeroed: weights = f(0, 0, 0), KV = f(kv, cross, 0) - weights, other = the rest.
-A stage of TP degree d is d GPUs, each holding the stage's per-GPU bytes.
+here and each policy reports its memory per GPU group itself (`Policy.memory_groups`: weights,
+KV cache and one layer's activations per GPU of every stage; harness/policies/common.py
+`stage_memory`). A stage of TP degree d is d GPUs, each holding the stage's per-GPU bytes.
 
 `weight_overhead_claims` reads the paper's "WAA uses 18% (OPT) / 29% (GPT-3) more weight
 memory than FT" (§8) under several definitions (`DEFINITIONS`), none tuned to the paper.
@@ -22,22 +16,17 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import pandas as pd
 
 from harness.policies import Context, get_policy
 from harness.policies.base import Plan, Policy
-from harness.policies.common import stage_memory_bytes
-from harness.policies.pipeline import Stage, distinct
+from harness.policies.common import StageMemory
+from harness.policies.pipeline import Stage
 from harness.scheduler.bounds import best_ft, derive_bounds
 from harness.scheduler.search import DEFAULT_POLICIES, find_schedule
-from harness.simulator.expected import waa_decode_batch
 from harness.specs.paper import FIG9_MODELS, FIG9_TASKS, PAPER_CLUSTER, WAA_WEIGHT_OVERHEAD_PCT
 
 MEMORY_POLICIES = ("ft", *DEFAULT_POLICIES)
@@ -49,59 +38,10 @@ COLUMNS = ["model", "cluster", "task", "mode", "bound_s", "policy", "chosen", "s
            "plan_memory_per_gpu_bytes", "gpu_memory_bytes", "throughput_seq_s", "latency_s", "knobs"]
 
 
-@dataclass(frozen=True, slots=True)
-class StageMemory:
-    """One GPU of a stage, bytes."""
-
-    weights_bytes: float
-    kv_bytes: float
-    other_bytes: float
-
-    @property
-    def total_bytes(self) -> float:
-        return self.weights_bytes + self.kv_bytes + self.other_bytes
-
-
-def split_stage_memory(ctx: Context, st: Stage, kv_tokens: float, cross_tokens: float, active_tokens: float,
-                       weight_copies: int = 1) -> StageMemory:
-    """`stage_memory_bytes` of these arguments, split into its three terms."""
-    weights = stage_memory_bytes(ctx, st, 0.0, 0.0, 0.0, weight_copies)
-    with_kv = stage_memory_bytes(ctx, st, kv_tokens, cross_tokens, 0.0, weight_copies)
-    total = stage_memory_bytes(ctx, st, kv_tokens, cross_tokens, active_tokens, weight_copies)
-    return StageMemory(weights, with_kv - weights, total - with_kv)
-
-
-@contextmanager
-def recording(policy: Policy):
-    """Record (stage, StageMemory) of every `stage_memory_bytes` call `policy`'s module makes."""
-    calls: list[tuple[Stage, StageMemory]] = []
-
-    def record(ctx, st, kv_tokens, cross_tokens, active_tokens, weight_copies=1):
-        calls.append((st, split_stage_memory(ctx, st, kv_tokens, cross_tokens, active_tokens, weight_copies)))
-        return stage_memory_bytes(ctx, st, kv_tokens, cross_tokens, active_tokens, weight_copies)
-
-    with mock.patch.object(sys.modules[type(policy).__module__], "stage_memory_bytes", record):
-        yield calls
-
-
 def stage_groups(policy: Policy, ctx: Context, plan: Plan) -> dict[str, list[tuple[Stage, StageMemory]]]:
-    """Every stage of each GPU group of a feasible `plan`, with its per-GPU memory (module docstring)."""
-    if plan.kind == "waa":
-        b_e, b_d = plan.encode_batch_size, waa_decode_batch(plan, ctx.workload)
-        out = {}
-        for group, stages, decode_side in (("encode", plan.costs.encode_stages, False),
-                                           ("decode", plan.costs.decode_stages, True)):
-            per = {}
-            for st in distinct(stages):
-                with recording(policy) as calls:
-                    policy._stage_memory(ctx, st, decode_side, b_e, b_d)
-                per[id(st)] = calls[-1][1]
-            out[group] = [(st, per[id(st)]) for st in stages]
-        return out
-    with recording(policy) as calls:
-        replanned = policy.plan(ctx, dict(plan.knobs))
-    per = {id(st): m for st, m in calls}
-    return {"all": [(st, per[id(st)]) for st in replanned.costs.decode_stages]}
+    """Every stage of each GPU group of a feasible `plan`, with one GPU's memory
+    (`Policy.memory_groups`: the policy's own accounting)."""
+    return policy.memory_groups(ctx, plan)
 
 
 def group_row(stages: list[tuple[Stage, StageMemory]]) -> dict:
@@ -144,7 +84,6 @@ def memory_groups(ctx: Context, bound_s: float, resolution: str = "fine") -> pd.
             rows.append({**base, "policy": name, "chosen": False, "status": "NS", "reason": entry["reason"]})
             continue
         policy = get_policy(name)
-        policy.regime(ctx, entry["knobs"])              # WAA: memoise the split outside the recording
         plan = policy.plan(ctx, entry["knobs"])
         common = {**base, "policy": name, "chosen": entry["chosen"], "status": "ok", "reason": "",
                   "plan_memory_per_gpu_bytes": plan.memory_per_gpu_bytes,
