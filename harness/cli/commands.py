@@ -48,7 +48,7 @@ def estimate_json(s: Scenario, cfg: DictConfig) -> dict:
         "inputs": {"model": s.model.name, "cluster": s.cluster.name, "workload": w.name,
                    "workload_source": w.source, "output_p99": w.output_p99, "output_max": w.output_max,
                    "policy": s.policy_name, "knobs": knobs, "cost_model": ctx.cost_model.id,
-                   "seed": s.seed, **s.sla.as_dict()},
+                   "seed": s.seed, "mode": s.mode.label(), **s.sla.as_dict()},
         "simulator": sim,
         "estimate": {k: finite(v) for k, v in est.as_dict().items()},
         "plan": {"num_stages": plan.num_stages, "decode_iters": plan.decode_iters,
@@ -130,7 +130,7 @@ def search_json(s: Scenario, cfg: DictConfig) -> dict:
     return {"inputs": {"model": s.model.name, "cluster": s.cluster.name, "workload": s.workload.name,
                        "workload_source": s.workload.source, "output_p99": s.workload.output_p99,
                        "cost_model": ctx.cost_model.id, "bound": label, "bound_s": finite(bound_s),
-                       **s.sla.as_dict()},
+                       "mode": s.mode.label(), **s.sla.as_dict()},
             **{k: _json_safe(v) for k, v in out.items()}}
 
 
