@@ -206,4 +206,4 @@ def test_memory_per_gpu_group_adds_up_to_the_plans_memory(ctx, name):
     assert set(groups) == ({"encode", "decode"} if name.startswith("waa") else {"all"})
     per_gpu = [sm for stages in groups.values() for _, sm in stages]
     assert max(sm.total_bytes for sm in per_gpu) == pytest.approx(plan.memory_per_gpu_bytes, rel=1e-12)
-    assert all(sm.weights_bytes > 0 and sm.kv_bytes >= 0 and sm.other_bytes >= 0 for sm in per_gpu)
+    assert all(sm.weights_bytes > 0 and sm.kv_cache_bytes >= 0 and sm.activation_bytes >= 0 for sm in per_gpu)

@@ -187,7 +187,7 @@ class Policy:
 
     def memory_groups(self, ctx: Context, plan: Plan) -> dict[str, list]:
         """Per GPU group of a priced `plan` (e.g. `all`, or WAA's `encode` and `decode`), its
-        stages in order with one GPU's memory each: [(Stage, common.StageMemory), ...]."""
+        stages in order with one GPU's memory each: [(Stage, cost_model.memory.MemoryUse), ...]."""
         raise NotImplementedError(f"policy '{self.name}' does not report its memory per GPU group")
 
     def validate(self, ctx: Context, knobs: Mapping[str, int]) -> dict[str, int]:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
-from harness.cost_model.memory import activation_bytes, kv_cache_bytes, usable_bytes, weight_bytes
+from harness.cost_model.memory import (
+    MemoryUse,
+    activation_bytes,
+    kv_cache_bytes,
+    usable_bytes,
+    weight_bytes,
+)
 from harness.policies.base import Context
 from harness.policies.pipeline import Stage
 from harness.specs.models import ModelSpec
@@ -26,26 +31,13 @@ def _tp_degrees(m: ModelSpec, gpus_in_node: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
-class StageMemory:
-    """One GPU of a stage, bytes: its weights, its KV cache, one layer's activations."""
-
-    weights_bytes: float
-    kv_bytes: float
-    other_bytes: float
-
-    @property
-    def total_bytes(self) -> float:
-        return self.weights_bytes + self.kv_bytes + self.other_bytes
-
-
 def stage_memory(ctx: Context, st: Stage, kv_tokens: float, cross_tokens: float,
-                 active_tokens: float, weight_copies: int = 1) -> StageMemory:
+                 active_tokens: float, weight_copies: int = 1) -> MemoryUse:
     """Weights, KV cache and one layer's activations on one GPU of stage `st`."""
     shard = st.shard()
-    return StageMemory(weight_copies * weight_bytes(ctx.model, shard),
-                       kv_cache_bytes(ctx.model, shard, kv_tokens, cross_tokens),
-                       activation_bytes(ctx.model, active_tokens, st.tp_degree))
+    return MemoryUse(weight_copies * weight_bytes(ctx.model, shard),
+                     kv_cache_bytes(ctx.model, shard, kv_tokens, cross_tokens),
+                     activation_bytes(ctx.model, active_tokens, st.tp_degree))
 
 
 def stage_memory_bytes(ctx: Context, st: Stage, kv_tokens: float, cross_tokens: float,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from harness.cost_model.memory import MemoryUse
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
-from harness.policies.common import StageMemory, memory_check, stage_memory, tp_degrees
+from harness.policies.common import memory_check, stage_memory, tp_degrees
 from harness.policies.pipeline import PipelineCosts, Stage, build_pipeline, distinct
 
 MAX_BATCH = 1024   # search range cap; memory decides feasibility below it
@@ -29,7 +30,7 @@ class FasterTransformer(Policy):
         return [KnobSpec("batch_size", 1, MAX_BATCH, 1, throughput_dir=+1, latency_dir=+1, symbol="B")]
 
     @staticmethod
-    def _memory(ctx: Context, stages, b: int, pp: int) -> list[tuple[Stage, StageMemory]]:
+    def _memory(ctx: Context, stages, b: int, pp: int) -> list[tuple[Stage, MemoryUse]]:
         """One GPU of each stage: the KV cache reserved for B queries of the maximum input +
         output (`ft_baseline.kv_reservation=p99`: p99 lengths), prompts padded to the maximum."""
         m, w = ctx.model, ctx.workload

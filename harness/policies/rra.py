@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from harness.cost_model.memory import MemoryUse
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
-from harness.policies.common import StageMemory, memory_check, stage_memory, tp_degrees
+from harness.policies.common import memory_check, stage_memory, tp_degrees
 from harness.policies.pipeline import PipelineCosts, Stage, build_pipeline, distinct, stage_degrees
 from harness.simulator.expected import live_self_cache_len, rra_decode_batches
 
@@ -46,7 +47,7 @@ class RoundRobin(Policy):
         return Policy.validate(self, ctx, knobs)
 
     @staticmethod
-    def _memory(ctx: Context, stages, b_e: int, b_d: float, n_stages: int) -> list[tuple[Stage, StageMemory]]:
+    def _memory(ctx: Context, stages, b_e: int, b_d: float, n_stages: int) -> list[tuple[Stage, MemoryUse]]:
         """One GPU of each stage: the KV of the peak decoding batch B_D, its share of the
         encoded prompts' activations."""
         w, m = ctx.workload, ctx.model

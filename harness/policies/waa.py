@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import lru_cache
 
+from harness.cost_model.memory import MemoryUse
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
-from harness.policies.common import StageMemory, memory_check, stage_memory, tp_degrees
+from harness.policies.common import memory_check, stage_memory, tp_degrees
 from harness.policies.pipeline import PipelineCosts, build_pipeline, distinct, stage_degrees
 from harness.simulator.expected import live_self_cache_len
 
@@ -69,7 +70,7 @@ class _WAA(Policy):
         return enc, dec
 
     @staticmethod
-    def _stage_memory(ctx: Context, st, decode_side: bool, b_e: float, b_d: float) -> StageMemory:
+    def _stage_memory(ctx: Context, st, decode_side: bool, b_e: float, b_d: float) -> MemoryUse:
         """One GPU of stage `st`: encode side holds the prompt's activations (and, decoder-only,
         its KV until handed over); decode side the KV of B_D live sequences."""
         w, m = ctx.workload, ctx.model

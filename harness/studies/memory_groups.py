@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.cost_model.memory import MemoryUse
 from harness.policies import Context, get_policy
 from harness.policies.base import Plan, Policy
-from harness.policies.common import StageMemory
 from harness.policies.pipeline import Stage
 from harness.scheduler.bounds import best_ft, derive_bounds
 from harness.scheduler.search import DEFAULT_POLICIES, find_schedule
@@ -38,20 +38,20 @@ COLUMNS = ["model", "cluster", "task", "mode", "bound_s", "policy", "chosen", "s
            "plan_memory_per_gpu_bytes", "gpu_memory_bytes", "throughput_seq_s", "latency_s", "knobs"]
 
 
-def stage_groups(policy: Policy, ctx: Context, plan: Plan) -> dict[str, list[tuple[Stage, StageMemory]]]:
+def stage_groups(policy: Policy, ctx: Context, plan: Plan) -> dict[str, list[tuple[Stage, MemoryUse]]]:
     """Every stage of each GPU group of a feasible `plan`, with one GPU's memory
     (`Policy.memory_groups`: the policy's own accounting)."""
     return policy.memory_groups(ctx, plan)
 
 
-def group_row(stages: list[tuple[Stage, StageMemory]]) -> dict:
+def group_row(stages: list[tuple[Stage, MemoryUse]]) -> dict:
     """Per-GPU means over the group's GPUs (a stage of TP degree d counts d times) and maxima."""
     gpus = sum(st.tp_degree for st, _ in stages)
 
-    def mean(f: Callable[[StageMemory], float]) -> float:
+    def mean(f: Callable[[MemoryUse], float]) -> float:
         return sum(f(m) * st.tp_degree for st, m in stages) / gpus
     return {"gpus": gpus, "stages": len(stages), "weights_bytes_per_gpu": mean(lambda m: m.weights_bytes),
-            "kv_bytes_per_gpu": mean(lambda m: m.kv_bytes), "other_bytes_per_gpu": mean(lambda m: m.other_bytes),
+            "kv_bytes_per_gpu": mean(lambda m: m.kv_cache_bytes), "other_bytes_per_gpu": mean(lambda m: m.activation_bytes),
             "total_bytes_per_gpu": mean(lambda m: m.total_bytes),
             "max_weights_bytes_per_gpu": max(m.weights_bytes for _, m in stages),
             "max_total_bytes_per_gpu": max(m.total_bytes for _, m in stages)}
