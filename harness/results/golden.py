@@ -15,14 +15,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.cost_model import get_cost_model
-from harness.policies import Context
 from harness.scheduler import find_schedule
 from harness.scheduler.bounds import derive_bounds
-from harness.specs import get_cluster, get_model
+from harness.scheduler.oracle_study import scenario_context
 from harness.specs.mode import MODES, make_mode
 from harness.specs.paper import PAPER_CLUSTER
-from harness.workload import get_task
 
 THROUGHPUT_DROP_REL = 0.01     # fail on a drop of more than 1%
 GOLDEN_SCENARIOS = tuple(
@@ -47,11 +44,6 @@ class Outcome:
                 "latency_s": None if self.latency_s is None else round(self.latency_s, 6)}
 
 
-def _ctx(model: str, task: str, mode: str) -> Context:
-    c = get_cluster(PAPER_CLUSTER[model])
-    return Context(get_model(model), c, get_task(task), get_cost_model("analytic", c), mode=make_mode(mode))
-
-
 def scenario_key(model: str, task: str, bound: str, mode: str = "ours") -> str:
     """`model/cluster/task/bound`, with ` mode=paper` appended for the paper's reading."""
     return f"{model}/{PAPER_CLUSTER[model]}/{task}/{bound}" + ("" if mode == "ours" else f" mode={mode}")
@@ -62,7 +54,7 @@ def run_scenarios(bounds_s: dict[str, float | None] | None = None) -> dict[str, 
     stored bound when given, else derived (§7)."""
     out = {}
     for (model, task, label), mode in ((s, m) for s in GOLDEN_SCENARIOS for m in MODES):
-        key, ctx = scenario_key(model, task, label, mode), _ctx(model, task, mode)
+        key, ctx = scenario_key(model, task, label, mode), scenario_context(model, task, make_mode(mode))
         if bounds_s is not None and key in bounds_s:
             b = bounds_s[key]
         else:

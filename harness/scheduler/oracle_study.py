@@ -73,9 +73,9 @@ class Oracle:
         return float(self.throughput_seq_s[i]), self.policy[i]
 
 
-def scenario_context(model: str, task: str, mode: Mode) -> Context:
-    """Analytic cost model on the model's paper cluster (§7), read in `mode`."""
-    c = get_cluster(PAPER_CLUSTER[model])
+def scenario_context(model: str, task: str, mode: Mode, cluster: str | None = None) -> Context:
+    """Analytic cost model on `cluster` (default: the model's paper cluster, §7), read in `mode`."""
+    c = get_cluster(cluster or PAPER_CLUSTER[model])
     return Context(get_model(model), c, get_task(task), get_cost_model("analytic", c), mode=mode)
 
 

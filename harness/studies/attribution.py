@@ -24,9 +24,9 @@ import pandas as pd
 from harness.cost_model import get_cost_model
 from harness.policies import Context
 from harness.scheduler.bounds import best_ft, derive_bounds, max_ft_batch
+from harness.scheduler.oracle_study import scenario_context
 from harness.scheduler.search import find_schedule
-from harness.specs import get_cluster, get_model
-from harness.specs.mode import OPTIONS, FTBaseline, Mode
+from harness.specs.mode import OPTIONS, Mode
 from harness.specs.paper import (
     LARGE_MODELS,
     LARGE_TASKS,
@@ -35,7 +35,6 @@ from harness.specs.paper import (
     SMALL_MID_TASKS,
     paper_scenarios,
 )
-from harness.workload import get_task
 
 BOUND_LABELS = ("p10", "p30", "p70", "inf")
 WAA = ("waa-c", "waa-m")
@@ -104,9 +103,8 @@ def paper_pairs() -> list[tuple[str, str, str]]:
 
 
 def base_context(model: str, cluster: str, task: str, mode: Mode) -> Context:
-    c = get_cluster(cluster)
-    return Context(get_model(model), c, get_task(task), get_cost_model("analytic", c), mode=mode,
-                   ft=FTBaseline())
+    """The factorial's base: the analytic cost model, the default FT baseline, `mode`."""
+    return scenario_context(model, task, mode, cluster)
 
 
 def scenario_rows(ctx: Context, resolution: str) -> list[dict]:
