@@ -125,6 +125,11 @@ def save(fig: Figure, stem: Path, pdf: bool = True) -> list[Path]:
     return out
 
 
+def read_table(path: Path) -> pd.DataFrame | None:
+    """A CSV table the report reads, or None where the step that writes it has not run."""
+    return pd.read_csv(path) if path.exists() else None
+
+
 def markdown_table(df: pd.DataFrame, floats: str = "{:.3g}") -> str:
     """A DataFrame as a GitHub markdown table (NA blank, numbers right-aligned)."""
     def cell(v) -> str:

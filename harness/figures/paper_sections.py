@@ -9,12 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from harness.figures.attribution import suspect_table
-from harness.figures.frame import markdown_table
+from harness.figures.frame import markdown_table, read_table
 from harness.figures.verdicts import MODES, mode_of
-
-
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.exists() else None
 
 
 def paper_table5(mono: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -40,7 +36,7 @@ def table5_by_model(mono: pd.DataFrame | None) -> list[str]:
 
 def search_section(runs_dir: Path) -> list[str]:
     """Algorithm 1 vs the exhaustive fine-grid oracle (runs/search/oracle.csv, `make bench`)."""
-    table = _read_csv(runs_dir / "search" / "oracle.csv")
+    table = read_table(runs_dir / "search" / "oracle.csv")
     if table is None:
         return ["## §5: branch-and-bound vs the exhaustive oracle", "",
                 "No runs/search/oracle.csv: `make bench` (benchmarks/bench_search_oracle.py) writes it.", ""]
@@ -73,7 +69,7 @@ def fig9_groups_section(runs_dir: Path, overhead: pd.DataFrame | None) -> list[s
 
 
 def equal_throughput_section(runs_dir: Path) -> list[str]:
-    table = _read_csv(runs_dir / "equal_throughput" / "equal_throughput.csv")
+    table = read_table(runs_dir / "equal_throughput" / "equal_throughput.csv")
     if table is None:
         return []
     cols = [c for c in ("mode", "model", "cluster", "task", "status", "ft_throughput_seq_s", "ft_latency_s",

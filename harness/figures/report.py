@@ -17,7 +17,7 @@ import pandas as pd
 
 from harness.figures.attribution import causes
 from harness.figures.curves import latency_throughput
-from harness.figures.frame import load_results, markdown_table, save
+from harness.figures.frame import load_results, markdown_table, read_table, save
 from harness.figures.headline import paper_scenarios, winners
 from harness.figures.heatmap import speedup_heatmap
 from harness.figures.memory import memory_bars, one_scenario_per_model
@@ -54,10 +54,6 @@ def _figures_for(df: pd.DataFrame) -> list[str]:
     return names + (["memory"] if one_scenario_per_model(df) else [])
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.exists() else None
-
-
 def write_figures(runs_dir: Path) -> list[Path]:
     """(Re)generate every figure and table file whose inputs exist; returns the paths written.
     A figure that cannot be drawn is reported on stderr-like lines in the returned list's
@@ -82,14 +78,14 @@ def write_figures(runs_dir: Path) -> list[Path]:
             written.append(prob)
         elif prob.exists():
             prob.unlink()
-    mono = paper_table5(_read_csv(runs_dir / "table5" / "monotonicity.csv"))
+    mono = paper_table5(read_table(runs_dir / "table5" / "monotonicity.csv"))
     if mono is not None:
         (runs_dir / "table5" / "table5.md").write_text(table5_markdown(mono) + "\n")
         written += [runs_dir / "table5" / "table5.md",
                     *save(monotonicity_heatmap(mono), runs_dir / "table5" / "figures" / "monotonicity")]
-    case = _read_csv(runs_dir / "table6" / "case_study.csv")
+    case = read_table(runs_dir / "table6" / "case_study.csv")
     if case is not None:
-        md = table6_markdown(case, _read_csv(runs_dir / "table6" / "bounds.csv"))
+        md = table6_markdown(case, read_table(runs_dir / "table6" / "bounds.csv"))
         (runs_dir / "table6" / "table6.md").write_text(md + "\n")
         written.append(runs_dir / "table6" / "table6.md")
     return written
@@ -154,14 +150,14 @@ def _figure_section(runs_dir: Path, exp: str) -> list[str]:
 def report_markdown(runs_dir: Path) -> str:
     runs_dir = Path(runs_dir)
     results = load_all(runs_dir)
-    case = _read_csv(runs_dir / "table6" / "case_study.csv")
-    bounds = _read_csv(runs_dir / "table6" / "bounds.csv")
-    mono_all = _read_csv(runs_dir / "table5" / "monotonicity.csv")
+    case = read_table(runs_dir / "table6" / "case_study.csv")
+    bounds = read_table(runs_dir / "table6" / "bounds.csv")
+    mono_all = read_table(runs_dir / "table5" / "monotonicity.csv")
     mono = paper_table5(mono_all)
-    attr = _read_csv(runs_dir / "attribution" / "attribution.csv")
+    attr = read_table(runs_dir / "attribution" / "attribution.csv")
     why = causes(attr) if attr is not None else None
-    studies = {k: v for k, v in (("equal_throughput", _read_csv(runs_dir / "equal_throughput" / "claims.csv")),
-                                 ("weight_overhead", _read_csv(runs_dir / "fig9" / "weight_overhead.csv")))
+    studies = {k: v for k, v in (("equal_throughput", read_table(runs_dir / "equal_throughput" / "claims.csv")),
+                                 ("weight_overhead", read_table(runs_dir / "fig9" / "weight_overhead.csv")))
                if v is not None}
     claims = headline_by_mode(results, case, bounds, mono_all, why, studies) if len(results) else None
     lines = ["# ExeGPT reproduction: paper vs ours", "",
