@@ -13,6 +13,11 @@ alternative with its own source (harness.cost_model.params): `attention_bw_fract
 attention fitted to FT on A100 vs PyTorch SDPA on H100 / vLLM on A100, or a number) and `comm`
 (A100 DGX link efficiencies transferred to the A40 vs rings composed from the A40's own
 send/recv measurement). Without options the model is the fitted one, number for number.
+
+The serving engine (harness.cost_model.engines; `engine=`, default `ft`, the engine the model is
+fitted to) sets decode attention's efficiency (unless `attention_bw_fraction` is given: the
+option wins) and the per-iteration overhead; `with_engine(name)` is the same model priced by
+another engine, memoised, its `id` tagged `+<engine>`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field
 
 from harness.cost_model import kernels as K
 from harness.cost_model.base import LayerTime
+from harness.cost_model.engines import DEFAULT_ENGINE, EngineSpec, get_engine
 from harness.cost_model.params import (
     ATTENTION_BW_FRACTIONS,
     COMM_ALTERNATIVES,
@@ -46,9 +52,12 @@ OPTIONS: dict[str, str] = {
 }
 
 
-def _attention_fraction(value: object, fitted: float, gpu: GPUParams, gpu_name: str) -> tuple[float, str | None]:
+def _attention_fraction(value: object, fitted: float, gpu: GPUParams, gpu_name: str,
+                        engine: EngineSpec) -> tuple[float, str | None]:
     """(fraction used, id tag; None for the default). A number must keep attention at or
-    under the datasheet bandwidth: fraction * gemm_bw_fraction <= 1."""
+    under the datasheet bandwidth: fraction * gemm_bw_fraction <= 1. Unset: the engine's."""
+    if value is None and engine.attention is not None:
+        return ATTENTION_BW_FRACTIONS[engine.attention].value, None     # tagged by `+<engine>`
     if value is None or value == DEFAULT_ATTENTION:
         return fitted, None
     if isinstance(value, str) and value in ATTENTION_BW_FRACTIONS:
@@ -75,20 +84,26 @@ def _comm_alternative(value: object, gpu_name: str) -> tuple[CommAlternative, st
 
 @dataclass(frozen=True, slots=True, eq=False, init=False)   # hashed by identity (lru caches key on it)
 class AnalyticCostModel:
-    """`AnalyticCostModel(cluster, params=None, **options)`: `options` are the documented
-    OPTIONS (unknown name or bad value: one-line UserError); `id` names every non-default one."""
+    """`AnalyticCostModel(cluster, params=None, engine="ft", **options)`: `options` are the
+    documented OPTIONS (unknown name or bad value: one-line UserError); `id` names the engine
+    unless `ft` and every non-default option."""
 
     cluster: ClusterSpec
     params: FittedParams
     options: tuple[tuple[str, str], ...]      # non-default options, as tagged in `id`
     id: str
+    engine: str                               # harness.cost_model.engines name
+    _engine: EngineSpec = field(repr=False)
+    _raw_options: dict = field(repr=False)    # as given, for `with_engine`
     _gpu: GPUParams = field(repr=False)
     _attention_bw_fraction: float = field(repr=False)
     _comm: CommAlternative = field(repr=False)
     _p2p: dict = field(repr=False)            # inter_node -> (latency_s, bw_fraction)
     _memo: dict = field(repr=False)           # layer-time memo: searches revisit points
 
-    def __init__(self, cluster: ClusterSpec, params: FittedParams | None = None, **options: object) -> None:
+    def __init__(self, cluster: ClusterSpec, params: FittedParams | None = None, engine: str = DEFAULT_ENGINE,
+                 **options: object) -> None:
+        spec = get_engine(engine)
         for key in options:
             if key not in OPTIONS:
                 raise UserError(f"cost_model.{key}: not an option of the analytic cost model; "
@@ -96,7 +111,7 @@ class AnalyticCostModel:
         params = load() if params is None else params
         gpu = params.for_gpu(cluster.gpu.name)
         attn, attn_tag = _attention_fraction(options.get("attention_bw_fraction"),
-                                             params.framework.attention_bw_fraction, gpu, cluster.gpu.name)
+                                             params.framework.attention_bw_fraction, gpu, cluster.gpu.name, spec)
         comm, comm_tag = _comm_alternative(options.get("comm"), cluster.gpu.name)
         tags = tuple((k, t) for k, t in (("attention_bw_fraction", attn_tag), ("comm", comm_tag)) if t is not None)
         c = gpu.comm
@@ -105,10 +120,23 @@ class AnalyticCostModel:
             if fit is not None:
                 p2p[inter] = (fit.latency_s, fit.bw_fraction)
         set_ = object.__setattr__
+        tag = "" if engine == DEFAULT_ENGINE else f"+{engine}"
         for name, v in (("cluster", cluster), ("params", params), ("options", tags), ("_gpu", gpu),
                         ("_attention_bw_fraction", attn), ("_comm", comm), ("_p2p", p2p), ("_memo", {}),
-                        ("id", f"analytic-{params.version}/{cluster.gpu.name}" + "".join(f",{k}={t}" for k, t in tags))):
+                        ("engine", engine), ("_engine", spec), ("_raw_options", dict(options)),
+                        ("id", f"analytic-{params.version}/{cluster.gpu.name}{tag}"
+                               + "".join(f",{k}={t}" for k, t in tags))):
             set_(self, name, v)
+
+    def with_engine(self, engine: str) -> AnalyticCostModel:
+        """This model (cluster, params, options) priced by `engine`; memoised, itself when
+        it is already that engine's (use harness.cost_model.engines.with_engine)."""
+        if engine == self.engine:
+            return self
+        key = ("engine", engine)
+        if (hit := self._memo.get(key)) is None:
+            hit = self._memo[key] = AnalyticCostModel(self.cluster, self.params, engine, **self._raw_options)
+        return hit
 
     # ---- kernels -------------------------------------------------------------------
     def kernel_s(self, k: K.Kernel) -> float:
@@ -152,17 +180,34 @@ class AnalyticCostModel:
             hit = self._memo[key] = self._layer(ks, batch_size, n_ar, model, tp_degree)
         return hit
 
+    def mixed_layer(self, model: ModelSpec, decode_batch: int, context_len: float, chunk_tokens: int,
+                    chunk_context_len: float, tp_degree: int) -> LayerTime:
+        """A hybrid layer (kernels.mixed_layer_kernels): decode of `decode_batch` sequences and
+        a prefill chunk in one forward, GEMMs fused; chunk_tokens 0 is decode_layer exactly."""
+        if chunk_tokens <= 0:
+            return self.decode_layer(model, decode_batch, context_len, tp_degree)
+        check(not model.is_encoder_decoder, "chunk_tokens",
+              f"chunked prefill is for decoder-only models; {model.name} is encoder-decoder")
+        key = ("m", model, decode_batch, context_len, chunk_tokens, chunk_context_len, tp_degree)
+        if (hit := self._memo.get(key)) is None:
+            ks = K.mixed_layer_kernels(model, decode_batch, context_len, chunk_tokens, chunk_context_len, tp_degree)
+            hit = self._memo[key] = self._layer(ks, decode_batch + chunk_tokens, 2, model, tp_degree)
+        return hit
+
     def cross_kv_s(self, model: ModelSpec, batch_size: int, input_len: float, tp_degree: int) -> float:
         """T5: one decoder layer's projection of the encoder output to cross K/V (once per query)."""
         return self.kernels_s(K.cross_kv_kernels(model, batch_size, input_len, tp_degree))
 
     def lm_head_s(self, model: ModelSpec, num_tokens: int, tp_degree: int) -> float:
         """Final norm + vocabulary projection + the per-iteration framework cost (embedding
-        lookup, sampling, host loop); the vocabulary all-gather is folded into the latter."""
+        lookup, sampling, host loop; the engine's, harness.cost_model.engines); the vocabulary
+        all-gather is folded into the latter."""
         key = ("h", model, num_tokens, tp_degree)
         if (hit := self._memo.get(key)) is None:
-            hit = self._memo[key] = (self.kernels_s(K.lm_head_kernels(model, num_tokens, tp_degree))
-                                     + self.params.framework.per_iteration_overhead_s)
+            overhead = self._engine.overhead_s(tp_degree)
+            if overhead is None:
+                overhead = self.params.framework.per_iteration_overhead_s
+            hit = self._memo[key] = self.kernels_s(K.lm_head_kernels(model, num_tokens, tp_degree)) + overhead
         return hit
 
     # ---- communication ---------------------------------------------------------------

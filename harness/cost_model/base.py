@@ -55,6 +55,15 @@ class CostModel(Protocol):
         """
         ...
 
+    def mixed_layer(self, model: ModelSpec, decode_batch: int, context_len: float, chunk_tokens: int,
+                    chunk_context_len: float, tp_degree: int) -> LayerTime:
+        """One decoder layer of a hybrid iteration (chunked prefill: Sarathi-Serve, ORCA):
+        `decode_batch` sequences decode one token over `context_len` cached tokens while one
+        prompt prefills `chunk_tokens` tokens after `chunk_context_len` earlier ones, in one
+        forward. chunk_tokens 0 must equal `decode_layer`. Decoder-only models. A model
+        without its own may use `mixed_layer_from_phases`."""
+        ...
+
     def lm_head_s(self, model: ModelSpec, num_tokens: int, tp_degree: int) -> float:
         """Final norm + vocabulary projection + sampling for `num_tokens` tokens (last stage)."""
         ...
@@ -79,3 +88,23 @@ class CostModel(Protocol):
         join a batch (`kind="join"`). 0 for the paper's GPU engines (preallocated caches,
         §7); measured for the CPU runner."""
         ...
+
+
+def mixed_layer_from_phases(cm: CostModel, model: ModelSpec, decode_batch: int, context_len: float,
+                            chunk_tokens: int, chunk_context_len: float, tp_degree: int) -> LayerTime:
+    """A hybrid layer approximated from a model's phase times, for cost models that measured
+    no hybrid step (the profiled model): decode_layer(decode_batch, context) plus the chunk's
+    increment of prefill time, encode_layer(1, prior + chunk) - encode_layer(1, prior) (all of
+    encode_layer(1, chunk) when prior is 0). No GEMM fusion: decode and chunk read the weights
+    separately, an upper bound for an engine that fuses them (what an engine running the two
+    as separate forwards pays). chunk_tokens 0 is decode_layer exactly."""
+    if chunk_tokens <= 0:
+        return cm.decode_layer(model, decode_batch, context_len, tp_degree)
+    whole = cm.encode_layer(model, 1, chunk_context_len + chunk_tokens, tp_degree)
+    if chunk_context_len > 0:
+        before = cm.encode_layer(model, 1, chunk_context_len, tp_degree)
+        whole = LayerTime(max(whole.compute_s - before.compute_s, 0.0), max(whole.comm_s - before.comm_s, 0.0))
+    if decode_batch <= 0:
+        return whole
+    dec = cm.decode_layer(model, decode_batch, context_len, tp_degree)
+    return LayerTime(dec.compute_s + whole.compute_s, dec.comm_s + whole.comm_s)

@@ -6,6 +6,8 @@ and the Vidur collective profiles. The last line is the median |error| per sourc
 Then: where every constant of the A40 comes from (`a40_grounding`: measured on A40, datasheet,
 or transferred from another GPU, beside what the A40's own data say), and the named
 alternatives of the cost model's options re-derived from their data (fit.derive_alternatives).
+Last, the serving engines (harness.cost_model.engines) against DistServe's vLLM fits on A100
+(`engine_table`): decode iterations at batch x context and prefills, whole model, one TP group.
 """
 
 from __future__ import annotations
@@ -17,13 +19,20 @@ import numpy as np
 import pandas as pd
 
 from harness.cost_model.analytic import AnalyticCostModel
+from harness.cost_model.engines import ENGINES
 from harness.cost_model.fit import (
+    VLLM_FIT_MODELS,
     VLLM_FITS,
     derive_alternatives,
+    derive_engines,
     fit_a40_p2p,
     fit_all,
     ft_rows_prediction,
+    iteration_s,
+    load_vllm_fits,
     vidur_kernel_rows,
+    vllm_fit_decode_s,
+    vllm_fit_prefill_s,
 )
 from harness.cost_model.measurements import (
     load_ft_calibration,
@@ -199,6 +208,74 @@ def _print_grounding(params: FittedParams, profiles_dir: Path, ft_csv: Path, out
         out("\n# Named alternatives of the options (harness/cost_model/params.py) re-derived from their data")
         for r in derive_alternatives(params, net, engine_json).itertuples(index=False):
             out(f"{r.constant:<34} stored={r.stored:.6g} derived={r.derived:.6g} rel_diff={r.rel_diff:.1e}")
+        _print_engines(params, engine_json, out)
+
+
+# ---- serving engines vs DistServe's vLLM fits ------------------------------------------------
+ENGINE_BATCHES = (1, 8, 32, 64)
+ENGINE_CONTEXTS = (128, 512, 1024, 2048)
+PREFILL_LENS = (128, 512, 1024, 2048)
+
+
+def engine_table(params: FittedParams, engine_json: Path) -> pd.DataFrame:
+    """One row per (model, TP, phase, batch, length): every engine's whole-model iteration
+    (A100, no PP) beside the fit's (ms) and their ratio `<engine>_ratio` = ours / fit.
+    Decode: batch x context over ENGINE_BATCHES x ENGINE_CONTEXTS; prefill: one prompt."""
+    cluster = make_cluster("a100", 8)
+    cms = {e: AnalyticCostModel(cluster, params, engine=e) for e in ENGINES}
+    rows = []
+    for (name, tp), coeffs in load_vllm_fits(engine_json).items():
+        model = VLLM_FIT_MODELS[name]
+        points = ([("decode", b, c, vllm_fit_decode_s(coeffs, b, c)) for b in ENGINE_BATCHES for c in ENGINE_CONTEXTS]
+                  + [("prefill", 1, n, vllm_fit_prefill_s(coeffs, 1, n)) for n in PREFILL_LENS])
+        for phase, b, n, fit_s in points:
+            row = {"model": model.name, "tp": tp, "phase": phase, "batch": b, "length": n, "fit_ms": fit_s * 1e3}
+            for e, cm in cms.items():
+                row[f"{e}_ms"] = iteration_s(cm, model, b, n, tp, phase) * 1e3
+                row[f"{e}_ratio"] = row[f"{e}_ms"] / row["fit_ms"]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def engine_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, TP, phase): median and max of ours / fit per engine, and for decode the
+    per-cached-token cost ratio (slope over context at batch 32 vs the fit's coefficient)."""
+    out = []
+    for (model, tp, phase), g in table.groupby(["model", "tp", "phase"], sort=False):
+        row = {"model": model, "tp": tp, "phase": phase}
+        for e in ENGINES:
+            row[f"{e}_median"] = g[f"{e}_ratio"].median()
+            row[f"{e}_max"] = g[f"{e}_ratio"].max()
+            row[f"{e}_min"] = g[f"{e}_ratio"].min()
+            if phase == "decode":
+                d = g[g["batch"] == 32].sort_values("length")
+                dx = 32 * (d["length"].iloc[-1] - d["length"].iloc[0])
+                row[f"{e}_per_token"] = ((d[f"{e}_ms"].iloc[-1] - d[f"{e}_ms"].iloc[0])
+                                         / (d["fit_ms"].iloc[-1] - d["fit_ms"].iloc[0])) if dx else np.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _print_engines(params: FittedParams, engine_json: Path, out) -> None:
+    out("\n# Engines (harness/cost_model/engines.py) vs DistServe's vLLM fits, A100-80GB, whole model, "
+        "one TP group (ms; ratio = ours / fit)")
+    for r in derive_engines(params, engine_json).itertuples(index=False):
+        out(f"{r.constant:<34} stored={r.stored:.6g} derived={r.derived:.6g} rel_diff={r.rel_diff:.1e}")
+    table = engine_table(params, engine_json)
+    names = list(ENGINES)
+    out(f"{'model':<8} {'tp':>2} {'phase':<7} {'batch':>5} {'len':>5} {'fit_ms':>8} "
+        + " ".join(f"{e + '_ms':>8} {e + '/fit':>8}" for e in names))
+    shown = table[((table["model"] == "opt-13b") & (table["tp"] == 1)) | (table["model"] == "opt-66b")]
+    for r in shown.itertuples(index=False):
+        d = r._asdict()
+        out(f"{r.model:<8} {r.tp:>2} {r.phase:<7} {r.batch:>5} {r.length:>5} {r.fit_ms:>8.1f} "
+            + " ".join(f"{d[e + '_ms']:>8.1f} {d[e + '_ratio']:>8.2f}" for e in names))
+    out("# per (model, TP, phase): ours/fit median [min, max]; decode: per-cached-token cost ratio at batch 32")
+    for r in engine_summary(table).itertuples(index=False):
+        d = r._asdict()
+        cells = [f"{e} {d[e + '_median']:.2f} [{d[e + '_min']:.2f}, {d[e + '_max']:.2f}]"
+                 + (f" per-token {d[e + '_per_token']:.2f}" if r.phase == "decode" else "") for e in names]
+        out(f"{r.model:<8} tp={r.tp} {r.phase:<7} " + "; ".join(cells))
 
 
 def run(profiles_dir: Path, ft_csv: Path, fit: bool = False, out=print) -> dict[str, float]:

@@ -11,6 +11,8 @@
 - The named alternatives of the cost model's options (harness.cost_model.params): the A40's own
   send/recv (fit_a40_p2p), decode attention under vLLM (attention_fraction_vllm) and under
   PyTorch SDPA on H100 (attention_fraction_h100_probe). `derive_alternatives` reruns them all.
+- The serving engines' constants (harness.cost_model.engines): vLLM's per-iteration executor
+  overhead from the intercepts of DistServe's vLLM fits (engine_overhead_vllm); `derive_engines`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from harness.cost_model.params import (
 )
 from harness.specs import get_model
 from harness.specs.hardware import GPUS, INTER_NODE_BPS, make_cluster
+from harness.specs.models import ModelSpec
 
 VERSION = "v1"
 H100_PROBE_CSV = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "h100_layer_probe.csv"
@@ -216,6 +219,71 @@ def derive_alternatives(params: FittedParams, net: pd.DataFrame, engine_json: Pa
              attention_fraction_h100_probe(probe_csv, params)),
             ("attention_bw_fraction=vllm-a100", ATTENTION_BW_FRACTIONS["vllm-a100"].value,
              attention_fraction_vllm(engine_json, params))]
+    df = pd.DataFrame(rows, columns=["constant", "stored", "derived"])
+    df["rel_diff"] = (df["stored"] - df["derived"]).abs() / df["derived"].abs()
+    return df
+
+
+# ---- the serving engines (harness.cost_model.engines) ---------------------------------------
+# OPT-66B (HF facebook/opt-66b config.json): 64 layers, 9216 hidden, 72 heads of 128, FFN 36864,
+# vocab 50272, 2048 (+2 offset) learned positions. Only to compare with the DistServe fits.
+OPT_66B = ModelSpec(name="opt-66b", family="opt", num_encoder_layers=0, num_decoder_layers=64,
+                    hidden_size=9216, num_heads=72, head_dim=128, ffn_size=36864, vocab_size=50272,
+                    learned_positions=2050, published_params_b=66.0)
+VLLM_FIT_MODELS: dict[str, ModelSpec] = {"facebook/opt-13b": get_model("opt-13b"), "facebook/opt-66b": OPT_66B}
+
+
+def load_vllm_fits(engine_json: Path) -> dict[tuple[str, int], dict]:
+    """{(model, tp): coefficients} of DistServe's vLLM fits (reference/engines/PROVENANCE.md)."""
+    d = json.loads(Path(engine_json).read_text())
+    return {(m, int(tp)): c for m, by_tp in d.items() for tp, c in by_tp.items()}
+
+
+def vllm_fit_decode_s(coeffs: dict, batch: int, context_len: float) -> float:
+    """One decode iteration of `batch` sequences of `context_len` cached tokens, as the fit
+    prices it: a + b * sum(context + 1) + c * batch ms, small/large-batch coefficients."""
+    regime = "decoding_smallbs" if batch < coeffs["decoding_large_small_bs_threshold"] else "decoding_largebs"
+    a, b, c = coeffs[regime]
+    return (a + b * batch * (context_len + 1) + c * batch) * 1e-3
+
+
+def vllm_fit_prefill_s(coeffs: dict, batch: int, seq_len: float) -> float:
+    """Prefill of `batch` prompts of `seq_len` tokens: a + b * sum(len) + c * sum(len^2) ms."""
+    a, b, c = coeffs["prefill"]
+    return (a + b * batch * seq_len + c * batch * seq_len**2) * 1e-3
+
+
+def iteration_s(cm, model: ModelSpec, batch: int, length: float, tp: int, phase: str = "decode") -> float:
+    """One whole-model forward on one TP group (no PP): every layer + LM head."""
+    layer = (cm.decode_layer(model, batch, length, tp) if phase == "decode"
+             else cm.encode_layer(model, batch, length, tp))
+    return model.num_decoder_layers * layer.total_s + cm.lm_head_s(model, batch, tp)
+
+
+def engine_overhead_vllm(engine_json: Path, params: FittedParams, attention_bw_fraction: float) -> tuple[float, float]:
+    """vLLM's per-iteration executor overhead (s) as a + b * log2(tp): least squares over every
+    (model, TP) of DistServe's fits of [fit decode at batch 1, context 1] minus [our iteration
+    there, A100, decode attention at `attention_bw_fraction`, without FT's per-iteration
+    overhead]. The intercepts are fits (weights streaming + executor), not raw measurements."""
+    cm = AnalyticCostModel(make_cluster("a100", 8), params, attention_bw_fraction=attention_bw_fraction)
+    ft_overhead = params.framework.per_iteration_overhead_s
+    tps, gaps = [], []
+    for (name, tp), coeffs in load_vllm_fits(engine_json).items():
+        ours = iteration_s(cm, VLLM_FIT_MODELS[name], 1, 1, tp) - ft_overhead
+        tps.append(tp)
+        gaps.append(vllm_fit_decode_s(coeffs, 1, 1) - ours)
+    x = np.vstack([np.ones(len(tps)), np.log2(tps)]).T
+    a, b = np.linalg.lstsq(x, np.array(gaps), rcond=None)[0]
+    return float(a), float(b)
+
+
+def derive_engines(params: FittedParams, engine_json: Path) -> pd.DataFrame:
+    """Every stored engine constant (engines.py) beside its value re-derived from its data now."""
+    from harness.cost_model.engines import ENGINES
+    vllm = ENGINES["vllm"]
+    a, b = engine_overhead_vllm(engine_json, params, ATTENTION_BW_FRACTIONS[vllm.attention].value)
+    rows = [("vllm.iteration_overhead_s[a]", vllm.iteration_overhead_s[0], a),
+            ("vllm.iteration_overhead_s[b]", vllm.iteration_overhead_s[1], b)]
     df = pd.DataFrame(rows, columns=["constant", "stored", "derived"])
     df["rel_diff"] = (df["stored"] - df["derived"]).abs() / df["derived"].abs()
     return df

@@ -65,19 +65,41 @@ def _mlp(model: ModelSpec, t: float, tp: int) -> list[Kernel]:
     ]
 
 
-def _self_attention(model: ModelSpec, batch: float, q_len: float, kv_len: float, tp: int,
-                    causal: bool) -> list[Kernel]:
+def chunk_attention(name: str, q_len: float, prior_len: float, model: ModelSpec, tp: int) -> Kernel:
+    """One prompt's chunk of `q_len` tokens attending to `prior_len` earlier tokens of its
+    prompt (already cached) and causally to itself: chunked prefill (Sarathi-Serve, ORCA).
+
+    FLOPs: 4 * q_len * (prior_len + q_len / 2) * head_dim per head; bytes: Q, O of the chunk,
+    K/V of prior_len + q_len tokens. `prior_len` 0 is `attention(name, 1, q, q, causal=True)`.
+    """
+    if prior_len <= 0:
+        return attention(name, 1, q_len, q_len, model, tp, causal=True)
+    heads, kv_heads, hd, b = model.num_heads / tp, model.kv_heads / tp, model.head_dim, model.dtype_bytes
+    seen = prior_len + (0.5 * q_len if q_len > 1 else q_len)
+    flops = 4.0 * q_len * seen * heads * hd
+    moved = 2 * q_len * heads * hd + 2 * (prior_len + q_len) * kv_heads * hd
+    return Kernel(name, Kind.ATTENTION, flops, b * moved, int(q_len))
+
+
+def _attention_block(model: ModelSpec, t: float, attn: list[Kernel], tp: int) -> list[Kernel]:
+    """Norm, QKV projection (+ rotary), the attention kernels `attn`, output projection and
+    residual add over `t` tokens."""
     h, b = model.hidden_size, model.dtype_bytes
-    t = batch * q_len
     q, kv = model.q_dim / tp, model.kv_dim / tp
     ks = [elementwise("input_layernorm", 2 * t * h, b, 5.0),
           gemm("attn_pre_proj", t, h, q + 2 * kv, b)]
     if model.family == "llama":
         ks.append(elementwise("attn_rope", 2 * t * (q + kv), b, 3.0))
-    ks += [attention("attn", batch, q_len, kv_len, model, tp, causal),
-           gemm("attn_post_proj", t, q, h, b),
+    ks += attn
+    ks += [gemm("attn_post_proj", t, q, h, b),
            elementwise("add", 3 * t * h, b)]
     return ks
+
+
+def _self_attention(model: ModelSpec, batch: float, q_len: float, kv_len: float, tp: int,
+                    causal: bool) -> list[Kernel]:
+    return _attention_block(model, batch * q_len,
+                            [attention("attn", batch, q_len, kv_len, model, tp, causal)], tp)
 
 
 def _cross_attention(model: ModelSpec, batch: float, q_len: float, input_len: float, tp: int) -> list[Kernel]:
@@ -105,6 +127,24 @@ def decode_layer_kernels(model: ModelSpec, batch: float, context_len: float, tp:
     if model.is_encoder_decoder:
         ks += _cross_attention(model, batch, 1, input_len, tp)
     return ks + _mlp(model, batch, tp)
+
+
+def mixed_layer_kernels(model: ModelSpec, decode_batch: int, context_len: float, chunk_tokens: int,
+                        chunk_context_len: float, tp: int) -> list[Kernel]:
+    """One decoder layer of a hybrid iteration (decoder-only models): `decode_batch` sequences
+    decode one token over `context_len` cached tokens and one prompt prefills `chunk_tokens`
+    tokens after `chunk_context_len` earlier ones. The linear layers and element-wise kernels
+    run once over decode_batch + chunk_tokens tokens (fused GEMMs); decode attention and the
+    chunk's attention are two kernels (as vLLM and Sarathi-Serve launch them). chunk_tokens 0
+    is decode_layer_kernels; decode_batch 0 with chunk_context_len 0 is encode_layer_kernels
+    of one prompt of chunk_tokens tokens."""
+    attn = []
+    if decode_batch > 0:
+        attn.append(attention("attn", decode_batch, 1, context_len, model, tp, causal=False))
+    if chunk_tokens > 0:
+        attn.append(chunk_attention("attn", chunk_tokens, chunk_context_len, model, tp))
+    t = decode_batch + chunk_tokens
+    return _attention_block(model, t, attn, tp) + _mlp(model, t, tp)
 
 
 def cross_kv_kernels(model: ModelSpec, batch: float, input_len: float, tp: int) -> list[Kernel]:

@@ -8,12 +8,16 @@ harness/profiler/profile.py), one table per model, loaded on first use:
 - decode_layer(b, context[, input]): (tri)linear interpolation on the (batch, context
   [, input length]) grid, extrapolating linearly outside it (attention is linear in both).
 - cross_kv(b, L) (T5) and lm_head(b): the same token / batch interpolation.
+- mixed_layer (chunked prefill): base.mixed_layer_from_phases, decode plus the chunk's prefill
+  increment, unfused (the profile has no hybrid step).
 - kv_select / kv_join(b, context[, input]): the runner's cache rewrite when queries leave
   (compaction) or join, interpolated like decode_layer (`kv_copy_s`).
 - allreduce / p2p: log-log interpolation in the message size; kv_transfer = p2p of the
   bytes plus one small-message latency per tensor of the hand-over (2 per layer + 4).
 All-reduce time is inside the measured TP layer times; `LayerTime.comm_s` reports the
 table's all-reduces at the layer's message size, `compute_s` the rest.
+The profile measured one engine (the harness's runner): `engine` is "profiled" and
+`with_engine` is the identity for every engine name (harness.cost_model.engines).
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy.interpolate import RegularGridInterpolator
 
-from harness.cost_model.base import LayerTime
+from harness.cost_model.base import LayerTime, mixed_layer_from_phases
 from harness.errors import UserError
 from harness.specs.hardware import ClusterSpec
 from harness.specs.models import ModelSpec
@@ -108,6 +113,7 @@ class ProfiledCostModel:
     id: str = field(init=False)
     _tables: dict = field(init=False, repr=False)
     _memo: dict = field(init=False, repr=False)
+    engine: ClassVar[str] = "profiled"  # the engine the tables were measured on
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "id", f"profiled/{self.cluster.name}")
@@ -143,6 +149,19 @@ class ProfiledCostModel:
             n_ar = 3 if model.is_encoder_decoder else 2
             comm = min(self._comm(model, batch_size, n_ar, tp_degree), total)
             hit = self._memo[key] = LayerTime(total - comm, comm)
+        return hit
+
+    def with_engine(self, engine: str) -> ProfiledCostModel:
+        """Itself: the tables are one measured engine's (harness.cost_model.engines)."""
+        return self
+
+    def mixed_layer(self, model: ModelSpec, decode_batch: int, context_len: float, chunk_tokens: int,
+                    chunk_context_len: float, tp_degree: int) -> LayerTime:
+        """Approximated from the decode and encode tables (base.mixed_layer_from_phases)."""
+        key = ("m", model.name, decode_batch, context_len, chunk_tokens, chunk_context_len, tp_degree)
+        if (hit := self._memo.get(key)) is None:
+            hit = self._memo[key] = mixed_layer_from_phases(self, model, decode_batch, context_len, chunk_tokens,
+                                                            chunk_context_len, tp_degree)
         return hit
 
     def kv_copy_s(self, model: ModelSpec, num_seqs: int, context_len: float, tp_degree: int,

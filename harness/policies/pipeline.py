@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from harness.cost_model.base import CostModel
+from harness.cost_model.base import CostModel, mixed_layer_from_phases
 from harness.cost_model.memory import StageShard
 from harness.errors import UserError
 from harness.specs.models import ModelSpec
@@ -274,3 +274,66 @@ class PipelineCosts:
             return 0.0
         per_token = self.model.kv_bytes_per_token()       # self-attn KV of the prompt (T5: cross K/V)
         return self.cm.kv_transfer_s(batch * mean_input_len * per_token / self.kv_senders)
+
+    # ---- chunked prefill (Sarathi-Serve / ORCA hybrid iterations) ---------------------------
+    def mixed_iter_s(self, decode_batch: int, mean_context_len: float, mean_input_len: float,
+                     chunk_tokens: int, chunk_context_len: float) -> float:
+        """One iteration of the decode pipeline in which `decode_batch` sequences decode one
+        token and one prompt prefills `chunk_tokens` tokens after `chunk_context_len` earlier
+        ones, in the same forward (`CostModel.mixed_layer`: fused GEMMs). chunk_tokens 0 is
+        `decode_iter_s` exactly; decode_batch 0 with chunk_context_len 0 is a prefill of one
+        prompt of chunk_tokens tokens through the decode stages (`encode_s(1, chunk_tokens)`
+        where the stages are the same). Memoised on whole-token context lengths (`mixed_step`)."""
+        if chunk_tokens <= 0:
+            return self.decode_iter_s(decode_batch, mean_context_len, mean_input_len)
+        key = (id(self.decode_stages), id(self.cm), self.decode_micro_batches, int(decode_batch),
+               round(mean_context_len), round(mean_input_len), int(chunk_tokens), round(chunk_context_len))
+        hit = _MIXED_MEMO.get(key)
+        if hit is not None and hit[0] is self.decode_stages:
+            return hit[1]
+        out = mixed_step(self, *key[3:])
+        if len(_MIXED_MEMO) > (1 << 20):
+            _MIXED_MEMO.clear()
+        _MIXED_MEMO[key] = (self.decode_stages, out)   # keeps the stages alive, so their id stays unique
+        return out
+
+
+_MIXED_MEMO: dict[tuple, tuple] = {}
+
+
+def stage_mixed_s(cm: CostModel, model: ModelSpec, st: Stage, decode_batch: int, context_len: float,
+                  chunk_tokens: int, chunk_context_len: float) -> float:
+    """One stage advancing a hybrid micro-batch: its layers (`CostModel.mixed_layer`, or
+    base.mixed_layer_from_phases for a model without one); the last stage samples the decode
+    batch and one token of the chunk (conservative: a chunk that does not end its prompt
+    samples nothing in vLLM/Sarathi), the others send every token's activations on."""
+    if st.decoder_layers <= 0:
+        return 0.0
+    mixed = getattr(cm, "mixed_layer", None)
+    args = (model, decode_batch, context_len, chunk_tokens, chunk_context_len, st.tp_degree)
+    layer = mixed(*args) if mixed is not None else mixed_layer_from_phases(cm, *args)
+    t = st.decoder_layers * layer.total_s
+    if st.last:
+        return t + cm.lm_head_s(model, decode_batch + 1, st.tp_degree)
+    return t + cm.p2p_s((decode_batch + chunk_tokens) * model.hidden_size * model.dtype_bytes)
+
+
+def mixed_step(costs: PipelineCosts, decode_batch: int, ctx: float, inp: float, chunk_tokens: int,
+               chunk_ctx: float) -> float:
+    """`pipelined` with one hybrid micro-batch: the decode batch in m = min(batch,
+    micro-batches) micro-batches (sizes floor/ceil), the chunk joining one of the smaller
+    ones. Period = max(the busiest stage's time over all m, one micro-batch's trip through
+    all stages): with equal micro-batches this is `pipelined`'s max(m * max t_i, sum t_i)."""
+    cm, model = costs.cm, costs.model
+    own = costs.self_context_len(ctx, inp)
+    m = max(1, min(decode_batch, costs.decode_micro_batches))
+    q, r = divmod(decode_batch, m)
+    busiest, trip_mixed, trip_decode = 0.0, 0.0, 0.0
+    for st, count in _groups(costs.decode_stages):
+        small = stage_decode_s(cm, model, st, q, own, inp)
+        big = stage_decode_s(cm, model, st, q + 1, own, inp) if r else 0.0
+        hybrid = stage_mixed_s(cm, model, st, q, own, chunk_tokens, chunk_ctx)
+        busiest = max(busiest, r * big + (m - r - 1) * small + hybrid)
+        trip_mixed += count * hybrid
+        trip_decode += count * ((1 - r / m) * small + (r / m) * big)
+    return max(busiest, trip_mixed, trip_decode)
