@@ -43,8 +43,11 @@ class ConstCosts:
         return self.kv
 
 
+PROGRAMS = {"static": "ft", "rra": "rra", "waa": "waa-c"}   # the policy whose program plays it
+
+
 def fake_plan(kind: str, b_e: int, costs: ConstCosts, n_d: int = 1, cap: int = 0) -> Plan:
-    return Plan("fake", kind, (), True, "", b_e, n_d, 0, cap, costs=costs)
+    return Plan("fake", kind, (), True, "", b_e, n_d, 0, cap, costs=costs, program=get_policy(PROGRAMS[kind]))
 
 
 def stream(outputs: list[int], arrivals: list[float] | None = None) -> Requests:

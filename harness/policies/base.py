@@ -1,10 +1,12 @@
-"""The policy contract (ExeGPT §3-§5): a knob space and, for given knobs, a `Plan`.
+"""The policy contract (ExeGPT §3-§5): a knob space, a `Plan` for given knobs, and the
+batching program that runs a plan (`Policy.run`, harness/policies/program.py).
 
-A `Plan` is the schedule made concrete: its kind of timeline (static batch, RRA's alternating
-encode/decode phases, WAA's asynchronous encode and decode pipelines), its batch sizes and
-the step-time functions of its stage layout. The expected-value simulator turns a Plan into
-an `Estimate`; the discrete-event simulator plays it request by request. Both read the same
-step-time functions, so they differ only where averages differ from samples.
+A `Plan` is the schedule made concrete: its batch sizes, the step-time functions of its
+stage layout and the program (`Plan.program`, the policy) that runs it. The discrete-event
+simulator and the real runner execute the program; the expected-value model (ExeGPT §6)
+uses the policy's closed form where it has one (`Policy.expected_timeline`), else the
+discrete-event simulator (`Policy.estimator`). All read the same step-time functions, so
+they differ only where averages differ from samples.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from harness.specs.mode import OURS, FTBaseline, Mode
 from harness.specs.models import ModelSpec
 from harness.workload.tasks import Workload
 
-KINDS = ("static", "rra", "waa")
+ESTIMATORS = ("expected", "discrete-event")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +126,7 @@ class StepCosts(Protocol):
 @dataclass(frozen=True, slots=True)
 class Plan:
     policy: str
-    kind: str                          # one of KINDS
+    kind: str                          # a label of the timeline ("static", "rra", "waa", "iteration", ...)
     knobs: tuple[tuple[str, int], ...]
     feasible: bool
     reason: str = ""
@@ -136,6 +138,8 @@ class Plan:
     num_stages: int = 1
     costs: StepCosts | None = field(default=None, compare=False)
     mode: Mode = OURS                  # the reading of §5/§6 the timeline follows (ctx.mode)
+    program: Policy | None = field(default=None, compare=False)   # runs the plan (`Policy.run`)
+    engine: str = "ft"                 # the engine whose kernels price it (harness/cost_model/engines.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +167,29 @@ def infeasible(policy: str, knobs: Mapping[str, int], reason: str, kind: str = "
 
 
 class Policy:
-    """Subclass, set `name`, implement `knob_space` and `plan`; register in one line."""
+    """Subclass, set `name`, implement `knob_space`, `plan` and `run`; register in one line
+    (docs/adding-a-policy.md)."""
 
     name: str = ""
-    kind: str = "static"
+    kind: str = "static"               # a label recorded with results; nothing branches on it
+    citation: str = ""                 # the paper the policy follows
+    estimator: str = "expected"        # "expected": `expected_timeline`; "discrete-event": simulate
+    iteration_level: bool = False      # the program decodes with `Executor.step` (program.py)
+    runtime_adjustment: bool = False   # the program reads `Executor.adjuster` (ExeGPT §3)
+    engine: str = "ft"                 # whose kernels price it (harness/cost_model/engines.py)
+
+    def run(self, plan: Plan, x) -> None:
+        """The batching program: drive the `Executor` x until every request has finished."""
+        raise NotImplementedError(f"policy '{self.name}' has no batching program")
+
+    def expected_timeline(self, plan: Plan, workload: Workload, worst: bool) -> tuple[float, float, float]:
+        """The closed form (ExeGPT §6): (throughput seq/s, latency s, mean decoding batch);
+        `worst`: `mode.latency=worst-case`. Only for `estimator = "expected"`."""
+        raise NotImplementedError(f"policy '{self.name}' has no closed form; set estimator = 'discrete-event'")
+
+    def runner_support(self, plan: Plan) -> str:
+        """Why the real runner cannot execute `plan` ("" when it can)."""
+        return ""
 
     def knob_space(self, ctx: Context) -> list[KnobSpec]:
         raise NotImplementedError

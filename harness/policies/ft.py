@@ -14,6 +14,7 @@ from harness.cost_model.memory import MemoryUse
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import memory_check, stage_memory, tp_degrees
 from harness.policies.pipeline import PipelineCosts, Stage, build_pipeline, distinct
+from harness.simulator.expected import expected_max
 
 MAX_BATCH = 1024   # search range cap; memory decides feasibility below it
 
@@ -21,6 +22,7 @@ MAX_BATCH = 1024   # search range cap; memory decides feasibility below it
 class FasterTransformer(Policy):
     name = "ft"
     kind = "static"
+    citation = "FasterTransformer (NVIDIA); ExeGPT §7 baseline"
 
     def layout(self, ctx: Context) -> tuple[int, int]:
         tp = max(tp_degrees(ctx))
@@ -59,4 +61,30 @@ class FasterTransformer(Policy):
         costs = PipelineCosts(ctx.cost_model, m, stages, stages, decode_micro_batches=pp)
         return Plan(self.name, self.kind, key, True, "", b, decode_iters=0,
                     latency_output_len=w.output.max, max_decode_batch=b, memory_per_gpu_bytes=mem,
-                    num_stages=pp, costs=costs, mode=ctx.mode)
+                    num_stages=pp, costs=costs, mode=ctx.mode, program=self, engine=self.engine)
+
+    # -- the program -----------------------------------------------------------------------
+    def run(self, plan: Plan, x) -> None:
+        """Batches of B in arrival order, each started when the previous one has ended and all
+        its requests have arrived; prompts padded to the batch's longest; the batch decodes
+        until its longest output, no early termination (B stays constant)."""
+        b, n, t = plan.encode_batch_size, len(x.reqs), 0.0
+        for lo in range(0, n, b):
+            hi = min(lo + b, n)
+            start = max(t, float(x.reqs.arrival_s[hi - 1]))
+            t = x.prefill("all", (lo, hi), start, pad=True)
+            t = x.decode("all", t, hold=True)
+
+    def expected_timeline(self, plan: Plan, workload, worst: bool) -> tuple[float, float, float]:
+        """(throughput, latency, B_D): the batch runs until its longest query ends (expected
+        maximum of B draws); latency is held to the maximum output length (§5); `worst`:
+        prompts padded to the longest input."""
+        c, b_e, s_lat = plan.costs, plan.encode_batch_size, plan.latency_output_len
+        in_pad = expected_max(workload.input, b_e)
+        out_batch = expected_max(workload.output, b_e)
+        enc = c.encode_s(b_e, in_pad)
+        batch_s = enc + out_batch * c.decode_iter_s(b_e, in_pad + out_batch / 2, in_pad)
+        lat_pad = float(workload.input.max) if worst else in_pad
+        lat_enc = c.encode_s(b_e, lat_pad) if worst else enc
+        latency = lat_enc + s_lat * c.decode_iter_s(b_e, lat_pad + s_lat / 2, lat_pad)
+        return b_e / batch_s, latency, float(b_e)

@@ -10,13 +10,19 @@ harness/simulator/expected.py. Partial TP (degree, #GPUs) shortens the pipeline.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from harness.cost_model.memory import MemoryUse
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import memory_check, stage_memory, tp_degrees
 from harness.policies.pipeline import PipelineCosts, Stage, build_pipeline, distinct, stage_degrees
-from harness.simulator.expected import live_self_cache_len, rra_decode_batches
+from harness.simulator.expected import (
+    live_context_len,
+    live_self_cache_len,
+    rra_decode_batches,
+    rra_phase_s,
+)
 
 MAX_ENCODE_BATCH = 512
 
@@ -24,6 +30,8 @@ MAX_ENCODE_BATCH = 512
 class RoundRobin(Policy):
     name = "rra"
     kind = "rra"
+    citation = "ExeGPT (Oh et al., ASPLOS 2024) §3"
+    runtime_adjustment = True
 
     def knob_space(self, ctx: Context) -> list[KnobSpec]:
         degrees = tp_degrees(ctx)
@@ -79,4 +87,46 @@ class RoundRobin(Policy):
         return Plan(self.name, self.kind, key, not reason, reason, b_e, knobs["decode_iters"],
                     ctx.sla.latency_output_len(w),
                     max_decode_batch=int(b_d * 1.5) + 1, memory_per_gpu_bytes=mem,
-                    num_stages=len(stages), costs=costs, mode=ctx.mode)
+                    num_stages=len(stages), costs=costs, mode=ctx.mode, program=self, engine=self.engine)
+
+    # -- the program -----------------------------------------------------------------------
+    def run(self, plan: Plan, x) -> None:
+        """Cycles of one encoding of up to B_E waiting requests, then N_D decoding iterations
+        (finished queries leave at once: early termination + KV compaction), then the
+        pipeline drain. With runtime adjustment (§3) `x.adjuster` sizes each encoding from
+        the mean decoding batch of the last phase."""
+        reqs, n = x.reqs, len(x.reqs)
+        cap, adj = plan.max_decode_batch or math.inf, x.adjuster
+        nxt, t, phase_mean = 0, 0.0, 0.0
+        while nxt < n or x.live("all"):
+            arrived, live = x.arrived(t), x.live("all")
+            if not live and arrived <= nxt:           # idle: wait for the next arrival
+                t = float(reqs.arrival_s[nxt])
+                continue
+            if adj is None:
+                m = int(max(0, min(plan.encode_batch_size, arrived - nxt, cap - live)))
+            else:
+                adj.observe(phase_mean)
+                room = int(max(0, min(arrived - nxt, cap - live)))
+                m = adj.size(reqs.input_len[nxt:nxt + room], room)
+            if m:
+                t = x.prefill("all", (nxt, nxt + m), t)
+                nxt += m
+            t = x.decode("all", t, plan.decode_iters)
+            phase_mean = x.last_mean_batch("all")
+            t = x.drain("all", t)
+
+    def expected_timeline(self, plan: Plan, workload, worst: bool) -> tuple[float, float, float]:
+        """(throughput, latency, B_D) of the encode / N_D-iteration / drain cycle (§6). The
+        p99-length query is live in every iteration of its phases: charged the iteration
+        time at the mean batch of a live query's iterations, or, `worst`, at the phase-start
+        batch."""
+        c, b_e, s_lat, inp = plan.costs, plan.encode_batch_size, plan.latency_output_len, workload.input.mean
+        peak, b_d = rra_decode_batches(b_e, workload.output, plan.decode_iters, plan.mode)
+        ctx, n_d = live_context_len(workload), plan.decode_iters
+        enc = c.encode_s(b_e, inp)
+        phase = rra_phase_s(c, b_e, workload.output, n_d, ctx, inp, plan.mode)
+        drain = c.decode_drain_s(max(1, round(b_d)), ctx, inp)
+        it = c.decode_iter_s(max(1, round(peak if worst else b_d)), ctx, inp)
+        cycles = math.ceil(s_lat / n_d)
+        return b_e / (enc + phase + drain), cycles * enc + (cycles - 1) * drain + s_lat * it, b_d

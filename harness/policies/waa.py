@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 
 from harness.cost_model.memory import MemoryUse
+from harness.policies import waa_timeline
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import memory_check, stage_memory, tp_degrees
 from harness.policies.pipeline import PipelineCosts, build_pipeline, distinct, stage_degrees
@@ -32,6 +33,8 @@ MAX_MICRO_BATCHES = 16
 
 class _WAA(Policy):
     kind = "waa"
+    citation = "ExeGPT (Oh et al., ASPLOS 2024) §3"
+    runtime_adjustment = True
 
     def knob_space(self, ctx: Context) -> list[KnobSpec]:
         n = ctx.cluster.num_gpus
@@ -130,7 +133,15 @@ class _WAA(Policy):
         # Out of memory: still priced (costs kept), so the search can bound a box's throughput.
         return Plan(self.name, self.kind, key, not reason, reason, b_e, 1, ctx.sla.latency_output_len(w),
                     max_decode_batch=int(b_d * 1.5) + 1, memory_per_gpu_bytes=mem,
-                    num_stages=len(enc) + len(dec), costs=costs, mode=ctx.mode)
+                    num_stages=len(enc) + len(dec), costs=costs, mode=ctx.mode, program=self, engine=self.engine)
+
+    def run(self, plan: Plan, x) -> None:
+        """Asynchronous encode and decode pipelines (harness/policies/waa_timeline.py)."""
+        waa_timeline.run(plan, x)
+
+    def expected_timeline(self, plan: Plan, workload, worst: bool) -> tuple[float, float, float]:
+        """Closed form of the two pipelines (§3, §6; harness/policies/waa_timeline.py)."""
+        return waa_timeline.expected_timeline(plan, workload, worst)
 
 
 @lru_cache(maxsize=65536)

@@ -1,48 +1,38 @@
-"""Discrete-event simulator: plays a `Plan` on concrete requests, iteration by iteration.
+"""Discrete-event simulator: runs a policy's batching program on concrete requests.
 
-It runs the timeline the expected-value model (`harness.simulator.expected`, ExeGPT §6)
-averages, but on sampled lengths: every step calls the plan's `StepCosts` with the actual
-batch (size, mean context of the live sequences, mean input). Requests are served in
-arrival order, so every encoded batch is a contiguous index range.
-- static (FT, §1): batches of B in arrival order, each started when the previous one has
-  ended and all its requests have arrived; prompts padded to the batch's longest; the batch
-  decodes until its longest output, no early termination (B stays constant).
-- rra (§3): cycles of one encoding of up to B_E waiting requests, then N_D decoding
-  iterations (finished queries leave at once: early termination + KV compaction), then the
-  pipeline drain. A newly encoded query's first token comes from its first iteration.
-- waa (§3): an encode pipeline starting a batch of up to B_E arrived requests every
-  encode period; its KV cache then crosses one host channel (transfers queue). The decode
-  pipeline admits, at each iteration start, ready batches oldest first, at most B_E queries
-  per iteration: the paper's steady state of one encoded batch per decoding iteration, so
-  B_D -> B_E * S_D. The encoder is back-pressured: at most ceil(latency / pace) + 1 batches
-  are started but not yet merged (latency = encode + KV transfer, pace = max(encode period,
-  last decoding iteration); one more when the encoder is the bottleneck, for the wait to
-  the next iteration start). Without it an encoder faster than decoding would queue encoded
-  batches without bound; with it a decoder-bound pipeline merges a batch ceil(latency /
-  iteration) + 1 iterations after its encoding starts.
-  Where the hand-over blocks the decoder (`StepCosts.kv_receive_blocks`: the CPU runner's
-  gloo receive), a batch is ready when encoded and its transfer is paid by the decoder at
-  the merge; otherwise (the paper's asynchronous host copy) it is paid on the channel.
-`plan.max_decode_batch` caps rra/waa admissions (requests wait). Times in seconds.
+`SimExecutor` implements `harness.policies.program.Executor`: a policy's `run(plan, x)`
+(its program: FT's static batches, RRA's phases, WAA's two pipelines, ORCA/vLLM/Sarathi's
+iterations, DistServe's pools; see each policy's file) calls it, and it prices every call
+with the plan's `StepCosts` at the actual batch of each step (size, mean context of the
+live sequences, mean input) and records every request's timestamps. It runs the timelines
+the expected-value model (`harness.simulator.expected`, ExeGPT §6) averages, on sampled
+lengths. Nothing here depends on which policy runs.
+
+Two live-batch structures, chosen by the program (`Policy.iteration_level`):
+- `_LiveBatch` (phase programs: `decode(k)`): numpy arrays, k iterations at a time, the
+  iteration times from per-iteration live counts; where the engine rewrites caches
+  (`kv_copy_fn`: the CPU runner's profile) an iteration also pays the join of newly merged
+  queries and the compaction after queries finish;
+- `_IterBatch` (iteration-level programs: `step`): running sums and finish buckets, O(1)
+  per iteration plus O(1) per request, so a million-request replay stays in seconds.
 Cost calls round the mean context and mean input to integers: the cost model memoises
 layer times by exact arguments, and attention cost is linear in context, so the error is
-under one token.
+under one token. Times in seconds.
 
-Runtime adjustment (ExeGPT §3; default off: the plain timelines above, bit for bit). When on,
-for rra/waa (FT has none), `harness.simulator.adjust.Adjuster` (shared with the real runner;
-its docstring states the input and decode rules) chooses each encoder batch.
-A WAA batch larger than B_E joins the decoding batch alone (the one-batch-per-iteration rule).
+Runtime adjustment (ExeGPT §3; default off): for programs that support it
+(`Policy.runtime_adjustment`), `x.adjuster` (`harness.simulator.adjust.Adjuster`, shared with
+the real runner) chooses each encoder batch.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import numpy as np
 
 from harness.errors import UserError
 from harness.policies.base import Estimate, Plan, StepCosts
+from harness.policies.program import Op, as_ids
 from harness.simulator.adjust import OFF, RuntimeAdjustment
 from harness.simulator.adjust import Adjuster as _Adjuster
 from harness.simulator.expected import compacted_share, kv_copy_fn
@@ -57,19 +47,24 @@ class _Timeline:
     def __init__(self, reqs: Requests) -> None:
         n = len(reqs)
         self.reqs = reqs
-        self.encode_start = np.zeros(n)
+        self.encode_start = np.full(n, np.nan)
         self.encode_end = np.zeros(n)
-        self.finish = np.zeros(n)
-        self.first_iter = np.zeros(n, dtype=np.int64)
+        self.finish = np.full(n, np.nan)
+        self.first_iter = np.full(n, -1, dtype=np.int64)
         self.iter_end: list[float] = []
         self.iter_batch: list[int] = []
         self.iter_tokens: list[int] = []
 
-    def encoded(self, lo: int, hi: int, start_s: float, end_s: float) -> None:
-        self.encode_start[lo:hi] = start_s
-        self.encode_end[lo:hi] = end_s
+    def encoded(self, ids: np.ndarray, start_s: float, end_s: float) -> None:
+        first = np.isnan(self.encode_start[ids])     # a recomputed prompt keeps its first start
+        self.encode_start[ids[first]] = start_s
+        self.encode_end[ids] = end_s
 
-    def records(self) -> SimRecords:
+    def records(self, policy: str) -> SimRecords:
+        if np.isnan(self.finish).any() or (self.first_iter < 0).any():
+            left = int(np.isnan(self.finish).sum())
+            raise RuntimeError(f"policy '{policy}': its program ended with {left} of {len(self.finish)} "
+                               "requests unfinished")
         ends = np.asarray(self.iter_end)
         r = self.reqs
         return SimRecords(r.arrival_s, self.encode_start, self.encode_end, ends[self.first_iter],
@@ -87,10 +82,7 @@ def _live_counts(last: np.ndarray, k: int, *weights: np.ndarray) -> list[np.ndar
 
 
 class _LiveBatch:
-    """The decoding batch of rra/waa as arrays: request index, tokens left, cached tokens.
-    Where the engine rewrites caches (`kv_copy_fn`), an iteration also pays the join of newly
-    merged queries (every live cache is padded and concatenated) and the compaction after
-    queries finish (the micro-batches holding a finished query are rewritten)."""
+    """A phase program's decoding batch as arrays: request index, tokens left, cached tokens."""
 
     def __init__(self, costs: StepCosts) -> None:
         self.copy = kv_copy_fn(costs)                 # None: caches updated in place
@@ -103,13 +95,13 @@ class _LiveBatch:
     def __len__(self) -> int:
         return int(self.idx.size)
 
-    def join(self, reqs: Requests, lo: int, hi: int, tl: _Timeline) -> None:
-        tl.first_iter[lo:hi] = len(tl.iter_end)     # their first token: the next iteration
+    def join(self, ids: np.ndarray, left: np.ndarray, cached: np.ndarray, inp: np.ndarray, tl: _Timeline) -> None:
+        tl.first_iter[ids] = len(tl.iter_end)       # their first token: the next iteration
         self.joined = self.joined or len(self) > 0
-        self.idx = np.concatenate((self.idx, np.arange(lo, hi)))
-        self.left = np.concatenate((self.left, reqs.output_len[lo:hi]))
-        self.cached = np.concatenate((self.cached, reqs.input_len[lo:hi]))
-        self.inp = np.concatenate((self.inp, reqs.input_len[lo:hi]))
+        self.idx = np.concatenate((self.idx, ids))
+        self.left = np.concatenate((self.left, left))
+        self.cached = np.concatenate((self.cached, cached))
+        self.inp = np.concatenate((self.inp, inp))
 
     def run(self, k: int, t: float, costs: StepCosts, tl: _Timeline) -> tuple[float, tuple[int, int, int]]:
         """Up to k iterations from time t (fewer if the batch empties); the new time and the
@@ -136,6 +128,21 @@ class _LiveBatch:
         self.left, self.cached = self.left[keep] - k, self.cached[keep] + k
         return t, step
 
+    def run_held(self, t: float, costs: StepCosts, tl: _Timeline) -> float:
+        """Static batching: the batch runs until its longest query ends, every slot kept and
+        every context padded (prompts to the longest: `prefill(pad=True)`)."""
+        size, out = len(self), self.left
+        steps, cached, inp = int(out.max()), int(self.cached.max()), int(self.inp.max())
+        base = len(tl.iter_end)
+        for i in range(1, steps + 1):
+            t += costs.decode_iter_s(size, cached + i, inp)
+            tl.iter_end.append(t)
+        tl.iter_batch.extend([size] * steps)
+        tl.iter_tokens.extend(_live_counts(out, steps)[0].tolist())
+        tl.finish[self.idx] = np.asarray(tl.iter_end[base:])[out - 1]
+        self.__init__(costs)
+        return t
+
     def _copies(self, copy, last: np.ndarray, j: int, live: np.ndarray, costs: StepCosts) -> float:
         """Cache rewrites of iteration j: the join before it (j = 0 after a merge into a
         non-empty batch) and the compaction after it. Caches are as wide as the longest
@@ -152,170 +159,256 @@ class _LiveBatch:
         return s
 
 
-def _play_static(plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | None = None) -> None:
-    c, b, t = plan.costs, plan.encode_batch_size, 0.0
-    for lo in range(0, len(reqs), b):
-        hi = min(lo + b, len(reqs))
-        size, out = hi - lo, reqs.output_len[lo:hi]
-        max_in, max_out = int(reqs.input_len[lo:hi].max()), int(out.max())
-        start = max(t, float(reqs.arrival_s[hi - 1]))
-        t = start + c.encode_s(size, max_in)
-        tl.encoded(lo, hi, start, t)
-        base = len(tl.iter_end)
-        for i in range(1, max_out + 1):
-            t += c.decode_iter_s(size, max_in + i, max_in)
-            tl.iter_end.append(t)
-        tl.iter_batch.extend([size] * max_out)
-        tl.iter_tokens.extend(_live_counts(out, max_out)[0].tolist())
-        tl.first_iter[lo:hi] = base
-        tl.finish[lo:hi] = np.asarray(tl.iter_end[base:])[out - 1]
+class _IterBatch:
+    """An iteration-level program's live batch: running sums of cached and input tokens,
+    and per finishing iteration the requests that end there."""
+
+    def __init__(self) -> None:
+        self.n = self.sum_cached = self.sum_in = self.it = 0
+        self.members: dict[int, tuple[int, int]] = {}   # request -> (iteration it joined, cached then)
+        self.finish_at: dict[int, list[int]] = {}       # iteration -> requests ending in it
+        self.fresh: list[int] = []                      # joined, first token not yet made
+
+    def join(self, ids: np.ndarray, left: np.ndarray, cached: np.ndarray, inp: np.ndarray) -> None:
+        it = self.it
+        for i, l_, c, n_in in zip(ids.tolist(), left.tolist(), cached.tolist(), inp.tolist(), strict=True):
+            self.members[i] = (it, c)
+            self.finish_at.setdefault(it + l_ - 1, []).append(i)
+            self.sum_cached += c
+            self.sum_in += n_in
+        self.n += len(ids)
+        self.fresh.extend(ids.tolist())
+
+    def cached_now(self, i: int) -> int:
+        joined, c = self.members[i]
+        return c + self.it - joined
+
+    def remove(self, i: int, n_in: int, left_at_join: int) -> None:
+        joined, c = self.members.pop(i)
+        self.finish_at[joined + left_at_join - 1].remove(i)
+        self.sum_cached -= c + self.it - joined
+        self.sum_in -= n_in
+        self.n -= 1
 
 
-def _play_rra(plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | None = None) -> None:
-    c, n, cap = plan.costs, len(reqs), plan.max_decode_batch or math.inf
-    batch, nxt, t = _LiveBatch(c), 0, 0.0
-    phase_mean = 0.0                                # mean decoding batch of the last phase
-    while nxt < n or len(batch):
-        arrived = int(np.searchsorted(reqs.arrival_s, t, side="right"))
-        if not len(batch) and arrived <= nxt:      # idle: wait for the next arrival
-            t = float(reqs.arrival_s[nxt])
-            continue
-        if adj is None:
-            m = int(max(0, min(plan.encode_batch_size, arrived - nxt, cap - len(batch))))
+class SimExecutor:
+    """`Executor` on the cost model's clock (module docstring). `trace=True` keeps every
+    call as an `Op` (`ops`), the schedule the real runner replays."""
+
+    def __init__(self, plan: Plan, reqs: Requests, adjuster: _Adjuster | None = None, trace: bool = False) -> None:
+        self.plan, self.reqs, self.costs, self.adjuster = plan, reqs, plan.costs, adjuster
+        self.tl = _Timeline(reqs)
+        self.done = np.zeros(len(reqs), dtype=np.int64)      # tokens generated so far
+        self.left0 = np.zeros(len(reqs), dtype=np.int64)     # tokens left when it last joined
+        self.prompt_done = np.zeros(len(reqs), dtype=np.int64)   # chunked prefill progress
+        self.iteration_level = bool(getattr(plan.program, "iteration_level", False))
+        self.batches: dict[str, _LiveBatch | _IterBatch] = {}
+        self.last: dict[str, tuple[int, int, int]] = {}
+        self.decoded_from: dict[str, int] = {}       # first iteration of a group's last decode()
+        self.ops: list[Op] | None = [] if trace else None
+        self._arrival = reqs.arrival_s
+
+    # ---- bookkeeping -------------------------------------------------------------------
+    def _batch(self, group: str):
+        b = self.batches.get(group)
+        if b is None:
+            b = self.batches[group] = _IterBatch() if self.iteration_level else _LiveBatch(self.costs)
+        return b
+
+    def _op(self, op: str, group: str, ids, start_s: float, end_s: float, **kw) -> None:
+        if self.ops is not None:
+            self.ops.append(Op(op, group, as_ids(ids), start_s, end_s, **kw))
+
+    def arrived(self, t_s: float) -> int:
+        return int(np.searchsorted(self._arrival, t_s, side="right"))
+
+    def live(self, group: str) -> int:
+        b = self.batches.get(group)
+        return 0 if b is None else (b.n if isinstance(b, _IterBatch) else len(b))
+
+    # ---- the Executor calls ------------------------------------------------------------
+    def prefill(self, group: str, ids, start_s: float, *, join: bool = True, pad: bool = False) -> float:
+        arr = as_ids(ids)
+        r = self.reqs
+        if pad:
+            tokens = int(r.input_len[arr].max())
         else:
-            adj.observe(phase_mean)
-            room = int(max(0, min(arrived - nxt, cap - len(batch))))
-            m = adj.size(reqs.input_len[nxt:nxt + room], room)
-        if m:
-            start = t
-            t += c.encode_s(m, round(float(reqs.input_len[nxt:nxt + m].mean())))
-            tl.encoded(nxt, nxt + m, start, t)
-            batch.join(reqs, nxt, nxt + m, tl)
-            nxt += m
-        base = len(tl.iter_batch)
-        t, last = batch.run(plan.decode_iters, t, c, tl)
-        t += c.decode_drain_s(*last)
-        phase_mean = float(np.mean(tl.iter_batch[base:])) if len(tl.iter_batch) > base else 0.0
+            tokens = round(float((r.input_len[arr] + self.done[arr]).mean()))
+        end = start_s + self.costs.encode_s(len(arr), tokens)
+        self.tl.encoded(arr, start_s, end)
+        self.prompt_done[arr] = r.input_len[arr]
+        self._op("prefill", group, arr, start_s, end, hold=pad)
+        if join:
+            self._join(group, arr, pad)
+        return end
 
-
-class _Encoder:
-    """WAA encode pipeline + host KV channel, back-pressured by unmerged batches."""
-
-    def __init__(self, plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | None = None) -> None:
-        self.plan, self.reqs, self.tl, self.adj = plan, reqs, tl, adj
-        self.next, self.free_s, self.channel_free_s = 0, 0.0, 0.0
-        self.pending: deque[tuple[float, int, int]] = deque()   # (ready_s, lo, hi), oldest first
-        self.latency_s, self.period_s, self.gated = 0.0, 0.0, False
-        # the decoder pays the hand-over when it merges (StepCosts.kv_receive_blocks)
-        self.blocks = bool(getattr(plan.costs, "kv_receive_blocks", False))
-
-    @property
-    def done(self) -> bool:
-        return self.next >= len(self.reqs)
-
-    def next_start_s(self) -> float:
-        return max(self.free_s, float(self.reqs.arrival_s[self.next]))
-
-    def start_until(self, t: float, iteration_s: float, decode_batch: int = 0) -> None:
-        """Start every batch the pipeline can start at or before time t (`decode_batch`: the
-        live decoding batch, read by runtime adjustment only)."""
-        c, r = self.plan.costs, self.reqs
-        while not self.done:
-            pace = max(self.period_s, iteration_s)
-            slack = 2 if self.period_s >= iteration_s else 1
-            limit = slack + math.ceil(self.latency_s / pace) if pace > 0 else math.inf
-            if len(self.pending) >= limit:
-                self.gated = True
-                return
-            if self.gated:                          # reopened by a merge at this call's time t
-                self.free_s, self.gated = max(self.free_s, t), False
-            s = self.next_start_s()
-            if s > t:
-                return
-            lo, arrived = self.next, int(np.searchsorted(r.arrival_s, s, side="right"))
-            if self.adj is None:
-                hi = min(lo + self.plan.encode_batch_size, arrived)
-            else:
-                self.adj.observe(decode_batch)
-                hi = lo + self.adj.size(r.input_len[lo:arrived], arrived - lo)
-            m, mean_in = hi - lo, round(float(r.input_len[lo:hi].mean()))
-            enc_s, kv_s = c.encode_s(m, mean_in), c.kv_transfer_s(m, mean_in)
-            self.period_s, self.latency_s = c.encode_period_s(m, mean_in), enc_s + kv_s
-            if self.blocks:                             # the decoder pays kv_s when it merges
-                self.pending.append((s + enc_s, lo, hi))
-            else:
-                self.channel_free_s = max(s + enc_s, self.channel_free_s) + kv_s
-                self.pending.append((self.channel_free_s, lo, hi))
-            self.tl.encoded(lo, hi, s, s + enc_s)
-            self.free_s, self.next = s + self.period_s, hi
-
-
-def _play_waa(plan: Plan, reqs: Requests, tl: _Timeline, adj: _Adjuster | None = None) -> None:
-    cap = plan.max_decode_batch or math.inf
-    enc, batch, t, it_s = _Encoder(plan, reqs, tl, adj), _LiveBatch(plan.costs), 0.0, 0.0
-    while True:
-        enc.start_until(t, it_s, len(batch))
-        joined = 0
-        while enc.pending and enc.pending[0][0] <= t:
-            _, lo, hi = enc.pending[0]
-            # the first ready batch always joins if memory admits it (without adjustment no
-            # batch exceeds B_E, so this is the plain one-batch-per-iteration rule)
-            if len(batch) and ((joined and joined + hi - lo > plan.encode_batch_size)
-                               or len(batch) + hi - lo > cap):
-                break
-            batch.join(reqs, lo, hi, tl)
-            joined += hi - lo
-            enc.pending.popleft()
-            if enc.blocks:
-                t += plan.costs.kv_transfer_s(hi - lo, round(float(reqs.input_len[lo:hi].mean())))
-        enc.start_until(t, it_s, len(batch))        # merges free encoder slots
-        if len(batch):
-            t_next, _ = batch.run(1, t, plan.costs, tl)
-            t, it_s = t_next, t_next - t
-        elif enc.pending:
-            t = enc.pending[0][0]
-        elif not enc.done:
-            t = enc.next_start_s()
+    def _join(self, group: str, arr: np.ndarray, pad: bool = False) -> None:
+        r, done = self.reqs, self.done[arr]
+        left = r.output_len[arr] - done
+        inp = r.input_len[arr]
+        cached = inp + done
+        if pad:
+            cached = inp = np.full(len(arr), int(inp.max()), dtype=np.int64)
+        b = self._batch(group)
+        self.left0[arr] = left
+        if isinstance(b, _IterBatch):
+            b.join(arr, left, cached, inp)
         else:
-            return
+            b.join(arr, left, cached, inp, self.tl)
+
+    def join(self, group: str, ids) -> None:
+        arr = as_ids(ids)
+        self._op("join", group, arr, math.nan, math.nan)
+        self._join(group, arr)
+
+    def transfer(self, src: str, dst: str, ids, start_s: float) -> float:
+        arr = as_ids(ids)
+        mean_in = round(float(self.reqs.input_len[arr].mean()))
+        end = start_s + self.costs.kv_transfer_s(len(arr), mean_in)
+        self._op("transfer", src, arr, start_s, end, dst=dst)
+        return end
+
+    def decode(self, group: str, start_s: float, iterations: int = 1, *, hold: bool = False) -> float:
+        b = self._batch(group)
+        if isinstance(b, _IterBatch):
+            raise UserError(f"policy '{self.plan.policy}': an iteration-level program decodes with step()")
+        if not len(b):
+            return start_s
+        self._op("decode", group, b.idx, start_s, math.nan, iterations=iterations, hold=hold)
+        self.decoded_from[group] = len(self.tl.iter_batch)
+        if hold:
+            t = b.run_held(start_s, self.costs, self.tl)
+        else:
+            t, self.last[group] = b.run(iterations, start_s, self.costs, self.tl)
+        return t
+
+    def last_mean_batch(self, group: str) -> float:
+        """Mean decoding batch over the iterations of `group`'s last `decode` call (0: none)."""
+        base = self.decoded_from.get(group, len(self.tl.iter_batch))
+        its = self.tl.iter_batch[base:]
+        return float(np.mean(its)) if its else 0.0
+
+    def drain(self, group: str, start_s: float) -> float:
+        end = start_s + self.costs.decode_drain_s(*self.last.get(group, (0, 0, 0)))
+        self._op("drain", group, (0, 0), start_s, end)
+        return end
+
+    def step(self, group: str, start_s: float, chunks=None) -> tuple[float, list[int]]:
+        b = self._batch(group)
+        if not isinstance(b, _IterBatch):
+            raise UserError(f"policy '{self.plan.policy}': step() needs `iteration_level = True`")
+        n, tl = b.n, self.tl
+        ctx = round(b.sum_cached / n) + 1 if n else 0
+        inp = round(b.sum_in / n) if n else 0
+        if chunks is not None and len(chunks[0]):
+            ids, tokens = as_ids(chunks[0]), np.asarray(chunks[1], dtype=np.int64)
+            before = self.prompt_done[ids]
+            chunk_tokens = int(tokens.sum())
+            chunk_ctx = round(float((before * tokens).sum() / chunk_tokens)) if chunk_tokens else 0
+            first = np.isnan(tl.encode_start[ids])
+            tl.encode_start[ids[first]] = start_s
+            end = start_s + self.costs.mixed_iter_s(n, ctx, inp, chunk_tokens, chunk_ctx)
+            self.prompt_done[ids] = before + tokens
+            tl.encode_end[ids] = end
+            self._op("step", group, ids, start_s, end, tokens=tokens)
+        else:
+            ids = None
+            end = start_s + (self.costs.decode_iter_s(n, ctx, inp) if n else 0.0)
+            self._op("step", group, (0, 0), start_s, end)
+        finished: list[int] = []
+        if n:
+            it = len(tl.iter_end)
+            tl.iter_end.append(end)
+            tl.iter_batch.append(n)
+            tl.iter_tokens.append(n)
+            if b.fresh:
+                tl.first_iter[[i for i in b.fresh if tl.first_iter[i] < 0]] = it
+                b.fresh = []
+            b.sum_cached += n
+            finished = b.finish_at.pop(b.it, [])
+            b.it += 1
+            if finished:
+                f = np.asarray(finished, dtype=np.int64)
+                for i in finished:
+                    del b.members[i]
+                b.n -= len(finished)
+                b.sum_cached -= int((self.reqs.input_len[f] + self.reqs.output_len[f]).sum())
+                b.sum_in -= int(self.reqs.input_len[f].sum())
+                tl.finish[f] = end
+                self.done[f] = self.reqs.output_len[f]
+        if ids is not None:
+            complete = ids[self.prompt_done[ids] >= self.reqs.input_len[ids] + self.done[ids]]
+            if len(complete):
+                self._join(group, complete)
+        return end, finished
+
+    def preempt(self, group: str, ids) -> None:
+        b, arr = self._batch(group), as_ids(ids)
+        if not isinstance(b, _IterBatch):
+            raise UserError(f"policy '{self.plan.policy}': preemption needs an iteration-level program")
+        self._op("preempt", group, arr, math.nan, math.nan)
+        for i in arr.tolist():
+            self.done[i] = b.cached_now(i) - int(self.reqs.input_len[i])   # cached = input + generated
+            b.remove(i, int(self.reqs.input_len[i]), int(self.left0[i]))
+            self.prompt_done[i] = 0
+        b.fresh = [i for i in b.fresh if i in b.members]
+
+    def records(self) -> SimRecords:
+        return self.tl.records(self.plan.policy)
 
 
-_PLAYERS = {"static": _play_static, "rra": _play_rra, "waa": _play_waa}
-
-
-def simulate(plan: Plan, requests: Requests, adjust: RuntimeAdjustment = OFF,
-             workload: Workload | None = None) -> SimResult:
-    """Play `plan` on `requests`; an infeasible plan gives an infeasible result, no run.
-
-    `adjust` (enabled) turns on runtime adjustment for rra/waa; its targets come from
-    `workload`, the distribution the schedule was tuned for (required then)."""
-    if not plan.feasible:
-        return SimResult(plan.policy, plan.knobs, False, plan.reason)
-    if plan.kind not in _PLAYERS:
-        raise ValueError(f"unknown plan kind {plan.kind}")
-    if not len(requests):
-        return SimResult(plan.policy, plan.knobs, False, "requests: empty stream")
+def _executor(plan: Plan, requests: Requests, adjust: RuntimeAdjustment, workload: Workload | None,
+              trace: bool) -> SimExecutor:
     adj = None
-    if adjust.enabled and plan.kind != "static":
+    if adjust.enabled and getattr(plan.program, "runtime_adjustment", False):
         if workload is None:
             raise UserError("runtime_adjustment: enabled, but no workload gives its targets "
                             "(simulate(..., workload=<the schedule's workload>))")
         adj = _Adjuster(adjust, plan, workload)
-    tl = _Timeline(requests)
-    _PLAYERS[plan.kind](plan, requests, tl, adj)
-    rec = tl.records()
+    return SimExecutor(plan, requests, adj, trace)
+
+
+def simulate(plan: Plan, requests: Requests, adjust: RuntimeAdjustment = OFF,
+             workload: Workload | None = None) -> SimResult:
+    """Run `plan`'s program on `requests`; an infeasible plan gives an infeasible result.
+
+    `adjust` (enabled) turns on runtime adjustment where the policy supports it; its targets
+    come from `workload`, the distribution the schedule was tuned for (required then)."""
+    if not plan.feasible:
+        return SimResult(plan.policy, plan.knobs, False, plan.reason)
+    if not len(requests):
+        return SimResult(plan.policy, plan.knobs, False, "requests: empty stream")
+    x = _executor(plan, requests, adjust, workload, trace=False)
+    plan.program.run(plan, x)
+    rec = x.records()
     return SimResult(plan.policy, plan.knobs, True, "", rec, compute_metrics(rec, plan.latency_output_len))
 
 
+def trace_ops(plan: Plan, requests: Requests, adjust: RuntimeAdjustment = OFF,
+              workload: Workload | None = None) -> tuple[list[Op], SimResult]:
+    """The program's calls on `requests` (what the real runner replays) and the simulated run."""
+    if not plan.feasible:
+        raise UserError(f"policy: the plan is infeasible ({plan.reason})")
+    x = _executor(plan, requests, adjust, workload, trace=True)
+    plan.program.run(plan, x)
+    rec = x.records()
+    return x.ops, SimResult(plan.policy, plan.knobs, True, "", rec, compute_metrics(rec, plan.latency_output_len))
+
+
 def estimate_des(plan: Plan, workload: Workload, num_requests: int = 2000, seed: int = 0,
-                 adjust: RuntimeAdjustment = OFF) -> Estimate:
+                 adjust: RuntimeAdjustment = OFF, relaxed: bool = False) -> Estimate:
     """`simulate` on an offline stream (ExeGPT §5: saturated supply) as an `Estimate`:
-    steady-state-window throughput, latency = latency_p99len_s."""
-    res = simulate(plan, offline(workload, num_requests, seed), adjust, workload)
+    steady-state-window throughput, latency = latency_p99len_s. `relaxed`: an out-of-memory
+    plan that was priced is run anyway (still marked infeasible: the search's bound)."""
+    run_plan = plan
+    if relaxed and not plan.feasible and plan.costs is not None and plan.program is not None:
+        from dataclasses import replace
+        run_plan = replace(plan, feasible=True)
+    res = simulate(run_plan, offline(workload, num_requests, seed), adjust, workload)
     if not res.feasible:
         return Estimate(plan.policy, plan.knobs, False, res.reason, 0.0, 0.0, math.inf,
                         plan.memory_per_gpu_bytes, plan.encode_batch_size, simulator="discrete-event")
     m = res.metrics
-    return Estimate(plan.policy, plan.knobs, True, "", m.throughput_seq_s, m.throughput_tok_s,
+    return Estimate(plan.policy, plan.knobs, plan.feasible, plan.reason, m.throughput_seq_s, m.throughput_tok_s,
                     m.latency_p99len_s, plan.memory_per_gpu_bytes, plan.encode_batch_size,
                     m.decode_batch_mean, simulator="discrete-event")

@@ -31,6 +31,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from harness.errors import UserError
 from harness.policies.base import Estimate, Plan
 from harness.specs.mode import Mode
 from harness.specs.models import ModelSpec
@@ -135,108 +136,24 @@ def rra_decode_batches(encode_batch: int, output: LengthDistribution, decode_ite
     return encode_batch * peak, encode_batch * mean
 
 
-def waa_decode_batch(plan: Plan, workload: Workload) -> float:
-    return plan.encode_batch_size * workload.output.mean
-
-
-def _waa_iteration(plan: Plan, workload: Workload, blocks: bool, kv_s: float, period_s: float):
-    """WAA: mean decoding iteration time at batch b. Where the engine rewrites caches
-    (`kv_copy_fn`, the CPU runner), a merge costs C(b) on top of the decode step t(b): the
-    join of the whole batch, and, if the hand-over blocks the decoder, the transfer; and every
-    query that leaves costs the compaction of its micro-batch. Decode-bound (t + C >= the
-    encode period) every iteration merges one batch; otherwise a fraction f = it / period
-    does, so it = t + f C  ->  it = t / (1 - C / period). Queries leave at B_E per merge
-    (Little), Poisson-spread over iterations: a micro-batch of m is compacted with
-    probability 1 - exp(-B_E f / m). Cache width = the expected longest input of the batch
-    plus the mean output (the discrete-event simulator uses each step's actual longest)."""
-    c, b_e, inp = plan.costs, plan.encode_batch_size, workload.input.mean
-    ctx, copy = live_context_len(workload), kv_copy_fn(plan.costs)
-    m = getattr(c, "decode_micro_batches", 1)
-
-    def it_s(b: float) -> float:
-        n = max(1, round(b))
-        t = c.decode_iter_s(n, ctx, inp)
-        if copy is None:
-            return t
-        width = expected_max(workload.input, n) + workload.output.mean
-        merge = copy(n, width, inp, "join") + (kv_s if blocks else 0.0)
-        compact = 0.0
-        for _ in range(2):      # the share f of merging iterations, refined once with compaction
-            base = t + compact
-            f = 1.0 if base + merge >= period_s else base / (period_s - merge)
-            rows = n * (1.0 - math.exp(-b_e * f / max(1, min(m, n))))
-            compact = copy(max(1, round(rows)), width, inp, "compact")
-        return t + f * merge + compact
-    return it_s
-
-
-def _static(plan: Plan, workload: Workload, worst: bool) -> tuple[float, float, float]:
-    """FT: (throughput, latency, B_D). The batch runs until its longest query ends."""
-    c, b_e, s_lat = plan.costs, plan.encode_batch_size, plan.latency_output_len
-    in_pad = expected_max(workload.input, b_e)
-    out_batch = expected_max(workload.output, b_e)
-    enc = c.encode_s(b_e, in_pad)
-    batch_s = enc + out_batch * c.decode_iter_s(b_e, in_pad + out_batch / 2, in_pad)
-    lat_pad = float(workload.input.max) if worst else in_pad
-    lat_enc = c.encode_s(b_e, lat_pad) if worst else enc
-    latency = lat_enc + s_lat * c.decode_iter_s(b_e, lat_pad + s_lat / 2, lat_pad)
-    return b_e / batch_s, latency, float(b_e)
-
-
-def _rra(plan: Plan, workload: Workload, worst: bool) -> tuple[float, float, float]:
-    """RRA: (throughput, latency, B_D) of the encode / N_D-iteration / drain cycle (§6)."""
-    c, b_e, s_lat, inp = plan.costs, plan.encode_batch_size, plan.latency_output_len, workload.input.mean
-    peak, b_d = rra_decode_batches(b_e, workload.output, plan.decode_iters, plan.mode)
-    ctx, n_d = live_context_len(workload), plan.decode_iters
-    enc = c.encode_s(b_e, inp)
-    phase = rra_phase_s(c, b_e, workload.output, n_d, ctx, inp, plan.mode)
-    drain = c.decode_drain_s(max(1, round(b_d)), ctx, inp)
-    # The p99-length query is live in every iteration of its phases: charge it the
-    # iteration time at the mean batch of a live query's iterations (>= 1 sequence), or,
-    # worst case, at the phase-start batch.
-    it = c.decode_iter_s(max(1, round(peak if worst else b_d)), ctx, inp)
-    cycles = math.ceil(s_lat / n_d)
-    return b_e / (enc + phase + drain), cycles * enc + (cycles - 1) * drain + s_lat * it, b_d
-
-
-def _waa(plan: Plan, workload: Workload, worst: bool) -> tuple[float, float, float]:
-    """WAA: (throughput, latency, B_D) of the asynchronous encode and decode pipelines (§3, §6)."""
-    c, b_e, s_lat, inp = plan.costs, plan.encode_batch_size, plan.latency_output_len, workload.input.mean
-    b_d = waa_decode_batch(plan, workload)
-    blocks = bool(getattr(c, "kv_receive_blocks", False))
-    kv = c.kv_transfer_s(b_e, inp)
-    period = c.encode_period_s(b_e, inp) if blocks else max(c.encode_period_s(b_e, inp), kv)
-    it_s = _waa_iteration(plan, workload, blocks, kv, period)
-    it = it_s(b_d)
-    if period > it:  # encoder-bound: decoding runs at its own pace with a smaller batch,
-        # the fixed point b = B_E * S_D * it(b) / period (Little's law), by bisection.
-        lo, hi = 1.0, b_d
-        for _ in range(12):
-            mid = (lo + hi) / 2
-            if mid * period < b_d * it_s(mid):
-                lo = mid
-            else:
-                hi = mid
-        b_d = (lo + hi) / 2
-        it = it_s(max(1.0, b_d))
-    head = c.encode_s(b_e, inp) + (0.0 if blocks else kv)
-    # worst case: meets B_D plus one merging batch, and waits one iteration for its merge
-    latency = head + (s_lat + 2) * it_s(b_d + b_e) if worst else head + (s_lat + 1) * it
-    return b_e / max(it, period), latency, b_d
-
-
-TIMELINES = {"static": _static, "rra": _rra, "waa": _waa}
+DES_REQUESTS = 600   # offline requests per discrete-event estimate (policies without a closed form)
 
 
 def evaluate(plan: Plan, workload: Workload, relaxed: bool = False) -> Estimate:
-    """The plan's Estimate. An infeasible plan scores zero throughput, unless `relaxed` and
-    it was priced anyway (out of memory only): then the throughput/latency it would have,
-    still marked infeasible; the search uses it as an upper bound on a box."""
+    """The plan's Estimate: its policy's closed form (`Policy.expected_timeline`, §6), or, for
+    a policy estimated by simulation (`Policy.estimator`), the discrete-event simulator on
+    `DES_REQUESTS` offline requests. An infeasible plan scores zero throughput, unless
+    `relaxed` and it was priced anyway (out of memory only): then the throughput/latency it
+    would have, still marked infeasible; the search uses it as an upper bound on a box."""
     if not plan.feasible and not (relaxed and plan.costs is not None):
         return Estimate(plan.policy, plan.knobs, False, plan.reason, 0.0, 0.0, math.inf,
                         plan.memory_per_gpu_bytes, plan.encode_batch_size)
-    if plan.kind not in TIMELINES:
-        raise ValueError(f"unknown plan kind {plan.kind}")
-    thr, latency, b_d = TIMELINES[plan.kind](plan, workload, plan.mode.latency == "worst-case")
+    if plan.program is None:
+        raise UserError(f"policy '{plan.policy}': its plan names no program (Plan.program=self; "
+                        "docs/adding-a-policy.md)")
+    if plan.program.estimator != "expected":
+        from harness.simulator.discrete_event import estimate_des  # the policy has no closed form
+        return estimate_des(plan, workload, DES_REQUESTS, relaxed=relaxed)
+    thr, latency, b_d = plan.program.expected_timeline(plan, workload, plan.mode.latency == "worst-case")
     return Estimate(plan.policy, plan.knobs, plan.feasible, plan.reason, thr, thr * workload.output.mean,
                     latency, plan.memory_per_gpu_bytes, plan.encode_batch_size, b_d)
