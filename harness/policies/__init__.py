@@ -14,6 +14,7 @@ POLICIES.register("ft", "harness.policies.ft:FasterTransformer")
 POLICIES.register("rra", "harness.policies.rra:RoundRobin")
 POLICIES.register("waa-c", "harness.policies.waa:WAACompute")
 POLICIES.register("waa-m", "harness.policies.waa:WAAMemory")
+POLICIES.register("vllm", "harness.policies.vllm:VLLM")
 
 
 def get_policy(name: str) -> Policy:

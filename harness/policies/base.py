@@ -139,6 +139,7 @@ class Plan:
     costs: StepCosts | None = field(default=None, compare=False)
     mode: Mode = OURS                  # the reading of §5/§6 the timeline follows (ctx.mode)
     program: Policy | None = field(default=None, compare=False)   # runs the plan (`Policy.run`)
+    derived: tuple[tuple[str, float], ...] = ()   # what the plan derived from the knobs (replicas, KV blocks, ...)
     engine: str = "ft"                 # the engine whose kernels price it (harness/cost_model/engines.py)
 
 
@@ -177,6 +178,7 @@ class Policy:
     iteration_level: bool = False      # the program decodes with `Executor.step` (program.py)
     runtime_adjustment: bool = False   # the program reads `Executor.adjuster` (ExeGPT §3)
     engine: str = "ft"                 # whose kernels price it (harness/cost_model/engines.py)
+    search_resolution: str | None = None   # the search grid it needs (None: the caller's)
 
     def run(self, plan: Plan, x) -> None:
         """The batching program: drive the `Executor` x until every request has finished."""
@@ -196,6 +198,11 @@ class Policy:
 
     def default_knobs(self, ctx: Context) -> dict[str, int]:
         return {k.name: k.low for k in self.knob_space(ctx)}
+
+    def search_space(self, ctx: Context) -> list[KnobSpec]:
+        """The knobs XScheduler searches (default: all of them); a policy may pin some to
+        their defaults (vLLM's block size) to keep the search small."""
+        return self.knob_space(ctx)
 
     def plan(self, ctx: Context, knobs: Mapping[str, int]) -> Plan:
         raise NotImplementedError

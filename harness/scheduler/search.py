@@ -173,7 +173,7 @@ def search_policy(ctx: Context, policy_name: str, bound_s: float, resolution: st
                   use_exhaustive: bool = False, eps_throughput_rel: float = 0.01,
                   eps_latency_s: float = 0.0, options: SearchOptions | None = None) -> PolicyResult:
     policy = get_policy(policy_name)
-    space = build_space(policy, ctx, resolution)
+    space = build_space(policy, ctx, policy.search_resolution or resolution)
     opts = options or SearchOptions.for_mode(ctx.mode)
     probes = space.groups[0].probe_axes() if space.groups and opts.probe_quasi_concave else ()
     rules = Rules(ctx.mode.bnb_split, ctx.mode.eps_throughput, eps_throughput_rel, eps_latency_s, probes)

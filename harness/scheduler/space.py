@@ -145,7 +145,7 @@ def knob_grid(k: KnobSpec, degree: int | None, dense: int, per_octave: int) -> l
 
 def build_space(policy: Policy, ctx: Context, resolution: str = "fine") -> SearchSpace:
     dense, per_octave = RESOLUTIONS[resolution]
-    knobs = policy.knob_space(ctx)
+    knobs = policy.search_space(ctx)
     axis_knobs = [k for k in knobs if is_axis(k, ctx)]
     enumerated = [k for k in knobs if not is_axis(k, ctx) and k.name != "tp_degree"]
     measured = ctx.mode.monotone_axes == "measured"

@@ -8,13 +8,14 @@ live sequences, mean input) and records every request's timestamps. It runs the 
 the expected-value model (`harness.simulator.expected`, ExeGPT §6) averages, on sampled
 lengths. Nothing here depends on which policy runs.
 
-Two live-batch structures, chosen by the program (`Policy.iteration_level`):
-- `_LiveBatch` (phase programs: `decode(k)`): numpy arrays, k iterations at a time, the
-  iteration times from per-iteration live counts; where the engine rewrites caches
-  (`kv_copy_fn`: the CPU runner's profile) an iteration also pays the join of newly merged
-  queries and the compaction after queries finish;
-- `_IterBatch` (iteration-level programs: `step`): running sums and finish buckets, O(1)
-  per iteration plus O(1) per request, so a million-request replay stays in seconds.
+Two executors, chosen by the program (`Policy.iteration_level`):
+- `SimExecutor` (phase programs: `decode(k)`): the live batch as numpy arrays (`_LiveBatch`),
+  k iterations at a time, the iteration times from per-iteration live counts; where the
+  engine rewrites caches (`kv_copy_fn`: the CPU runner's profile) an iteration also pays the
+  join of newly merged queries and the compaction after queries finish;
+- `IterExecutor` (iteration-level programs: `step`, harness/simulator/iteration_executor.py):
+  running sums and finish buckets in plain Python, O(1) per iteration plus O(1) per request,
+  so a million-request replay stays in seconds.
 Cost calls round the mean context and mean input to integers: the cost model memoises
 layer times by exact arguments, and attention cost is linear in context, so the error is
 under one token. Times in seconds.
@@ -41,8 +42,23 @@ from harness.workload.streams import Requests, offline
 from harness.workload.tasks import Workload
 
 
+class _Lane:
+    """One decoding group's iterations (end time, live batch, tokens made), in order; its
+    requests' first-iteration indices are local to it until `_Timeline.records`."""
+
+    def __init__(self, tl: _Timeline, index: int) -> None:
+        self.index, self.finish, self.first_iter, self.lane_of = index, tl.finish, tl.first_iter, tl.lane_of
+        self.iter_end: list[float] = []
+        self.iter_batch: list[int] = []
+        self.iter_tokens: list[int] = []
+
+    def mark_first(self, ids) -> None:
+        self.first_iter[ids] = len(self.iter_end)     # their first token: the next iteration
+        self.lane_of[ids] = self.index
+
+
 class _Timeline:
-    """Mutable recorder of one run: iteration ends and per-request stamps."""
+    """Mutable recorder of one run: per-request stamps and every decoding group's lane."""
 
     def __init__(self, reqs: Requests) -> None:
         n = len(reqs)
@@ -51,9 +67,14 @@ class _Timeline:
         self.encode_end = np.zeros(n)
         self.finish = np.full(n, np.nan)
         self.first_iter = np.full(n, -1, dtype=np.int64)
-        self.iter_end: list[float] = []
-        self.iter_batch: list[int] = []
-        self.iter_tokens: list[int] = []
+        self.lane_of = np.zeros(n, dtype=np.int64)
+        self.first_token = np.full(n, np.nan)    # set where a request's first token is not at
+        self.lanes: dict[str, _Lane] = {}         # its first_iter (preempted and resumed)
+
+    def lane(self, group: str) -> _Lane:
+        if group not in self.lanes:
+            self.lanes[group] = _Lane(self, len(self.lanes))
+        return self.lanes[group]
 
     def encoded(self, ids: np.ndarray, start_s: float, end_s: float) -> None:
         first = np.isnan(self.encode_start[ids])     # a recomputed prompt keeps its first start
@@ -61,16 +82,23 @@ class _Timeline:
         self.encode_end[ids] = end_s
 
     def records(self, policy: str) -> SimRecords:
+        """The run's records; the lanes' iterations concatenated (each lane contiguous, so a
+        request's tokens stay consecutive entries of `iter_end_s`)."""
         if np.isnan(self.finish).any() or (self.first_iter < 0).any():
             left = int(np.isnan(self.finish).sum())
             raise RuntimeError(f"policy '{policy}': its program ended with {left} of {len(self.finish)} "
                                "requests unfinished")
-        ends = np.asarray(self.iter_end)
+        lanes = list(self.lanes.values())
+        offsets = np.cumsum([0] + [len(ln.iter_end) for ln in lanes])
+        ends = np.concatenate([np.asarray(ln.iter_end, dtype=float) for ln in lanes])
+        first = self.first_iter + offsets[self.lane_of]
         r = self.reqs
-        return SimRecords(r.arrival_s, self.encode_start, self.encode_end, ends[self.first_iter],
-                          self.finish, r.input_len, r.output_len, self.first_iter, ends,
-                          np.asarray(self.iter_batch, dtype=np.int64),
-                          np.asarray(self.iter_tokens, dtype=np.int64), r.first_id)
+        first_token = np.where(np.isnan(self.first_token), ends[first], self.first_token)
+        return SimRecords(r.arrival_s, self.encode_start, self.encode_end, first_token, self.finish,
+                          r.input_len, r.output_len, first, ends,
+                          np.concatenate([np.asarray(ln.iter_batch, dtype=np.int64) for ln in lanes]),
+                          np.concatenate([np.asarray(ln.iter_tokens, dtype=np.int64) for ln in lanes]),
+                          r.first_id)
 
 
 def _live_counts(last: np.ndarray, k: int, *weights: np.ndarray) -> list[np.ndarray]:
@@ -95,15 +123,15 @@ class _LiveBatch:
     def __len__(self) -> int:
         return int(self.idx.size)
 
-    def join(self, ids: np.ndarray, left: np.ndarray, cached: np.ndarray, inp: np.ndarray, tl: _Timeline) -> None:
-        tl.first_iter[ids] = len(tl.iter_end)       # their first token: the next iteration
+    def join(self, ids: np.ndarray, left: np.ndarray, cached: np.ndarray, inp: np.ndarray, tl: _Lane) -> None:
+        tl.mark_first(ids)
         self.joined = self.joined or len(self) > 0
         self.idx = np.concatenate((self.idx, ids))
         self.left = np.concatenate((self.left, left))
         self.cached = np.concatenate((self.cached, cached))
         self.inp = np.concatenate((self.inp, inp))
 
-    def run(self, k: int, t: float, costs: StepCosts, tl: _Timeline) -> tuple[float, tuple[int, int, int]]:
+    def run(self, k: int, t: float, costs: StepCosts, tl: _Lane) -> tuple[float, tuple[int, int, int]]:
         """Up to k iterations from time t (fewer if the batch empties); the new time and the
         (batch, context, input) of the last iteration."""
         last = np.minimum(self.left, k)
@@ -128,7 +156,7 @@ class _LiveBatch:
         self.left, self.cached = self.left[keep] - k, self.cached[keep] + k
         return t, step
 
-    def run_held(self, t: float, costs: StepCosts, tl: _Timeline) -> float:
+    def run_held(self, t: float, costs: StepCosts, tl: _Lane) -> float:
         """Static batching: the batch runs until its longest query ends, every slot kept and
         every context padded (prompts to the longest: `prefill(pad=True)`)."""
         size, out = len(self), self.left
@@ -159,38 +187,6 @@ class _LiveBatch:
         return s
 
 
-class _IterBatch:
-    """An iteration-level program's live batch: running sums of cached and input tokens,
-    and per finishing iteration the requests that end there."""
-
-    def __init__(self) -> None:
-        self.n = self.sum_cached = self.sum_in = self.it = 0
-        self.members: dict[int, tuple[int, int]] = {}   # request -> (iteration it joined, cached then)
-        self.finish_at: dict[int, list[int]] = {}       # iteration -> requests ending in it
-        self.fresh: list[int] = []                      # joined, first token not yet made
-
-    def join(self, ids: np.ndarray, left: np.ndarray, cached: np.ndarray, inp: np.ndarray) -> None:
-        it = self.it
-        for i, l_, c, n_in in zip(ids.tolist(), left.tolist(), cached.tolist(), inp.tolist(), strict=True):
-            self.members[i] = (it, c)
-            self.finish_at.setdefault(it + l_ - 1, []).append(i)
-            self.sum_cached += c
-            self.sum_in += n_in
-        self.n += len(ids)
-        self.fresh.extend(ids.tolist())
-
-    def cached_now(self, i: int) -> int:
-        joined, c = self.members[i]
-        return c + self.it - joined
-
-    def remove(self, i: int, n_in: int, left_at_join: int) -> None:
-        joined, c = self.members.pop(i)
-        self.finish_at[joined + left_at_join - 1].remove(i)
-        self.sum_cached -= c + self.it - joined
-        self.sum_in -= n_in
-        self.n -= 1
-
-
 class SimExecutor:
     """`Executor` on the cost model's clock (module docstring). `trace=True` keeps every
     call as an `Op` (`ops`), the schedule the real runner replays."""
@@ -199,10 +195,7 @@ class SimExecutor:
         self.plan, self.reqs, self.costs, self.adjuster = plan, reqs, plan.costs, adjuster
         self.tl = _Timeline(reqs)
         self.done = np.zeros(len(reqs), dtype=np.int64)      # tokens generated so far
-        self.left0 = np.zeros(len(reqs), dtype=np.int64)     # tokens left when it last joined
-        self.prompt_done = np.zeros(len(reqs), dtype=np.int64)   # chunked prefill progress
-        self.iteration_level = bool(getattr(plan.program, "iteration_level", False))
-        self.batches: dict[str, _LiveBatch | _IterBatch] = {}
+        self.batches: dict[str, _LiveBatch] = {}
         self.last: dict[str, tuple[int, int, int]] = {}
         self.decoded_from: dict[str, int] = {}       # first iteration of a group's last decode()
         self.ops: list[Op] | None = [] if trace else None
@@ -212,7 +205,7 @@ class SimExecutor:
     def _batch(self, group: str):
         b = self.batches.get(group)
         if b is None:
-            b = self.batches[group] = _IterBatch() if self.iteration_level else _LiveBatch(self.costs)
+            b = self.batches[group] = _LiveBatch(self.costs)
         return b
 
     def _op(self, op: str, group: str, ids, start_s: float, end_s: float, **kw) -> None:
@@ -224,7 +217,7 @@ class SimExecutor:
 
     def live(self, group: str) -> int:
         b = self.batches.get(group)
-        return 0 if b is None else (b.n if isinstance(b, _IterBatch) else len(b))
+        return 0 if b is None else len(b)
 
     # ---- the Executor calls ------------------------------------------------------------
     def prefill(self, group: str, ids, start_s: float, *, join: bool = True, pad: bool = False) -> float:
@@ -236,7 +229,6 @@ class SimExecutor:
             tokens = round(float((r.input_len[arr] + self.done[arr]).mean()))
         end = start_s + self.costs.encode_s(len(arr), tokens)
         self.tl.encoded(arr, start_s, end)
-        self.prompt_done[arr] = r.input_len[arr]
         self._op("prefill", group, arr, start_s, end, hold=pad)
         if join:
             self._join(group, arr, pad)
@@ -249,12 +241,7 @@ class SimExecutor:
         cached = inp + done
         if pad:
             cached = inp = np.full(len(arr), int(inp.max()), dtype=np.int64)
-        b = self._batch(group)
-        self.left0[arr] = left
-        if isinstance(b, _IterBatch):
-            b.join(arr, left, cached, inp)
-        else:
-            b.join(arr, left, cached, inp, self.tl)
+        self._batch(group).join(arr, left, cached, inp, self.tl.lane(group))
 
     def join(self, group: str, ids) -> None:
         arr = as_ids(ids)
@@ -270,22 +257,21 @@ class SimExecutor:
 
     def decode(self, group: str, start_s: float, iterations: int = 1, *, hold: bool = False) -> float:
         b = self._batch(group)
-        if isinstance(b, _IterBatch):
-            raise UserError(f"policy '{self.plan.policy}': an iteration-level program decodes with step()")
         if not len(b):
             return start_s
         self._op("decode", group, b.idx, start_s, math.nan, iterations=iterations, hold=hold)
-        self.decoded_from[group] = len(self.tl.iter_batch)
+        lane = self.tl.lane(group)
+        self.decoded_from[group] = len(lane.iter_batch)
         if hold:
-            t = b.run_held(start_s, self.costs, self.tl)
+            t = b.run_held(start_s, self.costs, lane)
         else:
-            t, self.last[group] = b.run(iterations, start_s, self.costs, self.tl)
+            t, self.last[group] = b.run(iterations, start_s, self.costs, lane)
         return t
 
     def last_mean_batch(self, group: str) -> float:
         """Mean decoding batch over the iterations of `group`'s last `decode` call (0: none)."""
-        base = self.decoded_from.get(group, len(self.tl.iter_batch))
-        its = self.tl.iter_batch[base:]
+        lane = self.tl.lane(group)
+        its = lane.iter_batch[self.decoded_from.get(group, len(lane.iter_batch)):]
         return float(np.mean(its)) if its else 0.0
 
     def drain(self, group: str, start_s: float) -> float:
@@ -293,65 +279,11 @@ class SimExecutor:
         self._op("drain", group, (0, 0), start_s, end)
         return end
 
-    def step(self, group: str, start_s: float, chunks=None) -> tuple[float, list[int]]:
-        b = self._batch(group)
-        if not isinstance(b, _IterBatch):
-            raise UserError(f"policy '{self.plan.policy}': step() needs `iteration_level = True`")
-        n, tl = b.n, self.tl
-        ctx = round(b.sum_cached / n) + 1 if n else 0
-        inp = round(b.sum_in / n) if n else 0
-        if chunks is not None and len(chunks[0]):
-            ids, tokens = as_ids(chunks[0]), np.asarray(chunks[1], dtype=np.int64)
-            before = self.prompt_done[ids]
-            chunk_tokens = int(tokens.sum())
-            chunk_ctx = round(float((before * tokens).sum() / chunk_tokens)) if chunk_tokens else 0
-            first = np.isnan(tl.encode_start[ids])
-            tl.encode_start[ids[first]] = start_s
-            end = start_s + self.costs.mixed_iter_s(n, ctx, inp, chunk_tokens, chunk_ctx)
-            self.prompt_done[ids] = before + tokens
-            tl.encode_end[ids] = end
-            self._op("step", group, ids, start_s, end, tokens=tokens)
-        else:
-            ids = None
-            end = start_s + (self.costs.decode_iter_s(n, ctx, inp) if n else 0.0)
-            self._op("step", group, (0, 0), start_s, end)
-        finished: list[int] = []
-        if n:
-            it = len(tl.iter_end)
-            tl.iter_end.append(end)
-            tl.iter_batch.append(n)
-            tl.iter_tokens.append(n)
-            if b.fresh:
-                tl.first_iter[[i for i in b.fresh if tl.first_iter[i] < 0]] = it
-                b.fresh = []
-            b.sum_cached += n
-            finished = b.finish_at.pop(b.it, [])
-            b.it += 1
-            if finished:
-                f = np.asarray(finished, dtype=np.int64)
-                for i in finished:
-                    del b.members[i]
-                b.n -= len(finished)
-                b.sum_cached -= int((self.reqs.input_len[f] + self.reqs.output_len[f]).sum())
-                b.sum_in -= int(self.reqs.input_len[f].sum())
-                tl.finish[f] = end
-                self.done[f] = self.reqs.output_len[f]
-        if ids is not None:
-            complete = ids[self.prompt_done[ids] >= self.reqs.input_len[ids] + self.done[ids]]
-            if len(complete):
-                self._join(group, complete)
-        return end, finished
+    def step(self, group: str, start_s: float, chunks=None):
+        raise UserError(f"policy '{self.plan.policy}': step() needs `iteration_level = True`")
 
     def preempt(self, group: str, ids) -> None:
-        b, arr = self._batch(group), as_ids(ids)
-        if not isinstance(b, _IterBatch):
-            raise UserError(f"policy '{self.plan.policy}': preemption needs an iteration-level program")
-        self._op("preempt", group, arr, math.nan, math.nan)
-        for i in arr.tolist():
-            self.done[i] = b.cached_now(i) - int(self.reqs.input_len[i])   # cached = input + generated
-            b.remove(i, int(self.reqs.input_len[i]), int(self.left0[i]))
-            self.prompt_done[i] = 0
-        b.fresh = [i for i in b.fresh if i in b.members]
+        raise UserError(f"policy '{self.plan.policy}': preemption needs an iteration-level program")
 
     def records(self) -> SimRecords:
         return self.tl.records(self.plan.policy)
@@ -359,6 +291,9 @@ class SimExecutor:
 
 def _executor(plan: Plan, requests: Requests, adjust: RuntimeAdjustment, workload: Workload | None,
               trace: bool) -> SimExecutor:
+    if getattr(plan.program, "iteration_level", False):
+        from harness.simulator.iteration_executor import IterExecutor
+        return IterExecutor(plan, requests, trace)
     adj = None
     if adjust.enabled and getattr(plan.program, "runtime_adjustment", False):
         if workload is None:

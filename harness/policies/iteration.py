@@ -1,0 +1,144 @@
+"""Pieces the iteration-level policies share (ORCA, vLLM, Sarathi-Serve, DistServe).
+
+- `Replica`: one model instance (TP inside a node x PP stages) and its paged KV memory;
+  the cluster runs `num_gpus // (tp * pp)` data-parallel replicas, requests dealt to them
+  round-robin in arrival order (the usual front-end of a vLLM deployment).
+- `BlockTable`: vLLM's block accounting (Kwon et al., SOSP'23 §4.3) in O(1) per iteration: a
+  request holding `tokens` KV tokens holds ceil(tokens / block_size) blocks, and a decoding
+  iteration needs one new block for every live request whose tokens fill their last block
+  exactly; requests are bucketed by (tokens - iteration) mod block_size, so the count is one
+  lookup.
+- `Lanes`: the replicas' clocks; the program always advances the replica that is furthest
+  behind, so every executor call starts at or after the previous one on its replica.
+Memory per GPU: weights of the stage + one forward's activations over the token budget +
+the KV blocks that fit in what is left (harness/cost_model/memory.py; the 0.9 usable
+fraction is vLLM's default `gpu_memory_utilization`).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from harness.cost_model.memory import activation_bytes, kv_cache_bytes, usable_bytes, weight_bytes
+from harness.policies.base import Context
+from harness.policies.common import tp_degrees
+from harness.policies.pipeline import PipelineCosts, Stage, build_pipeline, distinct
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    stages: tuple[Stage, ...]
+    tp: int
+    pp: int
+    count: int               # data-parallel replicas on the cluster
+    kv_tokens: int           # KV tokens one replica can hold (0: weights + activations do not fit)
+    memory_per_gpu_bytes: float
+
+
+def min_pipeline(ctx: Context, tp: int, budget_tokens: int, layers: tuple[int, int] | None = None) -> int:
+    """Fewest pipeline stages (a power of two, GPUs permitting) at which one replica's
+    weights and activations fit with room for KV (0: none fits)."""
+    pp = 1
+    while pp * tp <= ctx.cluster.num_gpus:
+        if replica(ctx, tp, pp, budget_tokens, layers).kv_tokens > 0:
+            return pp
+        pp *= 2
+    return 0
+
+
+def replica(ctx: Context, tp: int, pp: int, budget_tokens: int, layers: tuple[int, int] | None = None,
+            gpus: int | None = None) -> Replica:
+    """A replica of TP `tp` x `pp` stages; `layers` = (encoder, decoder) layers it holds
+    (default: the whole model); `gpus`: GPUs shared by its replicas (default: the cluster)."""
+    m, cm = ctx.model, ctx.cost_model
+    enc, dec = layers or (m.num_encoder_layers, m.num_decoder_layers)
+    stages = build_pipeline(cm, m, [tp] * pp, enc, dec)
+    free = min(usable_bytes(ctx.cluster.gpu) - weight_bytes(m, st.shard())
+               - activation_bytes(m, budget_tokens, tp) for st in distinct(stages))
+    per_token = max(kv_cache_bytes(m, st.shard(), 1.0) for st in distinct(stages))
+    kv_tokens = int(free // per_token) if free > 0 and per_token > 0 else 0
+    used = usable_bytes(ctx.cluster.gpu) - max(0.0, free)
+    return Replica(stages, tp, pp, (gpus or ctx.cluster.num_gpus) // (tp * pp), kv_tokens, used)
+
+
+def layout_error(ctx: Context, tp: int, pp: int) -> str:
+    """Why TP `tp` x PP `pp` cannot be laid out here ("" when it can)."""
+    m = ctx.model
+    if tp not in tp_degrees(ctx):
+        return f"tp_degree: {tp} not one of {tp_degrees(ctx)} (divides heads and FFN, inside a node)"
+    if pp < 1 or tp * pp > ctx.cluster.num_gpus:
+        return f"layout: TP {tp} x PP {pp} does not fit {ctx.cluster.num_gpus} GPUs"
+    if m.num_decoder_layers < pp:
+        return f"layout: {m.num_decoder_layers} decoder layers cannot fill {pp} stages"
+    return ""
+
+
+def costs(ctx: Context, stages: tuple[Stage, ...], cm=None) -> PipelineCosts:
+    """One replica's step times; PP stages overlap as PP micro-batches (vLLM's virtual engines)."""
+    return PipelineCosts(cm or ctx.cost_model, ctx.model, stages, stages, decode_micro_batches=len(stages))
+
+
+class BlockTable:
+    """Paged KV blocks of one replica (module docstring). Token counts advance with the
+    replica's iteration counter `it`: a request joined at iteration j with t tokens holds
+    t + (it - j) tokens."""
+
+    def __init__(self, num_blocks: int, block_size: int) -> None:
+        self.num_blocks, self.bs = num_blocks, block_size
+        self.used = 0
+        self.it = 0
+        self.offset: dict[int, int] = {}             # request -> tokens - it (insertion: admission order)
+        self.residue = [0] * block_size               # requests per (offset mod block_size)
+
+    def blocks(self, tokens: int) -> int:
+        return -(-tokens // self.bs)
+
+    def tokens(self, i: int) -> int:
+        return self.offset[i] + self.it
+
+    def fits(self, tokens: int, reserve: int = 0) -> bool:
+        return self.used + self.blocks(tokens) + reserve <= self.num_blocks
+
+    def admit(self, i: int, tokens: int) -> None:
+        self.used += self.blocks(tokens)
+        off = tokens - self.it
+        self.offset[i] = off
+        self.residue[off % self.bs] += 1
+
+    def release(self, i: int) -> int:
+        """Free request i's blocks; returns the tokens it held."""
+        off = self.offset.pop(i)
+        self.residue[off % self.bs] -= 1
+        tokens = off + self.it
+        self.used -= self.blocks(tokens)
+        return tokens
+
+    def needed(self) -> int:
+        """New blocks the next decoding iteration needs (requests whose last block is full)."""
+        return self.residue[(-self.it) % self.bs]
+
+    def advance(self) -> None:
+        """One decoding iteration: every live request gains a token."""
+        self.used += self.needed()
+        self.it += 1
+
+    def newest(self) -> int:
+        """The most recently admitted live request (vLLM preempts it first)."""
+        return next(reversed(self.offset))
+
+
+class Lanes:
+    """Clocks of the replicas; `next()` is the one furthest behind that has work."""
+
+    def __init__(self, count: int) -> None:
+        self.heap = [(0.0, r) for r in range(count)]
+
+    def pop(self) -> tuple[float, int]:
+        return heapq.heappop(self.heap)
+
+    def push(self, t: float, r: int) -> None:
+        heapq.heappush(self.heap, (t, r))
+
+    def __bool__(self) -> bool:
+        return bool(self.heap)
