@@ -24,9 +24,12 @@ from harness.results import ResultStore, config_hash, provenance
 SEARCHED = "exegpt"            # the row of the schedule XScheduler chose among its policies
 
 
-def weight_copies(policy: str, is_encoder_decoder: bool) -> int:
-    """WAA keeps the decoder-only model in both pipelines (§3); everything else one copy."""
-    return 2 if policy.startswith("waa") and not is_encoder_decoder else 1
+def weight_copies(ctx, policy: str, knobs_json: str) -> int:
+    """Copies of the weights the chosen schedule keeps (`Policy.weight_copies`: WAA's two
+    pipelines of a decoder-only model, data-parallel replicas)."""
+    from harness.policies import get_policy
+    p = get_policy(policy)
+    return p.weight_copies(ctx, p.plan(ctx, json.loads(knobs_json)))
 
 
 def scenario_rows(cfg: DictConfig) -> list[dict]:
@@ -58,7 +61,7 @@ def scenario_rows(cfg: DictConfig) -> list[dict]:
     for r in rows:
         chosen = r.pop("_policy", r["policy"])
         r["chosen_policy"] = chosen
-        r["weight_bytes_per_gpu"] = (weights_per_gpu * weight_copies(chosen, s.model.is_encoder_decoder)
+        r["weight_bytes_per_gpu"] = (weights_per_gpu * weight_copies(ctx, chosen, r["knobs"])
                                      if r["status"] == "ok" else None)
         r["speedup_over_ft"] = (r["throughput_seq_s"] / ft_thr if ft_thr and r["throughput_seq_s"] else None)
     common = {"model": s.model.name, "cluster": s.cluster.name, "task": s.workload.name,

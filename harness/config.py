@@ -6,7 +6,9 @@ choices; Hydra's multi-line messages never reach the user.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from harness.errors import UserError, check, unknown_name
+from harness.policies import EXEGPT_POLICIES
 from harness.policies.base import SLA
 from harness.specs.hardware import GPUS_PER_NODE, ClusterSpec, make_cluster
 from harness.specs.mode import OURS, FTBaseline, Mode, mode_from_dict
@@ -34,9 +37,36 @@ def conf_dir() -> Path:
     return REPO_ROOT / "conf"
 
 
+CONF_ENTRY_POINTS = "harness.conf"   # plugins name a module whose folder holds a `conf/` tree
+
+
+def plugin_conf_dirs() -> list[Path]:
+    """Config trees of installed plugins: each entry point of the `harness.conf` group names a
+    module (or package) whose folder holds `conf/<group>/<name>.yaml` (e.g. a policy's YAML);
+    they extend Hydra's search path after the repository's own tree."""
+    out = []
+    for ep in sorted(entry_points(group=CONF_ENTRY_POINTS), key=lambda e: e.name):
+        spec = importlib.util.find_spec(ep.value)
+        if spec is None:
+            raise UserError(f"plugin {ep.name}: module '{ep.value}' (entry point group {CONF_ENTRY_POINTS}) "
+                            "is not importable")
+        folder = Path(next(iter(spec.submodule_search_locations))) if spec.submodule_search_locations \
+            else Path(str(spec.origin)).parent
+        if (folder / "conf").is_dir():
+            out.append(folder / "conf")
+    return out
+
+
+def searchpath_overrides() -> list[str]:
+    """The Hydra override adding the plugins' config trees (none installed: nothing)."""
+    dirs = plugin_conf_dirs()
+    return [f"hydra.searchpath=[{','.join(d.as_uri() for d in dirs)}]"] if dirs else []
+
+
 def group_options(group: str) -> list[str]:
-    """Names selectable for a config group: the YAML stems of `conf/<group>/`."""
-    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml"))
+    """Names selectable for a config group: the YAML stems of `conf/<group>/` and of the
+    installed plugins' trees."""
+    return sorted({p.stem for d in (conf_dir(), *plugin_conf_dirs()) for p in (d / group).glob("*.yaml")})
 
 
 def _one_line(e: Exception) -> str:
@@ -97,7 +127,7 @@ if not OmegaConf.has_resolver("repo_root"):        # ${repo_root:} in conf/ (als
 
 def _compose(overrides: list[str]) -> DictConfig:
     with initialize_config_dir(version_base=None, config_dir=str(conf_dir())):
-        return hydra_compose("config", overrides=overrides)
+        return hydra_compose("config", overrides=[*overrides, *searchpath_overrides()])
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -127,7 +157,7 @@ class SearchSettings:
 
     name: str = "default"
     method: str = "branch-and-bound"
-    policies: tuple[str, ...] = ("rra", "waa-c", "waa-m")
+    policies: tuple[str, ...] = EXEGPT_POLICIES
     resolution: str = "fine"
     eps_throughput_rel: float = 0.01     # eps_T
     eps_latency_s: float = 0.0           # eps_L
@@ -145,7 +175,8 @@ def build_search(d: dict) -> SearchSettings:
         raise unknown_name("search.method", method, SEARCH_METHODS)
     if res not in RESOLUTIONS:
         raise unknown_name("search.resolution", res, RESOLUTIONS)
-    pols = d.get("policies") or ()
+    pols = d.get("policies")
+    pols = EXEGPT_POLICIES if pols is None else pols
     check(isinstance(pols, list | tuple) and len(pols) > 0, "search.policies", "must be a non-empty list")
     for p in pols:
         if p not in POLICIES:

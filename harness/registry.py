@@ -23,6 +23,7 @@ class Registry(Generic[T]):
         self._entry_point_group = entry_point_group
         self._items: dict[str, T | str] = {}
         self._loaded_entry_points = False
+        self._from_entry_points: set[str] = set()
 
     def register(self, name: str, obj: T | str | None = None) -> Callable[[T], T] | T | str:
         """``reg.register("x", obj)``, ``reg.register("x", "pkg.mod:Attr")`` or as a decorator."""
@@ -46,6 +47,15 @@ class Registry(Generic[T]):
         for ep in entry_points(group=self._entry_point_group):
             if ep.name not in self._items:
                 self._items[ep.name] = ep.value
+                self._from_entry_points.add(ep.name)
+
+    def reload_entry_points(self) -> None:
+        """Forget what entry points added and read the group again on the next lookup (a
+        package was installed or removed in this process)."""
+        for name in self._from_entry_points:
+            self._items.pop(name, None)
+        self._from_entry_points.clear()
+        self._loaded_entry_points = False
 
     def get(self, name: str) -> T:
         self._load_entry_points()

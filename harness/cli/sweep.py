@@ -19,7 +19,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from harness.config import build_scenario, compose, conf_dir, group_options
+from harness.config import build_scenario, compose, conf_dir, group_options, searchpath_overrides
 from harness.errors import UserError, unknown_name
 from harness.results import ResultStore, config_hash
 
@@ -80,7 +80,7 @@ def sweep(overrides: list[str]) -> None:
 def _run_multirun(exp: str, passthrough: list[str], params: dict[str, str], store: ResultStore,
                   expected: set[str]) -> None:
     cmd = [sys.executable, "-m", "harness.app", "--multirun", f"experiment={exp}", *passthrough,
-           *(f"{k}={v}" for k, v in params.items())]
+           *(f"{k}={v}" for k, v in params.items()), *searchpath_overrides()]
     log = store.root / "hydra" / "sweep.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out, tqdm(total=len(expected), initial=len(expected & store.done()),

@@ -15,6 +15,14 @@ POLICIES.register("rra", "harness.policies.rra:RoundRobin")
 POLICIES.register("waa-c", "harness.policies.waa:WAACompute")
 POLICIES.register("waa-m", "harness.policies.waa:WAAMemory")
 POLICIES.register("vllm", "harness.policies.vllm:VLLM")
+POLICIES.register("orca", "harness.policies.orca:Orca")
+POLICIES.register("sarathi", "harness.policies.sarathi:Sarathi")
+POLICIES.register("dsi", "harness.policies.dsi:DeepSpeedInference")
+POLICIES.register("distserve", "harness.policies.distserve:DistServe")
+
+
+# The policies XScheduler chooses among by default (ExeGPT §5): the one place this list lives.
+EXEGPT_POLICIES: tuple[str, ...] = ("rra", "waa-c", "waa-m")
 
 
 def get_policy(name: str) -> Policy:
@@ -28,4 +36,4 @@ def estimate(policy: str, ctx: Context, knobs: dict[str, int]) -> Estimate:
     return evaluate(p.plan(ctx, knobs), ctx.workload)
 
 
-__all__ = ["POLICIES", "Context", "Estimate", "KnobSpec", "Plan", "Policy", "estimate", "get_policy"]
+__all__ = ["EXEGPT_POLICIES", "POLICIES", "Context", "Estimate", "KnobSpec", "Plan", "Policy", "estimate", "get_policy"]

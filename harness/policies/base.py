@@ -189,6 +189,11 @@ class Policy:
         `worst`: `mode.latency=worst-case`. Only for `estimator = "expected"`."""
         raise NotImplementedError(f"policy '{self.name}' has no closed form; set estimator = 'discrete-event'")
 
+    def weight_copies(self, ctx: Context, plan: Plan) -> int:
+        """Copies of the model's weights the plan keeps on the cluster (data-parallel replicas
+        from `plan.derived`; WAA: one per pipeline of a decoder-only model)."""
+        return int(dict(plan.derived).get("replicas", 1))
+
     def runner_support(self, plan: Plan) -> str:
         """Why the real runner cannot execute `plan` ("" when it can)."""
         return ""

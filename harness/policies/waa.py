@@ -135,6 +135,10 @@ class _WAA(Policy):
                     max_decode_batch=int(b_d * 1.5) + 1, memory_per_gpu_bytes=mem,
                     num_stages=len(enc) + len(dec), costs=costs, mode=ctx.mode, program=self, engine=self.engine)
 
+    def weight_copies(self, ctx: Context, plan: Plan) -> int:
+        """§3: a decoder-only model is held by both pipelines."""
+        return 1 if ctx.model.is_encoder_decoder else 2
+
     def run(self, plan: Plan, x) -> None:
         """Asynchronous encode and decode pipelines (harness/policies/waa_timeline.py)."""
         waa_timeline.run(plan, x)

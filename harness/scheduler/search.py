@@ -35,14 +35,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from harness.policies import Context, Estimate, get_policy
+from harness.policies import EXEGPT_POLICIES, Context, Estimate, get_policy
 from harness.policies.base import Policy
 from harness.scheduler.bnb import Index, Point, Root, Rules, exhaustive, search_forest
 from harness.scheduler.space import Group, build_space
 from harness.simulator.expected import evaluate
 from harness.specs.mode import Mode
 
-DEFAULT_POLICIES = ("rra", "waa-c", "waa-m")
+DEFAULT_POLICIES = EXEGPT_POLICIES
 
 
 @dataclass(frozen=True, slots=True)
