@@ -189,6 +189,13 @@ class Policy:
         `worst`: `mode.latency=worst-case`. Only for `estimator = "expected"`."""
         raise NotImplementedError(f"policy '{self.name}' has no closed form; set estimator = 'discrete-event'")
 
+    def executor(self, plan: Plan) -> str:
+        """Which simulator executor runs the program: "iteration" (one iteration per call,
+        O(1) bookkeeping: `step`, `decode` of single iterations) or "phase" (multi-iteration
+        `decode`, static batching, pipeline drains, cache-rewrite costs); see
+        harness/simulator/discrete_event.py."""
+        return "iteration" if self.iteration_level else "phase"
+
     def weight_copies(self, ctx: Context, plan: Plan) -> int:
         """Copies of the model's weights the plan keeps on the cluster (data-parallel replicas
         from `plan.derived`; WAA: one per pipeline of a decoder-only model)."""

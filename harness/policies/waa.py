@@ -25,7 +25,7 @@ from harness.policies import waa_timeline
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import memory_check, stage_memory, tp_degrees
 from harness.policies.pipeline import PipelineCosts, build_pipeline, distinct, stage_degrees
-from harness.simulator.expected import live_self_cache_len
+from harness.simulator.expected import kv_copy_fn, live_self_cache_len
 
 MAX_ENCODE_BATCH = 256
 MAX_MICRO_BATCHES = 16
@@ -134,6 +134,12 @@ class _WAA(Policy):
         return Plan(self.name, self.kind, key, not reason, reason, b_e, 1, ctx.sla.latency_output_len(w),
                     max_decode_batch=int(b_d * 1.5) + 1, memory_per_gpu_bytes=mem,
                     num_stages=len(enc) + len(dec), costs=costs, mode=ctx.mode, program=self, engine=self.engine)
+
+    def executor(self, plan: Plan) -> str:
+        """One decoding iteration per call: the O(1) executor, unless the engine pays cache
+        rewrites at joins and compactions (the CPU runner's profile), which the phase
+        executor prices."""
+        return "phase" if kv_copy_fn(plan.costs) is not None else "iteration"
 
     def weight_copies(self, ctx: Context, plan: Plan) -> int:
         """§3: a decoder-only model is held by both pipelines."""

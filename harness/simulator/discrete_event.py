@@ -8,7 +8,7 @@ live sequences, mean input) and records every request's timestamps. It runs the 
 the expected-value model (`harness.simulator.expected`, ExeGPT §6) averages, on sampled
 lengths. Nothing here depends on which policy runs.
 
-Two executors, chosen by the program (`Policy.iteration_level`):
+Two executors, chosen by the program (`Policy.executor(plan)`):
 - `SimExecutor` (phase programs: `decode(k)`): the live batch as numpy arrays (`_LiveBatch`),
   k iterations at a time, the iteration times from per-iteration live counts; where the
   engine rewrites caches (`kv_copy_fn`: the CPU runner's profile) an iteration also pays the
@@ -291,15 +291,15 @@ class SimExecutor:
 
 def _executor(plan: Plan, requests: Requests, adjust: RuntimeAdjustment, workload: Workload | None,
               trace: bool) -> SimExecutor:
-    if getattr(plan.program, "iteration_level", False):
-        from harness.simulator.iteration_executor import IterExecutor
-        return IterExecutor(plan, requests, trace)
     adj = None
     if adjust.enabled and getattr(plan.program, "runtime_adjustment", False):
         if workload is None:
             raise UserError("runtime_adjustment: enabled, but no workload gives its targets "
                             "(simulate(..., workload=<the schedule's workload>))")
         adj = _Adjuster(adjust, plan, workload)
+    if plan.program.executor(plan) == "iteration":
+        from harness.simulator.iteration_executor import IterExecutor
+        return IterExecutor(plan, requests, adj, trace)
     return SimExecutor(plan, requests, adj, trace)
 
 

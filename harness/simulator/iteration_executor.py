@@ -34,8 +34,8 @@ class _IterBatch:
 
 
 class IterExecutor(SimExecutor):
-    def __init__(self, plan: Plan, reqs: Requests, trace: bool = False) -> None:
-        super().__init__(plan, reqs, None, trace)
+    def __init__(self, plan: Plan, reqs: Requests, adjuster=None, trace: bool = False) -> None:
+        super().__init__(plan, reqs, adjuster, trace)
         self.inp = reqs.input_len.tolist()
         self.out = reqs.output_len.tolist()
         self.gen = [0] * len(reqs)              # tokens generated (a preempted request keeps them)
@@ -107,7 +107,16 @@ class IterExecutor(SimExecutor):
         return end
 
     def decode(self, group: str, start_s: float, iterations: int = 1, *, hold: bool = False) -> float:
-        raise UserError(f"policy '{self.plan.policy}': an iteration-level program decodes with step()")
+        """`iterations` plain steps (stops early when the batch empties); static batching
+        (`hold`) needs the phase executor."""
+        if hold:
+            raise UserError(f"policy '{self.plan.policy}': static batching (hold) needs a phase program")
+        t = start_s
+        for _ in range(iterations):
+            if not self.live(group):
+                break
+            t = self.step(group, t)[0]
+        return t
 
     def step(self, group: str, start_s: float, chunks=None) -> tuple[float, list[int]]:
         b = self._ib(group)
