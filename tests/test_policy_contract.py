@@ -51,6 +51,24 @@ def test_deterministic_and_infeasible_is_reported_not_raised(ctx, name):
 
 
 @pytest.mark.parametrize("name", POLICIES.names())
+def test_the_program_serves_every_request_once(ctx, name):
+    """The batching program (`Policy.run`) finishes every request of an online stream, each
+    generated token is counted once (sum of tokens made per iteration = sum of outputs), and
+    every request's stamps are ordered: encode start <= encode end <= first token <= finish."""
+    from harness.simulator.discrete_event import simulate
+    from harness.workload import poisson
+    p = get_policy(name)
+    plan = p.plan(ctx, p.default_knobs(ctx))
+    if not plan.feasible:
+        pytest.skip(f"{name}: default knobs infeasible here ({plan.reason})")
+    rate = 0.5 * evaluate(plan, ctx.workload).throughput_seq_s
+    rec = simulate(plan, poisson(ctx.workload, 300, rate, seed=1)).records
+    assert int(rec.iter_tokens.sum()) == int(rec.output_len.sum())
+    assert (rec.encode_start_s <= rec.encode_end_s).all() and (rec.encode_end_s <= rec.first_token_s).all()
+    assert (rec.first_token_s <= rec.finish_s).all() and (rec.arrival_s <= rec.encode_start_s).all()
+
+
+@pytest.mark.parametrize("name", POLICIES.names())
 def test_declared_monotone_knobs_are_monotone_within_5_percent(ctx, name):
     """Along each declared-monotone knob (others at defaults), >= 90% of feasible neighbouring
     steps move throughput and latency in the declared direction within 5% (paper §5: 97%/96%)."""

@@ -81,3 +81,24 @@ def test_estimate_search_sweep_and_figures_from_the_cli(installed, tmp_path):
     assert len(row) == 1 and row.status.iloc[0] == "ok" and row.throughput_seq_s.iloc[0] > 0
     harness(env, tmp_path, "figures")
     assert "drain-batch" in (tmp_path / "runs" / "REPORT.md").read_text()
+
+
+def test_the_template_policy_of_the_walkthrough_runs():
+    """docs/adding-a-policy.md walks through harness/policies/_template.py: it must work."""
+    from harness.policies._template import ReservedContinuousBatching
+    from harness.scheduler.oracle_study import scenario_context
+    from harness.simulator.discrete_event import simulate
+    from harness.simulator.expected import evaluate
+    from harness.specs.mode import OURS
+    from harness.workload import poisson
+    ctx = scenario_context("opt-13b", "S", OURS)
+    p = ReservedContinuousBatching()
+    plan = p.plan(ctx, {"max_batch": 16, "tp_degree": 2})
+    assert plan.feasible and dict(plan.derived)["replicas"] == 2      # 4 GPUs / TP 2
+    est = evaluate(plan, ctx.workload)
+    assert est.simulator == "discrete-event" and est.throughput_seq_s > 0
+    res = simulate(plan, poisson(ctx.workload, 400, 0.5 * est.throughput_seq_s, seed=3))
+    rec = res.records
+    assert (rec.encode_end_s <= rec.first_token_s).all() and (rec.first_token_s <= rec.finish_s).all()
+    assert res.metrics.decode_batch_mean <= 16
+    assert not p.plan(ctx, {"max_batch": 16, "tp_degree": 3}).feasible
