@@ -175,9 +175,21 @@ class AnalyticCostModel:
                      input_len: float = 0.0) -> LayerTime:
         key = ("d", model, batch_size, context_len, tp_degree, input_len)
         if (hit := self._memo.get(key)) is None:
-            ks = K.decode_layer_kernels(model, batch_size, context_len, tp_degree, input_len)
-            n_ar = 3 if model.is_encoder_decoder else 2
-            hit = self._memo[key] = self._layer(ks, batch_size, n_ar, model, tp_degree)
+            # Kernel times add up: the attention kernels (which read the context and input
+            # lengths) are priced apart from the rest (batch only, memoised once per batch),
+            # so a replay's many (batch, context) points each cost one kernel.
+            base_key = ("db", model, batch_size, tp_degree)
+            if (base := self._memo.get(base_key)) is None:
+                n_ar = 3 if model.is_encoder_decoder else 2
+                ks = K.decode_layer_kernels(model, batch_size, context_len, tp_degree, input_len)
+                rest = [k for k in ks if k.kind is not K.Kind.ATTENTION]
+                base = self._memo[base_key] = self._layer(rest, batch_size, n_ar, model, tp_degree)
+            # the attention kernels of K.decode_layer_kernels, in its order
+            attn = self.kernel_s(K.attention("attn", batch_size, 1, context_len, model, tp_degree, causal=False))
+            if model.is_encoder_decoder:
+                attn += self.kernel_s(K.attention("cross_attn", batch_size, 1, input_len, model, tp_degree,
+                                                  causal=False))
+            hit = self._memo[key] = LayerTime(base.compute_s + attn, base.comm_s)
         return hit
 
     def mixed_layer(self, model: ModelSpec, decode_batch: int, context_len: float, chunk_tokens: int,

@@ -136,21 +136,30 @@ def rra_decode_batches(encode_batch: int, output: LengthDistribution, decode_ite
     return encode_batch * peak, encode_batch * mean
 
 
-DES_REQUESTS = 600   # offline requests per discrete-event estimate (policies without a closed form),
-DES_PER_SLOT = 6     # ... and at least this many per slot of the plan's concurrency (decoding batch
-DES_MAX_REQUESTS = 20_000   # cap x replicas), so the steady-state window is not the ramp or the drain
+# Offline requests per discrete-event estimate (policies without a closed form): enough for
+# a steady state (at least DES_PER_SLOT per slot of the plan's concurrency: decoding batch cap
+# x replicas, so the 10-90% completion window is not the ramp or the drain), about
+# DES_ITERATIONS decoding iterations where fewer requests give that (small batches of long
+# outputs), never fewer than DES_MIN_REQUESTS nor more than DES_MAX_REQUESTS.
+DES_REQUESTS = 600
+DES_MIN_REQUESTS = 100
+DES_PER_SLOT = 6
+DES_ITERATIONS = 4000
+DES_MAX_REQUESTS = 20_000
 
 
-def des_requests(plan: Plan) -> int:
+def des_requests(plan: Plan, workload: Workload) -> int:
     """Offline requests a discrete-event estimate of `plan` plays (constants above)."""
     slots = (plan.max_decode_batch or plan.encode_batch_size or 1) * int(dict(plan.derived).get("replicas", 1))
-    return int(min(DES_MAX_REQUESTS, max(DES_REQUESTS, DES_PER_SLOT * slots)))
+    by_iterations = DES_ITERATIONS * slots / max(1.0, workload.output.mean)
+    n = max(DES_MIN_REQUESTS, DES_PER_SLOT * slots, min(DES_REQUESTS, by_iterations))
+    return int(min(DES_MAX_REQUESTS, n))
 
 
 def evaluate(plan: Plan, workload: Workload, relaxed: bool = False) -> Estimate:
     """The plan's Estimate: its policy's closed form (`Policy.expected_timeline`, §6), or, for
     a policy estimated by simulation (`Policy.estimator`), the discrete-event simulator on
-    `des_requests(plan)` offline requests. An infeasible plan scores zero throughput, unless
+    `des_requests(plan, workload)` offline requests. An infeasible plan scores zero throughput, unless
     `relaxed` and it was priced anyway (out of memory only): then the throughput/latency it
     would have, still marked infeasible; the search uses it as an upper bound on a box."""
     if not plan.feasible and not (relaxed and plan.costs is not None):
@@ -161,7 +170,7 @@ def evaluate(plan: Plan, workload: Workload, relaxed: bool = False) -> Estimate:
                         "docs/adding-a-policy.md)")
     if plan.program.estimator != "expected":
         from harness.simulator.discrete_event import estimate_des  # the policy has no closed form
-        return estimate_des(plan, workload, des_requests(plan), relaxed=relaxed)
+        return estimate_des(plan, workload, des_requests(plan, workload), relaxed=relaxed)
     thr, latency, b_d = plan.program.expected_timeline(plan, workload, plan.mode.latency == "worst-case")
     return Estimate(plan.policy, plan.knobs, plan.feasible, plan.reason, thr, thr * workload.output.mean,
                     latency, plan.memory_per_gpu_bytes, plan.encode_batch_size, b_d)

@@ -20,6 +20,17 @@ from harness.simulator.discrete_event import SimExecutor
 from harness.workload.streams import Requests
 
 
+def snap(tokens: int) -> int:
+    """A mean length on the cost grid: exact below 256, else a multiple of 2^(bits - 8) (128
+    points per doubling, <= 0.4% off). The cost model memoises step times by exact argument;
+    a replay's batch means take ~10^5 distinct values, the grid ~10^3, at an error in the
+    attention term (linear in the length) below 0.4%."""
+    if tokens < 256:
+        return tokens
+    step = 1 << (tokens.bit_length() - 8)
+    return (tokens + (step >> 1)) // step * step
+
+
 class _IterBatch:
     """A group's live batch: running sums of cached and input tokens, and per finishing
     iteration the requests that end there."""
@@ -41,6 +52,9 @@ class IterExecutor(SimExecutor):
         self.gen = [0] * len(reqs)              # tokens generated (a preempted request keeps them)
         self.prompt = [0] * len(reqs)           # prompt tokens prefilled (chunked prefill)
         self.iter_batches: dict[str, _IterBatch] = {}
+        # iteration-level policies price mean lengths on a grid (`snap`); a phase program on
+        # this executor (WAA) keeps the exact lengths its closed form was checked against
+        self.snap = bool(getattr(plan.program, "iteration_level", False))
 
     def _ib(self, group: str) -> _IterBatch:
         b = self.iter_batches.get(group)
@@ -65,7 +79,7 @@ class IterExecutor(SimExecutor):
         ids = self._list(ids)
         inp, gen = self.inp, self.gen
         tokens = round(sum(inp[i] + gen[i] for i in ids) / len(ids))
-        end = start_s + self.costs.encode_s(len(ids), tokens)
+        end = start_s + self.costs.encode_s(len(ids), snap(tokens) if self.snap else tokens)
         es, ee = self.tl.encode_start, self.tl.encode_end
         for i in ids:
             if es[i] != es[i]:                   # nan: its first prefill
@@ -123,6 +137,8 @@ class IterExecutor(SimExecutor):
         n = b.n
         ctx = round(b.sum_cached / n) + 1 if n else 0
         inp = round(b.sum_in / n) if n else 0
+        if self.snap:
+            ctx, inp = snap(ctx), snap(inp)
         complete: list[int] = []
         if chunks is not None and len(chunks[0]):
             ids, tokens = self._list(chunks[0]), [int(v) for v in chunks[1]]
