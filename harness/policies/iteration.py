@@ -142,3 +142,57 @@ class Lanes:
 
     def __bool__(self) -> bool:
         return bool(self.heap)
+
+
+def paged_plan(policy, ctx: Context, knobs: dict[str, int], forward_tokens: int, window: int,
+               err: str = ""):
+    """The plan of a one-pipeline paged-KV policy (ORCA, Sarathi-Serve) from validated `knobs`
+    (tp_degree, block_size, max_num_seqs): TP inside a node, the fewest stages whose GPUs
+    hold the weights and the activations of one forward of `forward_tokens` tokens, KV blocks
+    of `block_size` tokens in the rest, data-parallel replicas on the remaining GPUs.
+    Infeasible, with the first reason (`err` first), when the layout fails, the block size
+    does not divide the `window`-token context, or one replica cannot hold the longest
+    request (the programs rely on that: a request alone always fits). Returns a `Plan`."""
+    from harness.cost_model.engines import with_engine  # imported here: this helper was appended
+    from harness.policies.base import Plan, infeasible  # after the module's shared import block
+    w = ctx.workload
+    tp, bs = knobs["tp_degree"], knobs["block_size"]
+    err = err or layout_error(ctx, tp, 1)
+    if not err and window % bs:
+        err = f"block_size: {bs} does not divide the {window}-token context window"
+    pp = 0 if err else min_pipeline(ctx, tp, forward_tokens)
+    if not err and not pp:
+        err = f"memory: no pipeline of TP {tp} fits the weights and a {forward_tokens}-token forward"
+    if err:
+        return infeasible(policy.name, knobs, err, policy.kind)
+    rep = replica(ctx, tp, pp, forward_tokens)
+    blocks = rep.kv_tokens // bs
+    longest = -(-(w.input.max + w.output.max) // bs)
+    if blocks < longest:
+        return infeasible(policy.name, knobs, f"memory: {blocks} KV blocks per replica hold less than the "
+                          f"longest request ({longest} blocks)", policy.kind)
+    seqs = knobs["max_num_seqs"]
+    return Plan(policy.name, policy.kind, tuple(sorted(knobs.items())), True, "", seqs, 1,
+                ctx.sla.latency_output_len(w), max_decode_batch=seqs, memory_per_gpu_bytes=rep.memory_per_gpu_bytes,
+                num_stages=pp, costs=costs(ctx, rep.stages, with_engine(ctx.cost_model, policy.engine)),
+                mode=ctx.mode, program=policy, engine=policy.engine,
+                derived=(("replicas", rep.count), ("num_blocks", blocks), ("pp_degree", pp)))
+
+
+def replica_groups(plan) -> dict[str, tuple]:
+    """`Policy.worker_groups` of a replicated one-pipeline plan: one group per data-parallel
+    replica ("all" when there is one; the programs' `r0`, `r1`, ...), each its stages."""
+    reps = int(dict(plan.derived)["replicas"])
+    stages = tuple(plan.costs.decode_stages)
+    return {"all": stages} if reps == 1 else {f"r{r}": stages for r in range(reps)}
+
+
+def replica_runner_support(plan) -> str:
+    """`Policy.runner_support` of a replicated plan: the mini-cluster has one worker per GPU of
+    the plan's cluster, so replicas beyond them cannot run ("" when they fit)."""
+    cluster = getattr(getattr(plan.costs, "cm", None), "cluster", None)
+    reps = int(dict(plan.derived)["replicas"])
+    need = reps * sum(s.tp_degree for s in plan.costs.decode_stages)
+    if cluster is not None and need > cluster.num_gpus:
+        return f"{reps} replicas need {need} workers; the mini-cluster has {cluster.num_gpus}"
+    return ""
