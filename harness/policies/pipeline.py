@@ -180,6 +180,8 @@ class PipelineCosts:
     decode_stages: tuple[Stage, ...]
     decode_micro_batches: int
     kv_senders: int = 0                  # WAA: GPUs whose KV caches move via host memory
+    encode_micro_batches: int = 0        # prefill micro-batches (DeepSpeed-Inference's hybrid
+                                         # schedule, dsi.py); 0: one per encode stage (as before)
 
     @property
     def encode_projects_cross_kv(self) -> bool:
@@ -192,7 +194,7 @@ class PipelineCosts:
     def _encode(self, batch: int, seq_len: float) -> Pipelined:
         # Memoised like `_decode`: a replay prices ~10^6 prefills of few distinct shapes.
         stages = self.encode_stages
-        key = (id(stages), id(self.cm), self.kv_senders, batch, seq_len)
+        key = (id(stages), id(self.cm), self.kv_senders, self.encode_micro_batches, batch, seq_len)
         hit = _ENCODE_MEMO.get(key)
         if hit is not None and hit[0] is stages:
             return hit[1]
@@ -210,7 +212,7 @@ class PipelineCosts:
             if cross and st.last and b > 0:
                 t += cross * self.cm.cross_kv_s(self.model, max(1, round(b)), seq_len, st.tp_degree)
             return t
-        return pipelined(stage, self.encode_stages, batch, len(self.encode_stages))
+        return pipelined(stage, self.encode_stages, batch, self.encode_micro_batches or len(self.encode_stages))
 
     def self_context_len(self, context_len: float, input_len: float) -> float:
         """StepCosts count a sequence's context as input + generated tokens; the cost model's
@@ -222,6 +224,8 @@ class PipelineCosts:
         # Memoised per layout object (layouts are shared across plans: `build_pipeline`), so
         # a search pays once per (layout, batch) for the many iterations of many plans.
         stages, m = self.decode_stages, self.decode_micro_batches
+        if not self.model.is_encoder_decoder:
+            inp = 0          # read by cross-attention only: one memo entry per (batch, context)
         key = (id(stages), id(self.cm), m, batch, ctx, inp)
         hit = _DECODE_MEMO.get(key)
         if hit is not None and hit[0] is stages:
