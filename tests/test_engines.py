@@ -133,7 +133,9 @@ def test_mixed_layer_limits_are_exact(engine):
     for b, ctx, tp in ((1, 10.0, 4), (32, 700.0, 4), (64, 1500.0, 1)):
         assert cm.mixed_layer(OPT, b, ctx, 0, 0.0, tp) == cm.decode_layer(OPT, b, ctx, tp)
         assert mixed_layer_from_phases(cm, OPT, b, ctx, 0, 0.0, tp) == cm.decode_layer(OPT, b, ctx, tp)
-    assert cm.mixed_layer(OPT, 0, 0.0, 512, 0.0, 4) == cm.encode_layer(OPT, 1, 512, 4)
+    # the same kernels, summed in another order (attention priced apart): equal to rounding
+    mixed, enc = cm.mixed_layer(OPT, 0, 0.0, 512, 0.0, 4), cm.encode_layer(OPT, 1, 512, 4)
+    assert mixed.compute_s == pytest.approx(enc.compute_s, rel=1e-12) and mixed.comm_s == enc.comm_s
     # fused GEMMs are cheaper than the decode and the chunk as separate forwards
     assert cm.mixed_layer(OPT, 32, 700.0, 256, 512.0, 4).total_s < \
         mixed_layer_from_phases(cm, OPT, 32, 700.0, 256, 512.0, 4).total_s

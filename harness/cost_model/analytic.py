@@ -202,8 +202,21 @@ class AnalyticCostModel:
               f"chunked prefill is for decoder-only models; {model.name} is encoder-decoder")
         key = ("m", model, decode_batch, context_len, chunk_tokens, chunk_context_len, tp_degree)
         if (hit := self._memo.get(key)) is None:
-            ks = K.mixed_layer_kernels(model, decode_batch, context_len, chunk_tokens, chunk_context_len, tp_degree)
-            hit = self._memo[key] = self._layer(ks, decode_batch + chunk_tokens, 2, model, tp_degree)
+            # as decode_layer: the fused linear/element-wise kernels depend on the token count
+            # only (memoised per count), the two attention kernels are priced per point
+            tokens = decode_batch + chunk_tokens
+            base_key = ("mb", model, tokens, tp_degree)
+            if (base := self._memo.get(base_key)) is None:
+                ks = K.mixed_layer_kernels(model, decode_batch, context_len, chunk_tokens, chunk_context_len,
+                                           tp_degree)
+                rest = [k for k in ks if k.kind is not K.Kind.ATTENTION]
+                base = self._memo[base_key] = self._layer(rest, tokens, 2, model, tp_degree)
+            attn = 0.0
+            if decode_batch > 0:
+                attn += self.kernel_s(K.attention("attn", decode_batch, 1, context_len, model, tp_degree,
+                                                  causal=False))
+            attn += self.kernel_s(K.chunk_attention("attn", chunk_tokens, chunk_context_len, model, tp_degree))
+            hit = self._memo[key] = LayerTime(base.compute_s + attn, base.comm_s)
         return hit
 
     def cross_kv_s(self, model: ModelSpec, batch_size: int, input_len: float, tp_degree: int) -> float:

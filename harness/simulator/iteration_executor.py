@@ -144,6 +144,8 @@ class IterExecutor(SimExecutor):
             ids, tokens = self._list(chunks[0]), [int(v) for v in chunks[1]]
             total = sum(tokens)
             prior = round(sum(self.prompt[i] * k for i, k in zip(ids, tokens, strict=True)) / total) if total else 0
+            if self.snap:
+                prior = snap(prior)
             end = start_s + self.costs.mixed_iter_s(n, ctx, inp, total, prior)
             es, ee = self.tl.encode_start, self.tl.encode_end
             for i, k in zip(ids, tokens, strict=True):
