@@ -205,6 +205,16 @@ def traces(overrides: list[str]) -> None:
     print((Path("runs/fig10") / "summary.md").read_text())
 
 
+def modern(overrides: list[str]) -> None:
+    """Baselines beside ExeGPT (experiment=fig7|modern|modern_full): Fig. 7's FT vs DSI/vLLM/ORCA, modern schedulers offline and online; writes runs/<experiment>/."""
+    from harness.cli.commands import markdown_table
+    from harness.studies.modern import run as run_modern
+    tables = run_modern(overrides)
+    df = tables["results"]
+    cols = ["model", "task", "bound", "policy", "status", "throughput_seq_s", "latency_s", "engine", "knobs"]
+    print(markdown_table(df[[c for c in cols if c in df.columns]]))
+
+
 def reproduce(overrides: list[str]) -> None:
     """Every paper artefact in order (calibration, sweeps, Tables 5/6, figures, REPORT.md); --quick: a handful."""
     from harness.cli.reproduce import reproduce as run_all
@@ -254,7 +264,7 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": c
                                                      "sweep": sweep, "regress": regress,
                                                      "figures": figures, "reproduce": reproduce,
                                                      "profile": profile, "run": run, "fidelity": fidelity,
-                                                     "shift": shift, "traces": traces}
+                                                     "shift": shift, "traces": traces, "modern": modern}
 
 
 def _help() -> str:

@@ -33,6 +33,9 @@ FULL = (
     # The real engine: the 27-configuration study, profiles retaken (about 4-4.5 min on 2
     # cores; docs/real-execution.md). The CI-sized version is `pytest -m slow tests/test_profiler.py`.
     ("fidelity", ["fidelity", "runner.fidelity.size=full", "runner.fidelity.reprofile=true"]),
+    # Baselines (issue 17): §7 Fig. 7 (FT vs DSI, vLLM, ORCA) and ExeGPT vs modern schedulers.
+    ("fig7", ["modern", "experiment=fig7"]),
+    ("modern", ["modern", "experiment=modern"]),
     ("figures", ["figures"]),
 )
 OPTIONAL = ("calibration", "fig10")   # need ../shared data; skipped with the reason when absent

@@ -18,7 +18,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 POLICIES = ("ft", "rra", "waa-c", "waa-m", "exegpt")          # exegpt = XScheduler's choice (§5)
-POLICY_LABELS = {"ft": "FT", "rra": "RRA", "waa-c": "WAA-C", "waa-m": "WAA-M", "exegpt": "ExeGPT"}
+BASELINES = ("dsi", "vllm", "orca", "sarathi", "distserve")    # other schedulers (harness/studies/modern.py)
+POLICY_LABELS = {"ft": "FT", "rra": "RRA", "waa-c": "WAA-C", "waa-m": "WAA-M", "exegpt": "ExeGPT",
+                 "dsi": "DeepSpeed-Inf.", "vllm": "vLLM", "orca": "ORCA", "sarathi": "Sarathi-Serve",
+                 "distserve": "DistServe"}
 BOUNDS = ("p10", "p30", "p70", "inf")                          # FT-derived latency bounds (§7)
 BOUND_LABELS = {"p10": "10%", "p30": "30%", "p70": "70%", "inf": "Inf"}
 TASKS = ("S", "T", "G", "C1", "C2")                            # paper task order (§7)
@@ -29,9 +32,11 @@ STYLE = "whitegrid"
 
 
 def palette() -> dict[str, tuple]:
-    """One fixed colour per policy (colour-blind safe), the same in every figure."""
-    colors = sns.color_palette("colorblind", len(POLICIES))
-    return dict(zip(POLICIES, colors, strict=True))
+    """One fixed colour per policy (colour-blind safe), the same in every figure; the paper's
+    policies keep the first five colours whatever baselines are added."""
+    names = POLICIES + BASELINES
+    colors = sns.color_palette("colorblind", len(names))
+    return dict(zip(names, colors, strict=True))
 
 
 def _params_b(model: str) -> float:

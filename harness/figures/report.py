@@ -21,6 +21,8 @@ from harness.figures.frame import load_results, markdown_table, read_table, save
 from harness.figures.headline import paper_scenarios, winners
 from harness.figures.heatmap import speedup_heatmap
 from harness.figures.memory import memory_bars, one_scenario_per_model
+from harness.figures.modern import STUDY_EXPERIMENTS, draw
+from harness.figures.modern import sections as modern_sections
 from harness.figures.paper_sections import (
     claims_section,
     equal_throughput_section,
@@ -61,6 +63,9 @@ def write_figures(runs_dir: Path) -> list[Path]:
     runs_dir = Path(runs_dir)
     written: list[Path] = []
     for exp, mode in ((e, m) for e in experiments(runs_dir) for m in MODES):
+        if exp in STUDY_EXPERIMENTS:             # their own figures (harness/figures/modern.py)
+            written += draw(runs_dir, exp) if mode == "ours" else []
+            continue
         df = load_results(runs_dir / exp / "results.parquet")
         df = df[mode_of(df) == mode]
         if df.empty:
@@ -193,7 +198,7 @@ def report_markdown(runs_dir: Path) -> str:
                       f"(fig6 ∪ fig8, {len(s)} rows)</summary>", "",
                       markdown_table(s[cols]), "", "</details>", ""]
     lines += ["## Figures", ""]
-    for exp in experiments(runs_dir):
+    for exp in (e for e in experiments(runs_dir) if e not in STUDY_EXPERIMENTS):
         lines += _figure_section(runs_dir, exp)
     if mono is not None:
         lines += ["## Table 5: monotonicity (GPT-3 39B, mode=ours)", "",
@@ -205,6 +210,7 @@ def report_markdown(runs_dir: Path) -> str:
     if case is not None:
         lines += ["## Table 6: OPT-13B task S case study", "", table6_markdown(case, bounds), ""]
     lines += _study_sections(Path(runs_dir))
+    lines += modern_sections(Path(runs_dir))
     lines += fidelity_section(Path(runs_dir))
     return "\n".join(lines)
 

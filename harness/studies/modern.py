@@ -1,0 +1,430 @@
+"""Baselines beside ExeGPT: the paper's Fig. 7 and modern schedulers (issue 17, items 4-5).
+
+`harness modern experiment=<fig7|modern|modern_full>` runs one experiment of this study;
+the experiment file (conf/experiment/) declares the matrix (`hydra.sweeper.params`, the
+sweeps' syntax) and a `study` section:
+- `policies`: searched by XScheduler (harness.scheduler.search) under each bound, the same
+  search every policy gets; `exegpt`: the subset whose best is the `exegpt` row (ExeGPT §5);
+- `pin`: knobs held fixed per policy, e.g. `{vllm: {tp_degree: 4}}` for the paper's TP-only
+  layouts (§7); a pinned policy is searched as `Pinned` over its other knobs;
+- `online` (optional): scenarios whose searched schedules are replayed on Poisson streams at a
+  common absolute rate sweep and on the Splitwise traces (arrival times kept, time-scaled).
+Offline rows are the sweeps' (harness/app.py `scenario_rows` columns, plus `engine`,
+`estimator`, `pinned`), one job per scenario x bound, stored resumably under
+runs/<experiment>/jobs/ and aggregated into runs/<experiment>/results.parquet with provenance.
+
+Online SLOs (DistServe style, stated in `online`): a request attains its SLO when TTFT <=
+`slo_scale` x ref TTFT and TPOT <= `slo_scale` x ref TPOT, the refs being the lowest TTFT and
+TPOT over the policies' schedules serving one request of the task's mean lengths alone (the
+fastest unloaded system). Goodput = SLO-attaining requests per second of the run (first
+arrival -> last token). TPOT of a request = (finish - first token) / (output - 1); a
+single-token request has TPOT 0.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from harness.app import SEARCHED, weight_copies
+from harness.config import compose, conf_dir
+from harness.errors import UserError
+from harness.policies import POLICIES, Context, Plan, Policy, get_policy
+from harness.results import ResultStore, config_hash, provenance
+from harness.simulator.discrete_event import simulate
+from harness.simulator.metrics import SimRecords
+from harness.workload import Requests, load_trace, poisson, replay
+
+EXPERIMENTS = ("fig7", "modern", "modern_full")
+ONLINE_COLUMNS = ["model", "cluster", "task", "bound", "stream", "load", "offered_rps", "policy", "chosen_policy", "engine",
+                  "status", "reason", "knobs", "requests", "throughput_rps", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s",
+                  "tpot_p99_s", "e2e_p50_s", "e2e_p99_s", "ttft_slo_s", "tpot_slo_s", "slo_attainment",
+                  "goodput_rps"]
+
+
+# ---- settings ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OnlineSettings:
+    scenarios: tuple[tuple[str, str], ...]    # (model, task), each on its paper cluster
+    bound: str = "inf"                        # the bound the replayed schedules were searched for
+    loads: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)   # x the best offline throughput of any policy
+    num_requests: int = 600
+    slo_scale: float = 5.0                    # SLO = slo_scale x the fastest unloaded TTFT / TPOT
+    traces: tuple[str, ...] = ()              # CSVs under paths.traces; absent: skipped with a reason
+    trace_load: float = 0.7                   # trace replay time-scaled to this x the best throughput
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StudySettings:
+    policies: tuple[str, ...]
+    exegpt: tuple[str, ...] = ()
+    pin: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
+    online: OnlineSettings | None = None
+    matrix: tuple[tuple[str, tuple[str, ...]], ...] = field(default=())   # swept key -> values
+
+    def pins(self, policy: str) -> dict[str, int]:
+        return dict(dict(self.pin).get(policy, ()))
+
+
+def load_settings(experiment: str) -> StudySettings:
+    """The experiment file's `study` section and matrix, validated (one-line errors)."""
+    if experiment not in EXPERIMENTS:
+        raise UserError(f"modern: experiment={experiment} is not one of this study's ({', '.join(EXPERIMENTS)})")
+    raw = OmegaConf.to_container(OmegaConf.load(conf_dir() / "experiment" / f"{experiment}.yaml"))
+    st = raw.get("study") or {}
+    pols = tuple(st.get("policies") or ())
+    if not pols:
+        raise UserError(f"study.policies: missing in conf/experiment/{experiment}.yaml")
+    exe = tuple(st.get("exegpt") or ())
+    if set(exe) - set(pols):
+        raise UserError(f"study.exegpt: {sorted(set(exe) - set(pols))} not in study.policies")
+    pin = tuple(sorted((p, tuple(sorted((k, int(v)) for k, v in kn.items())))
+                       for p, kn in (st.get("pin") or {}).items()))
+    on = st.get("online")
+    online = None if not on else OnlineSettings(
+        tuple(tuple(x) for x in on["scenarios"]), str(on.get("bound", "inf")),
+        tuple(float(x) for x in on.get("loads", OnlineSettings.loads)), int(on.get("num_requests", 600)),
+        float(on.get("slo_scale", 5.0)), tuple(on.get("traces") or ()), float(on.get("trace_load", 0.7)),
+        int(on.get("seed", 0)))
+    params = (raw.get("hydra") or {}).get("sweeper", {}).get("params", {})
+    matrix = tuple((k, tuple(str(v).split(","))) for k, v in params.items())
+    return StudySettings(pols, exe, pin, online, matrix)
+
+
+def registered(policies: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """(loadable, not loadable) policy names: a baseline still being written (not registered,
+    or its module not importable yet) is a row with status "failed" and the reason, not a
+    crashed study."""
+    ok, missing = [], []
+    for p in policies:
+        try:
+            get_policy(p)
+            ok.append(p)
+        except (UserError, ImportError, AttributeError):
+            missing.append(p)
+    return ok, missing
+
+
+# ---- pinned knobs --------------------------------------------------------------------------
+class Pinned(Policy):
+    """`inner` with some knobs held fixed: the search sees only the others (TP-only layouts of
+    §7: tp_degree pinned, so the search never enumerates TP degrees or replicas)."""
+
+    def __init__(self, inner: str, pins: tuple[tuple[str, int], ...]) -> None:
+        self.inner, self.pinned = get_policy(inner), dict(pins)
+        for attr in ("name", "kind", "citation", "estimator", "iteration_level", "runtime_adjustment",
+                     "engine", "search_resolution", "regime_knobs"):
+            setattr(self, attr, getattr(self.inner, attr))
+
+    def _free(self, specs: list) -> list:
+        return [k for k in specs if k.name not in self.pinned]
+
+    def knob_space(self, ctx: Context) -> list:
+        return self._free(self.inner.knob_space(ctx))
+
+    def search_space(self, ctx: Context) -> list:
+        return self._free(self.inner.search_space(ctx))
+
+    def default_knobs(self, ctx: Context) -> dict[str, int]:
+        return {k: v for k, v in self.inner.default_knobs(ctx).items() if k not in self.pinned}
+
+    def plan(self, ctx: Context, knobs: Mapping[str, int]) -> Plan:
+        return self.inner.plan(ctx, {**knobs, **self.pinned})
+
+    def regime(self, ctx: Context, knobs: Mapping[str, int]):
+        return self.inner.regime(ctx, {**knobs, **self.pinned})
+
+    def run(self, plan: Plan, x) -> None:
+        self.inner.run(plan, x)
+
+    def expected_timeline(self, plan, workload, worst):
+        return self.inner.expected_timeline(plan, workload, worst)
+
+    def memory_groups(self, ctx, plan):
+        return self.inner.memory_groups(ctx, plan)
+
+    def weight_copies(self, ctx, plan) -> int:
+        return self.inner.weight_copies(ctx, plan)
+
+
+def search_name(policy: str, pins: Mapping[str, int]) -> str:
+    """The name XScheduler searches: `policy` itself, or `policy[k=v,...]` registered once
+    per process as a `Pinned` policy."""
+    if not pins:
+        return policy
+    key = f"{policy}[{','.join(f'{k}={v}' for k, v in sorted(pins.items()))}]"
+    if key not in POLICIES:
+        POLICIES.register(key, functools.partial(Pinned, policy, tuple(sorted(pins.items()))))
+    return key
+
+
+# ---- offline: one job = one scenario x bound -----------------------------------------------
+def _row(policy: str, est, reason: str, evaluations: int, search_s: float | None, pol: Policy | None,
+         pins: Mapping[str, int]) -> dict:
+    base = {"policy": policy, "engine": pol.engine if pol else None, "estimator": pol.estimator if pol else None,
+            "pinned": json.dumps(dict(pins), sort_keys=True) if pins else "", "evaluations": evaluations,
+            "search_s": search_s}
+    if est is None:
+        return {**base, "status": "NS", "reason": reason, "throughput_seq_s": None, "throughput_tok_s": None,
+                "latency_s": None, "knobs": "", "memory_per_gpu_bytes": None, "chosen_policy": policy}
+    return {**base, "status": "ok", "reason": "", "throughput_seq_s": est.throughput_seq_s,
+            "throughput_tok_s": est.throughput_tok_s, "latency_s": est.latency_s,
+            "knobs": json.dumps(dict(est.knobs), sort_keys=True), "memory_per_gpu_bytes": est.memory_per_gpu_bytes,
+            "chosen_policy": est.policy}
+
+
+def offline_rows(cfg, st: StudySettings) -> list[dict]:
+    """FT tuned under the bound (§7) and every policy searched under it, as tidy rows."""
+    from harness.cli.commands import context, finite
+    from harness.config import build_scenario
+    from harness.scheduler.bounds import best_ft, derive_bounds, resolve_bound
+    from harness.scheduler.search import search_policy
+    s = build_scenario(cfg)
+    ctx = context(s)
+    label, bound_s = resolve_bound(ctx, cfg.get("bound"), cfg.get("bound_s"))
+    bounds = derive_bounds(ctx)
+    ft = best_ft(ctx, bound_s, bounds)
+    rows = [{"policy": "ft", "engine": get_policy("ft").engine, "estimator": "expected", "pinned": "",
+             "status": "ok" if ft else "NS", "reason": "" if ft else (bounds.reason or "no FT batch under the bound"),
+             "throughput_seq_s": ft["throughput_seq_s"] if ft else None,
+             "throughput_tok_s": ft["throughput_seq_s"] * s.workload.output.mean if ft else None,
+             "latency_s": ft["latency_s"] if ft else None, "knobs": json.dumps({"batch_size": ft["batch_size"]}) if ft else "",
+             "memory_per_gpu_bytes": None, "evaluations": len(bounds.batch_sizes), "search_s": None, "chosen_policy": "ft"}]
+    ok, missing = registered(st.policies)
+    found = {}
+    for p in ok:
+        t0, pins = time.perf_counter(), st.pins(p)
+        r = search_policy(ctx, search_name(p, pins), bound_s, s.search.resolution, s.search.method == "exhaustive",
+                          s.search.eps_throughput_rel, s.search.eps_latency_s)
+        found[p] = r.best
+        rows.append(_row(p, r.best, r.reason, r.evaluations, time.perf_counter() - t0, get_policy(p), pins))
+    rows += [{"policy": p, "status": "failed", "reason": f"policy '{p}' cannot be loaded (not registered or not importable yet)",
+              "chosen_policy": p} for p in missing]
+    if st.exegpt:
+        cands = [found[p] for p in st.exegpt if found.get(p) is not None]
+        best = max(cands, key=lambda e: e.throughput_seq_s) if cands else None
+        rows.append(_row(SEARCHED, best, "no ExeGPT policy meets the bound", 0, None,
+                         get_policy(best.policy) if best else None, {}))
+    ft_thr = ft["throughput_seq_s"] if ft else None
+    wpg = s.model.num_params() * s.model.dtype_bytes / s.cluster.num_gpus
+    for r in rows:
+        good = r["status"] == "ok"
+        r["weight_bytes_per_gpu"] = wpg * weight_copies(ctx, r["chosen_policy"], r["knobs"]) if good else None
+        r["speedup_over_ft"] = r["throughput_seq_s"] / ft_thr if good and ft_thr else None
+    common = {"model": s.model.name, "cluster": s.cluster.name, "task": s.workload.name, "bound": label,
+              "bound_s": finite(bound_s), "bound_p10_s": bounds.p10_s, "bound_p30_s": bounds.p30_s,
+              "bound_p70_s": bounds.p70_s, "cost_model": ctx.cost_model.id, "search_method": s.search.method,
+              "search_resolution": s.search.resolution, "seed": s.seed, "mode": s.mode.label(), **s.sla.as_dict()}
+    return [{**common, **r} for r in rows]
+
+
+def jobs(experiment: str, st: StudySettings, overrides: tuple[str, ...] = ()) -> list[list[str]]:
+    """Override lists of every job: the matrix's product (like `harness sweep`)."""
+    import itertools
+    axes = [[f"{k}={v}" for v in vals] for k, vals in st.matrix]
+    return [[f"experiment={experiment}", *overrides, *combo] for combo in itertools.product(*axes)]
+
+
+def _identity(job: list[str], st: StudySettings) -> tuple[object, str, dict]:
+    cfg = compose(job)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    (plain.get("study") or {}).pop("online", None)       # the replay does not change the offline jobs
+    plain["study_settings"] = repr((st.policies, st.exegpt, st.pin))
+    return cfg, config_hash(plain), plain
+
+
+def run_job(job: list[str], st: StudySettings, root: str) -> str:
+    """One job (skipped when its hash is stored); a job that raises is a "failed" row."""
+    cfg, h, plain = _identity(job, st)
+    store = ResultStore(Path(root))
+    if store.has(h):
+        return h
+    t0 = time.perf_counter()
+    try:
+        rows = offline_rows(cfg, st)
+    except Exception as e:  # noqa: BLE001 - a failing job is a row, not a crashed study
+        rows = [{"model": plain["model"].get("name"), "cluster": plain["cluster"].get("name"),
+                 "task": plain["task"].get("name"), "bound": str(plain.get("bound")), "policy": SEARCHED,
+                 "status": "failed", "reason": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}]
+    meta = {"experiment": plain.get("experiment_name"), "config_hash": h, "job_s": time.perf_counter() - t0,
+            "config": json.dumps({k: v for k, v in plain.items() if k not in ("paths", "hydra")}, sort_keys=True,
+                                 default=str), **provenance()}
+    store.write_job(h, [{**r, **meta} for r in rows])
+    return h
+
+
+def run_offline(experiment: str, runs_dir: Path, overrides: tuple[str, ...] = (), n_jobs: int = 2) -> pd.DataFrame:
+    """Every job of the experiment (both cores), then runs/<experiment>/results.parquet."""
+    from joblib import Parallel, delayed
+    st = load_settings(experiment)
+    root = Path(runs_dir) / experiment
+    todo = jobs(experiment, st, overrides)
+    hashes = Parallel(n_jobs=n_jobs)(delayed(run_job)(j, st, str(root)) for j in todo)
+    return ResultStore(root).aggregate(set(hashes))
+
+
+# ---- online: searched schedules replayed on arrival streams --------------------------------
+def request_latencies(rec: SimRecords) -> pd.DataFrame:
+    """Per request: TTFT, TPOT ((finish - first token) / (output - 1); 0 for one token), E2E."""
+    out = rec.output_len
+    tpot = np.where(out > 1, (rec.finish_s - rec.first_token_s) / np.maximum(out - 1, 1), 0.0)
+    return pd.DataFrame({"ttft_s": rec.first_token_s - rec.arrival_s, "tpot_s": tpot,
+                         "e2e_s": rec.finish_s - rec.arrival_s})
+
+
+def slo_attained(rec: SimRecords, ttft_slo_s: float, tpot_slo_s: float) -> np.ndarray:
+    """Per request: TTFT <= ttft_slo_s and TPOT <= tpot_slo_s (both)."""
+    lat = request_latencies(rec)
+    return ((lat["ttft_s"] <= ttft_slo_s) & (lat["tpot_s"] <= tpot_slo_s)).to_numpy()
+
+
+def goodput_slo_rps(rec: SimRecords, ttft_slo_s: float, tpot_slo_s: float) -> float:
+    """SLO-attaining requests per second of the run (first arrival -> last token)."""
+    span = float(rec.finish_s.max() - rec.arrival_s.min())
+    return float(slo_attained(rec, ttft_slo_s, tpot_slo_s).sum()) / span if span > 0 else math.nan
+
+
+def online_metrics(rec: SimRecords, ttft_slo_s: float, tpot_slo_s: float) -> dict:
+    lat = request_latencies(rec)
+    span = float(rec.finish_s.max() - rec.arrival_s.min())
+    q = lambda c, p: float(np.quantile(lat[c], p))  # noqa: E731
+    return {"requests": len(rec), "throughput_rps": len(rec) / span if span > 0 else math.nan,
+            "ttft_p50_s": q("ttft_s", .5), "ttft_p99_s": q("ttft_s", .99), "tpot_p50_s": q("tpot_s", .5),
+            "tpot_p99_s": q("tpot_s", .99), "e2e_p50_s": q("e2e_s", .5), "e2e_p99_s": q("e2e_s", .99),
+            "ttft_slo_s": ttft_slo_s, "tpot_slo_s": tpot_slo_s,
+            "slo_attainment": float(slo_attained(rec, ttft_slo_s, tpot_slo_s).mean()),
+            "goodput_rps": goodput_slo_rps(rec, ttft_slo_s, tpot_slo_s)}
+
+
+def searched_plans(ctx: Context, bound_s: float, st: StudySettings, known: pd.DataFrame | None = None
+                   ) -> tuple[dict[str, Plan], dict[str, float], str, dict[str, str]]:
+    """Each loadable policy's schedule under the bound (FT: best batch), its offline
+    throughput, the ExeGPT policy chosen (best of `st.exegpt`) and why the others have none.
+    `known`: this scenario's offline rows (policy, status, knobs, throughput_seq_s), reused
+    instead of searching again."""
+    from harness.scheduler.bounds import best_ft
+    from harness.scheduler.search import search_policy
+    plans, thr, why = {}, {}, {}
+    rows = {} if known is None else {r.policy: r for r in known.itertuples(index=False)}
+    ft = best_ft(ctx, bound_s)
+    if ft is not None:
+        plans["ft"], thr["ft"] = get_policy("ft").plan(ctx, {"batch_size": ft["batch_size"]}), ft["throughput_seq_s"]
+    for p in registered(st.policies)[0]:
+        if p in rows:
+            r = rows[p]
+            knobs, t, reason = (json.loads(r.knobs), r.throughput_seq_s, "") if r.status == "ok" else (None, 0, r.reason)
+        else:
+            res = search_policy(ctx, search_name(p, st.pins(p)), bound_s, "fine")
+            knobs, t, reason = ((dict(res.best.knobs), res.best.throughput_seq_s, "") if res.best else (None, 0, res.reason))
+        if knobs is None:
+            why[p] = reason
+        else:
+            plans[p], thr[p] = get_policy(p).plan(ctx, knobs), t
+    exe = [p for p in st.exegpt if p in thr]
+    return plans, thr, max(exe, key=thr.get) if exe else "", why
+
+
+def slo_refs(plans: dict[str, Plan], mean_in: int, mean_out: int) -> tuple[float, float]:
+    """(TTFT, TPOT) of one request of the mean lengths served alone, lowest over the plans."""
+    one = Requests(np.zeros(1), np.array([mean_in]), np.array([mean_out]))
+    lats = [request_latencies(res.records).iloc[0] for res in (simulate(p, one) for p in plans.values())
+            if res.feasible]
+    return min(x["ttft_s"] for x in lats), min(x["tpot_s"] for x in lats)
+
+
+def replay_rows(plans: dict[str, Plan], chosen: str, reqs: Requests, base: dict, slo: tuple[float, float],
+                why: Mapping[str, str] = {}) -> list[dict]:  # noqa: B006 - read only
+    rows = [{**base, "policy": p, "chosen_policy": p, "status": "NS", "reason": r} for p, r in why.items()]
+    for name, plan in plans.items():
+        res = simulate(plan, reqs)
+        policy = SEARCHED if name == chosen else name
+        for label in ((policy, name) if name == chosen else (policy,)):     # the ExeGPT choice twice
+            row = {**base, "policy": label, "chosen_policy": name, "engine": plan.engine,
+                   "knobs": json.dumps(dict(plan.knobs), sort_keys=True)}
+            rows.append({**row, "status": "ok", "reason": "", **online_metrics(res.records, *slo)} if res.feasible
+                        else {**row, "status": "NS", "reason": res.reason})
+    return rows
+
+
+def online_rows(st: StudySettings, overrides: tuple[str, ...] = (), offline: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Poisson streams at a common absolute rate sweep for every online scenario, and the
+    Splitwise traces time-scaled to a common rate on the first one (module docstring: SLOs and
+    goodput). Schedules in `offline` (the experiment's results) are reused, not searched again."""
+    from harness.scheduler.bounds import resolve_bound
+    from harness.studies.common import scenario
+    on, rows = st.online, []
+    for i, (model, task) in enumerate(on.scenarios):
+        s, ctx = scenario([f"model={model}", f"task={task}", "use_paper_cluster=true", *overrides])
+        _, bound_s = resolve_bound(ctx, on.bound, None)
+        known = None if offline is None else offline[(offline["model"] == model) & (offline["task"] == task)
+                                                     & (offline["bound"].astype(str) == on.bound)]
+        plans, thr, chosen, why = searched_plans(ctx, bound_s, st, known if known is not None and len(known) else None)
+        w = ctx.workload
+        slo = tuple(on.slo_scale * x for x in slo_refs(plans, round(w.input.mean), round(w.output.mean)))
+        top = max(thr.values())
+        base = {"model": model, "cluster": s.cluster.name, "task": task, "bound": on.bound}
+        for load in on.loads:
+            reqs = poisson(w, on.num_requests, load * top, on.seed)
+            rows += replay_rows(plans, chosen, reqs, {**base, "stream": "poisson", "load": load,
+                                                      "offered_rps": load * top}, slo, why)
+        rows += trace_rows(s, ctx, st, base) if i == 0 else []
+    return pd.DataFrame(rows, columns=ONLINE_COLUMNS)
+
+
+def trace_rows(s, ctx: Context, st: StudySettings, base: dict) -> list[dict]:
+    """Each Splitwise trace: 10% estimates the lengths (ExeGPT §7.5) and every policy is
+    searched on them; the first `num_requests` of the other 90% are replayed with their own
+    arrival pattern, time-scaled so the offered rate is `trace_load` x the best throughput."""
+    from harness.scheduler.bounds import resolve_bound
+    on, rows = st.online, []
+    for name in on.traces:
+        path = s.paths.traces / name
+        if not path.exists():
+            rows.append({**base, "stream": name, "policy": SEARCHED, "status": "skipped",
+                         "reason": f"paths.traces: {path} does not exist"})
+            continue
+        est, ev = load_trace(path).split(0.1, on.seed)
+        tctx = replace(ctx, workload=est.workload())
+        plans, thr, chosen, why = searched_plans(tctx, resolve_bound(tctx, on.bound, None)[1], st)
+        w = tctx.workload
+        slo = tuple(on.slo_scale * x for x in slo_refs(plans, round(w.input.mean), round(w.output.mean)))
+        own = replay(ev, min(on.num_requests, len(ev)))
+        rate = on.trace_load * max(thr.values())
+        reqs = replay(ev, len(own), time_scale=rate * own.duration_s / len(own))
+        rows += replay_rows(plans, chosen, reqs, {**base, "task": Path(name).stem, "stream": Path(name).stem,
+                                                  "load": on.trace_load, "offered_rps": rate}, slo, why)
+    return rows
+
+
+def run(overrides: list[str] | tuple[str, ...], runs_dir: Path | None = None) -> dict[str, pd.DataFrame]:
+    """`harness modern experiment=<name> [overrides]`: the offline jobs (resumable), then the
+    online replay where the experiment has one; tables under runs/<experiment>/, its figure."""
+    from harness.figures.modern import draw
+    from harness.studies.common import write_tables
+    exp = next((o.partition("=")[2] for o in overrides if o.startswith("experiment=")), None)
+    if exp is None:
+        raise UserError(f"modern: experiment: missing; valid: {', '.join(EXPERIMENTS)}")
+    rest = tuple(o for o in overrides if not o.startswith("experiment="))
+    st = load_settings(exp)
+    runs_dir = Path(runs_dir or str(compose([f"experiment={exp}", *rest]).runs_dir))
+    t0 = time.perf_counter()
+    tables = {"results": run_offline(exp, runs_dir, rest)}
+    timing = {"offline_s": time.perf_counter() - t0}
+    if st.online is not None:
+        t1 = time.perf_counter()
+        tables["online"] = online_rows(st, rest, tables["results"])
+        timing["online_s"] = time.perf_counter() - t1
+        write_tables(runs_dir / exp, {"online": tables["online"]})
+    (runs_dir / exp / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
+    draw(runs_dir, exp)
+    return tables
