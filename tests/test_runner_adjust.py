@@ -6,8 +6,9 @@ played with adjustment on:
 (a) each encoder batch's total input lies in the band +-tol around target x E[input]
     whenever some count the queue and the step limits allow lands in it;
 (b) the counts equal what the simulator's adjuster chooses from the same observed decoding
-    batches (replayed decision by decision); RRA, deterministic, plays the simulator's exact
-    encoder batches and iterations; WAA's decode rule moves B_E the way the drift asks;
+    batches (replayed decision by decision); the runner replays the program the simulator
+    traced with adjustment on, so RRA and WAA play the simulator's exact encoder batches (and
+    RRA its iterations); WAA's decode rule moves B_E the way the drift asks;
 (c) off, the job and the records are the previous runner's (golden iterations taken from the
     runner before adjustment existed, equal to the simulator's off timeline).
 Tokens stay the single-process reference's (float64) with adjusted batch boundaries.
@@ -114,6 +115,8 @@ def test_rra_takes_the_simulators_decisions(pool, family):
 def test_waa_takes_the_simulators_decisions(pool, family):
     plan, reqs, res = _run_adjusted(pool, family, WAA, seed=4)
     ad = _check_decisions(res, plan, reqs)
+    sim = simulate(plan, reqs, ON, WORKLOAD).records       # decisions on the simulated clock
+    assert _encoder_batches(res.records) == _encoder_batches(sim)
     adj = res.adjustments
     assert adj[0].observed == 0 and adj[0].target == ad.n_max      # nothing decodes yet
     assert any(a.observed > 0 for a in adj[1:])                   # the decoder publishes B_D
@@ -133,7 +136,8 @@ def test_off_is_the_previous_runner(pool):
     reqs = offline(SHIFTED, 16, seed=3)
     for policy in (RRA, ("ft", {"batch_size": 3})):
         plan = _plan(spec, policy)
-        assert plan_job(plan, spec, reqs, adjust=OFF, workload=WORKLOAD) == plan_job(plan, spec, reqs)
+        off = plan_job(plan, spec, reqs, adjust=OFF, workload=WORKLOAD)
+        assert off == plan_job(plan, spec, reqs) and off.calls == plan_job(plan, spec, reqs).calls
         res = execute(pool, plan, spec, reqs, progress=False)
         assert not res.error and res.adjustments == ()
         rec, golden = res.records, GOLDEN[plan.kind]
@@ -143,9 +147,10 @@ def test_off_is_the_previous_runner(pool):
         assert _encoder_batches(rec) == golden["encoder_batches"]
         sim = simulate(plan, reqs).records
         assert rec.iter_batch.tolist() == sim.iter_batch.tolist()
-    # FT has no runtime adjustment: enabling it changes nothing in the job
+    # FT has no runtime adjustment: enabling it changes nothing in the job (its program's calls)
     ft = _plan(spec, ("ft", {"batch_size": 3}))
-    assert plan_job(ft, spec, reqs, adjust=ON, workload=WORKLOAD).adjuster is None
+    on = plan_job(ft, spec, reqs, adjust=ON, workload=WORKLOAD)
+    assert on.adjustments == () and on.calls == plan_job(ft, spec, reqs).calls
     with pytest.raises(UserError, match="workload"):
         plan_job(_plan(spec, RRA), spec, reqs, adjust=ON)
 

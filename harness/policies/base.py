@@ -205,6 +205,12 @@ class Policy:
         """Why the real runner cannot execute `plan` ("" when it can)."""
         return ""
 
+    def worker_groups(self, plan: Plan) -> dict[str, tuple]:
+        """The worker groups the program addresses (`Executor` calls' `group`), each its
+        pipeline's stages (`harness.policies.pipeline.Stage`) in order; the runner gives them
+        ranks in this order, each stage's TP ranks consecutive. Default: one pipeline, "all"."""
+        return {"all": tuple(plan.costs.decode_stages)}
+
     def knob_space(self, ctx: Context) -> list[KnobSpec]:
         raise NotImplementedError
 

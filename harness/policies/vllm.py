@@ -26,10 +26,20 @@ import numpy as np
 from harness.cost_model.engines import with_engine
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import tp_degrees
-from harness.policies.iteration import BlockTable, Lanes, costs, layout_error, min_pipeline, replica
+from harness.policies.iteration import (
+    BlockTable,
+    Lanes,
+    costs,
+    layout_error,
+    min_pipeline,
+    replica,
+    replica_groups,
+    replica_runner_support,
+)
 
 CONTEXT_WINDOW = 2048      # tokens: OPT/GPT-3 max_position_embeddings (OPT stores 2 offset rows); T5 has no limit
 WATERMARK = 0.01           # vLLM's block-manager watermark: free blocks kept back from prefills
+BLOCK_SIZE = 16            # tokens per KV block: vLLM's default
 
 
 def context_window(ctx: Context) -> int:
@@ -56,7 +66,7 @@ class VLLM(Policy):
         # vLLM's defaults: 256 sequences, 16-token blocks, a prefill budget of
         # max(max_model_len, 2048) tokens (here: the longest prompt, at least 2048)
         return {"max_num_seqs": 256, "max_num_batched_tokens": max(2048, ctx.workload.input.max),
-                "block_size": 16, "tp_degree": max(tp_degrees(ctx))}
+                "block_size": BLOCK_SIZE, "tp_degree": max(tp_degrees(ctx))}
 
     search_resolution = "coarse"   # the DES estimate's sampling noise (~2%) exceeds the fine grid's steps
 
@@ -139,3 +149,9 @@ class VLLM(Policy):
             for i in finished:
                 bt.release(i)
             lanes.push(t, r)
+
+    def worker_groups(self, plan: Plan) -> dict[str, tuple]:
+        return replica_groups(plan)
+
+    def runner_support(self, plan: Plan) -> str:
+        return replica_runner_support(plan)

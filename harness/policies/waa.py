@@ -153,6 +153,17 @@ class _WAA(Policy):
         """Closed form of the two pipelines (§3, §6; harness/policies/waa_timeline.py)."""
         return waa_timeline.expected_timeline(plan, workload, worst)
 
+    def worker_groups(self, plan: Plan) -> dict[str, tuple]:
+        """The encode pipeline prefills and ships the KV caches to the decode pipeline (§3)."""
+        return {"encode": tuple(plan.costs.encode_stages), "decode": tuple(plan.costs.decode_stages)}
+
+    def runner_support(self, plan: Plan) -> str:
+        enc = plan.costs.encode_stages
+        if len(enc) != 1 or enc[0].tp_degree != 1:
+            return (f"the runner's encode pipeline is one worker (it ships every decode rank its layers "
+                    f"and heads); this plan encodes on {sum(s.tp_degree for s in enc)} GPUs")
+        return ""
+
 
 @lru_cache(maxsize=65536)
 def _encode_gpus_cached(policy: _WAA, ctx: Context, b_e: int, d: int, g: int, side: int) -> int:

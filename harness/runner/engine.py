@@ -153,6 +153,23 @@ class StageModel:
         x = L.embed_step(self.w, x_or_tokens, st.next_pos) if self.sl.first else x_or_tokens
         return L.decode_stage(self.w, self.dec, st, x, ar)
 
+    # ---- chunked prefill (decoder-only) -------------------------------------------------
+    def empty_state(self, ids: list[int]) -> SeqState:
+        """No tokens cached yet: the state a prompt's first chunk extends."""
+        k, v = L.empty_self_cache(self.w, len(self.dec), len(ids), self.dtype)
+        b = len(ids)
+        return SeqState(list(ids), list(k), list(v), torch.zeros((b, 0), dtype=torch.bool),
+                        torch.zeros((b, 0), dtype=torch.long), torch.zeros(b, dtype=torch.long))
+
+    def embed_chunk(self, tokens: list[int], first_pos: int) -> torch.Tensor:
+        """[1, c, hidden]: prompt tokens at positions first_pos.. (first stage)."""
+        pos = torch.arange(first_pos, first_pos + len(tokens))
+        return L.embed_prompt(self.w, torch.tensor(tokens, dtype=torch.long), pos)
+
+    def extend(self, st: SeqState, x: torch.Tensor, ar: AllReduce = no_allreduce) -> torch.Tensor:
+        """This stage's layers on a chunk of prompt tokens (`layers.extend_stage`)."""
+        return L.extend_stage(self.w, self.dec, st, x, ar)
+
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         return L.next_tokens(self.w, x)
 

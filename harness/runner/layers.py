@@ -247,6 +247,23 @@ def decode_stage(w: Weights, layers: tuple[Layer, ...], st: SeqState, x: torch.T
     return x
 
 
+def extend_stage(w: Weights, layers: tuple[Layer, ...], st: SeqState, x: torch.Tensor,
+                 ar: AllReduce) -> torch.Tensor:
+    """This stage's decoder layers take `x` [B, c, hidden] (c prompt tokens per sequence, a
+    chunk of a prefill) on top of `st`'s cache: causal among the chunk, every cached slot
+    visible (decoder-only; `decode_stage` is the c = 1 case with cross-attention)."""
+    b, c = x.shape[0], x.shape[1]
+    qpos = st.next_pos[:, None] + torch.arange(c)
+    st.valid = torch.cat((st.valid, torch.ones((b, c), dtype=torch.bool)), 1)
+    st.pos = torch.cat((st.pos, qpos), 1)
+    allowed = st.valid[:, None, :] & (st.pos[:, None, :] <= qpos[:, :, None])
+    mask = torch.zeros(allowed.shape, dtype=x.dtype).masked_fill_(~allowed, NEG_INF)[:, None]
+    for i, lay in enumerate(layers):
+        x, st.k[i], st.v[i] = step_block(w, lay, x, st.k[i], st.v[i], mask, None, None, None, ar)
+    st.next_pos = st.next_pos + c
+    return x
+
+
 def head(w: Weights, x: torch.Tensor) -> torch.Tensor:
     """Final norm + tied LM head -> logits [B, vocab] (the runner suppresses EOS, ExeGPT §7)."""
     h = norm(x[:, -1], w.final) * w.head_scale

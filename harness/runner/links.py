@@ -61,20 +61,21 @@ class Links:
         self.rank, self.dtype = rank, dtype
         self.pending: list = []
 
-    def send(self, t: torch.Tensor, dsts: tuple[int, ...], tag: int = -1) -> None:
-        """Asynchronous send; `tag` groups handles for `flush_before` (WAA: the batch index)."""
+    def send(self, t: torch.Tensor, dsts: tuple[int, ...], tag: int = -1, wire: int = 0) -> None:
+        """Asynchronous send; `tag` groups handles for `flush_tag` (a KV hand-over's index);
+        `wire`: the message tag receivers match (0: the pipeline's in-order traffic)."""
         t = t.contiguous()
         for d in dsts:
             if d != self.rank:
-                self.pending.append((dist.isend(t, d), t, tag))
+                self.pending.append((dist.isend(t, d, tag=wire), t, tag))
         if tag < 0 and len(self.pending) > 256:     # long runs: wait for the oldest sends
             old, self.pending = self.pending[:128], self.pending[128:]
             for h, _, _ in old:
                 h.wait()
 
-    def recv(self, shape: tuple[int, ...], src: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    def recv(self, shape: tuple[int, ...], src: int, dtype: torch.dtype | None = None, wire: int = 0) -> torch.Tensor:
         t = torch.empty(shape, dtype=dtype or self.dtype)
-        dist.recv(t, src)
+        dist.recv(t, src, tag=wire)
         return t
 
     def post(self, shape: tuple[int, ...], src: int, dtype: torch.dtype | None = None) -> Posted:
@@ -91,15 +92,14 @@ class Links:
             h.wait()
         self.pending.clear()
 
-    def flush_before(self, tag: int) -> None:
-        """Wait for the sends tagged below `tag` (their receiver has acknowledged them)."""
-        done = [p for p in self.pending if 0 <= p[2] < tag]
-        for h, _, _ in done:
+    def flush_tag(self, tag: int) -> None:
+        """Wait for the sends tagged `tag` (their receiver has acknowledged them)."""
+        for h, _, _ in (p for p in self.pending if p[2] == tag):
             h.wait()
-        self.pending = [p for p in self.pending if not 0 <= p[2] < tag]
+        self.pending = [p for p in self.pending if p[2] != tag]
 
     # ---- tensors of unknown shape (WAA KV hand-over) -------------------------------------
-    def send_many(self, ts: list[torch.Tensor], dst: int, tag: int = -1) -> None:
+    def send_many(self, ts: list[torch.Tensor], dst: int, tag: int = -1, wire: int = 0) -> None:
         """A shape header, then every tensor packed into one byte buffer. One message, not one
         per tensor: gloo progresses a queue of isends only while the sender is idle, so a
         20-tensor hand-over from a busy encoder took ~60 ms instead of ~5 (measured here for
@@ -108,14 +108,14 @@ class Links:
         header = torch.zeros(MAX_HEADER, dtype=torch.long)
         dims = [len(ts)] + [x for t in ts for x in (_CODES.index(_code(t)), t.dim(), *t.shape)]
         header[: len(dims)] = torch.tensor(dims, dtype=torch.long)
-        self.send(header, (dst,), tag)
+        self.send(header, (dst,), tag, wire)
         parts = []
         for t in ts:
             b = t.contiguous().view(-1).view(torch.uint8)
             parts += [b, b.new_zeros(-len(b) % _ALIGN)]
-        self.send(torch.cat(parts), (dst,), tag)
+        self.send(torch.cat(parts), (dst,), tag, wire)
 
-    def recv_many_after(self, header: torch.Tensor, src: int) -> list[torch.Tensor]:
+    def recv_many_after(self, header: torch.Tensor, src: int, wire: int = 0) -> list[torch.Tensor]:
         """The tensors announced by a received `send_many` header (views of one buffer)."""
         h, i, specs = header.tolist(), 1, []
         for _ in range(h[0]):
@@ -123,7 +123,7 @@ class Links:
             specs.append((self.dtype if code == "float" else code, tuple(h[i + 2:i + 2 + nd])))
             i += 2 + nd
         sizes = [math.prod(shape) * torch.empty(0, dtype=dt).element_size() for dt, shape in specs]
-        buf = self.recv((sum(n + (-n % _ALIGN) for n in sizes),), src, torch.uint8)
+        buf = self.recv((sum(n + (-n % _ALIGN) for n in sizes),), src, torch.uint8, wire)
         out, at = [], 0
         for (dt, shape), n in zip(specs, sizes, strict=True):
             out.append(buf[at:at + n].view(dt).view(shape))

@@ -1,426 +1,261 @@
-"""What each worker runs for one schedule (SPMD): FT static batches, RRA cycles, WAA pipelines.
+"""What each worker runs for one schedule: it replays, in order, the calls of its group from
+the policy's batching program (harness/policies/program.py; the calls are the
+discrete-event simulator's trace, `harness.simulator.discrete_event.trace_ops`).
 
-Every rank derives the same control flow from the job (output lengths are forced, ExeGPT §7),
-so only tensors travel: activations stage -> stage, tokens last stage -> first stage, TP
-all-reduces, and (WAA) the encoded KV cache encode worker -> decode workers. The last
-stage's leader streams one record per decoding iteration; encode records come from the
-stages that start and end an encoding. Times are `time.perf_counter()` (CLOCK_MONOTONIC,
-shared by all processes of the machine).
-- static (FT, ExeGPT §1): batches of B in order; prompts padded to the batch's longest;
-  decoding runs to the batch's longest output with every slot kept (no early termination).
-- rra (§3): cycles of encode(B_E) -> N_D decoding iterations; finished sequences leave at
-  once (KV compaction), newly encoded ones join the decoding micro-batches (smallest first).
-  Phase-synchronous: the first stage starts the next encoding after it has the last
-  iteration's tokens (the runtime learns which queries ended, as with real EOS).
-- waa (§3): one encode worker encodes batches of B_E back to back (at most
-  `waa_max_unmerged` ahead of the decoder) and hands each batch's KV cache to the decode
-  pipeline; the decode pipeline merges at most one ready batch per iteration.
-Runtime adjustment (ExeGPT §3; `Job.adjuster`, None = off, the plain schedules above): the
-simulator's `harness.simulator.adjust.Adjuster` sizes each encoder batch. RRA: every rank
-takes the same decision from the mean decoding batch of the last phase (known to all, as
-lengths are forced). WAA: the encode worker decides from the live decoding batch, which the
-first decode stage's leader publishes in shared memory (`DECODE_LIVE`) at each merge and
-iteration; the decode ranks read each batch's size off the KV hand-over (batches stay
-contiguous ranges).
-The deciding rank emits ("adjust", first request, room, observed batch, count, target) for
-every encoder batch it forms.
+SPMD: every rank of a group executes the same calls (output lengths are forced, ExeGPT §7,
+so every finish is known in advance); no rank branches on the policy. The calls:
+- prefill: whole prompts through the group's pipeline (`hold`: static batching, prompts
+  padded to the longest); a request preempted after g tokens recomputes its prompt and
+  those g tokens. Its requests join the live batch, or (`park`) wait for a transfer/join.
+- decode(k): up to k iterations of the live batch, finished requests leave at once (KV
+  compaction); `hold`: every slot kept until the batch's longest output (static batching).
+- step: one iteration of the live batch, plus prompt chunks (`tokens` per request; a
+  request whose prompt is complete joins the batch after the iteration; a chunk short of
+  the whole prompt extends its KV, `Worker.extend_pass`).
+- drain: the pipeline's bubble after a phase; the first stage takes the last tokens.
+- transfer / join: the KV of a parked prefill moves to another group. The sending group
+  (one worker) ships it right after the prefill that completed it; the receiving group's
+  ranks receive it, each its layers and heads, at the `join`, where the program merges it
+  (blocking if it has not arrived). The receiver acknowledges every hand-over, and the
+  sender runs no call before the hand-overs that precede it in the program have been
+  received: the program's back-pressure (WAA: at most so many unmerged batches).
+- preempt: the requests' KV is freed; they keep their generated tokens.
+Decisions that read the clock (arrivals, WAA's merges, runtime adjustment, ExeGPT §3) were
+taken on the simulated clock; the runner enforces them. Records: ("enc_start", ids, t) from
+a group's first stage, ("enc_end", ids, t) from its last, ("iter", t, batch, tokens,
+finished, group, started) per decoding iteration from the last stage's leader.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from harness.runner.engine import StageModel, StageSlice
 from harness.runner.layers import SeqState, state_from_tensors, state_part
-from harness.runner.links import MAX_HEADER, Links, StageDef, allreduce_fn, groups_for
-from harness.runner.weights import load_weights
+from harness.runner.links import MAX_HEADER, StageDef
+from harness.runner.worker import Worker, cached_weights, now
 from harness.specs.models import ModelSpec
 
-if TYPE_CHECKING:   # a job with an Adjuster imports it when unpickled; off, workers never do
-    from harness.simulator.adjust import Adjuster
+__all__ = ["Call", "Group", "Job", "cached_weights", "execute", "now", "prepare"]
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-BATCHES_SENT = 0        # shared counter: WAA batches the encode worker has handed over
-DECODE_LIVE = 1         # shared counter: WAA live decoding batch (runtime adjustment only)
-POLL_S = 2e-4
+ACK_TAG = 1           # gloo tag of hand-over acknowledgements
+KV_TAG = 16           # + transfer index: the gloo tag of one KV hand-over
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A named set of workers the program addresses: one pipeline of stages."""
+
+    name: str
+    stages: tuple[StageDef, ...]
+    decode_micro_batches: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call of the program as a worker replays it (`harness.policies.program.Op`, plus
+    what the runner derived: `park`, the hand-overs, the acknowledgements to wait for)."""
+
+    op: str
+    group: str
+    ids: tuple[int, ...] = ()
+    iterations: int = 0
+    tokens: tuple[int, ...] = ()
+    hold: bool = False
+    park: bool = False                                    # prefill: KV waits for a transfer/join
+    sends: tuple[tuple[int, str, tuple[int, ...]], ...] = ()  # prefill: (transfer, dst, ids) shipped after it
+    recv: tuple[tuple[int, str, tuple[int, ...]], ...] = ()   # join: (transfer, src, ids) received
+    acks: int = 0                                         # this group's hand-overs received before it
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
     spec: ModelSpec
-    kind: str                                # static | rra | waa
-    stages: tuple[StageDef, ...]             # static/rra: the pipeline; waa: decode pipeline
+    groups: tuple[Group, ...]
     prompts: tuple[tuple[int, ...], ...]
     output_lens: tuple[int, ...]
-    batch_size: int                          # B (static) | B_E
-    decode_iters: int = 1                    # N_D (rra)
-    encode_micro_batches: int = 1
-    decode_micro_batches: int = 1
-    max_decode_batch: int = 1 << 30          # plan's cap on B_D
-    enc_stage: StageDef | None = None        # waa: the encode worker
-    waa_max_unmerged: int = 2
+    schedule: tuple = ()                  # the plan's policy, knobs and batch sizes (identity)
+    calls: tuple[Call, ...] = field(default=(), compare=False)   # the program's calls, in order
+    adjustments: tuple = field(default=(), compare=False)       # runtime adjustment's decisions
     seed: int = 0
     dtype: str = "float32"
     record_tokens: bool = False
-    adjuster: Adjuster | None = None         # runtime adjustment (rra/waa); None = off
 
 
-def cached_weights(ctx, spec: ModelSpec, seed: int, tp: int, r: int, dtype: str = "float32"):
-    """Rank r's shard at TP `tp`, built once per worker process (runs and profiles share it)."""
-    key = ("w", spec, seed, tp, r, dtype)
-    if key not in ctx.cache:
-        ctx.cache[key] = load_weights(spec, seed, tp, r, DTYPES[dtype], ctx.device)
-    return ctx.cache[key]
+class Replay(Worker):
+    """This rank replays its group's calls (module docstring)."""
 
+    def run(self) -> None:
+        job, name = self.job, self.group.name
+        self.S = self.stage_model()
+        self.parked: list[SeqState] = []
+        self.partial: dict[int, tuple] = {}      # chunked prefill: request -> (state, prompt, tokens done)
+        self.acked = 0
+        lead = {g.name: g.stages[0].leader for g in job.groups}
+        self.lead = lead
+        self.ack_order = [(t, lead[c.group]) for c in job.calls if c.op == "join"
+                          for t, src, _ in c.recv if src == name]
+        for c in job.calls:
+            if c.group == name:
+                getattr(self, f"op_{c.op}")(c)
+        if self.s == 0:
+            self.sync_tokens()
+        self.wait_acks(len(self.ack_order))
 
-def now() -> float:
-    """A timestamp after the device finished the work queued so far (CUDA kernels are async)."""
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
-    return time.perf_counter()
+    # ---- the calls ---------------------------------------------------------------------
+    def op_prefill(self, c: Call) -> None:
+        self.wait_acks(c.acks)
+        ids = list(c.ids)
+        prompts = self.prompts_of(ids)
+        if self.first_lead:
+            self.emit("enc_start", ids, now())
+        new = self.encode_pass(ids, prompts, len(self.stages), pad=c.hold)
+        if self.last_lead:
+            self.emit("enc_end", ids, now())
+        if c.park:
+            self.parked.append(new)
+        else:
+            self.join(new, prompts)
+        for t, dst, tids in c.sends:
+            self.send_kv(t, dst, tids)
 
+    def op_decode(self, c: Call) -> None:
+        if not self.live():
+            return
+        if c.hold:
+            steps = max(self.left[i] for st in self.mbs if st is not None for i in st.ids)
+            for it in range(steps):
+                self.decode_iteration(compact=False, ahead=it + 1 < steps)
+            if self.s == 0:
+                self.sync_tokens()
+            self.reset()
+            return
+        for it in range(c.iterations):
+            if not self.live():
+                break
+            self.decode_iteration(compact=True, ahead=it + 1 < c.iterations)
 
-def split(ids: list[int], m: int) -> list[list[int]]:
-    q, r = divmod(len(ids), max(1, m))
-    out, lo = [], 0
-    for j in range(m):
-        hi = lo + q + (j < r)
-        if hi > lo:
-            out.append(ids[lo:hi])
-        lo = hi
-    return out
+    def op_step(self, c: Call) -> None:
+        if self.live():
+            self.decode_iteration(compact=True)
+        if c.ids:
+            self.chunks(c)
 
+    def op_drain(self, c: Call) -> None:
+        if self.s == 0:                       # the pipeline drained: the last tokens are here
+            self.sync_tokens()
 
-class _Worker:
-    def __init__(self, ctx, job: Job) -> None:
-        self.ctx, self.job, self.rank = ctx, job, ctx.rank
-        self.dtype = DTYPES[job.dtype]
-        all_stages = list(job.stages) + ([job.enc_stage] if job.enc_stage else [])
-        self.groups = groups_for(ctx, all_stages)
-        self.links = Links(self.rank, self.dtype)
-        self.left = list(job.output_lens)
-        self.tokens: dict[int, list[int]] = {}
-        self.s = next((i for i, st in enumerate(job.stages) if self.rank in st.ranks), -1)
-        self.xin: dict[int, object] = {}      # micro-batch -> its next input, posted (stages > 0)
-        self.decode_calls: list[tuple] = []   # `decode`'s timings
+    def op_transfer(self, c: Call) -> None:
+        """Shipped right after the prefill that completed it (`Call.sends`)."""
 
-    def model(self, st: StageDef, first: bool, last: bool) -> StageModel:
-        tp, r = len(st.ranks), st.ranks.index(self.rank)
-        w = cached_weights(self.ctx, self.job.spec, self.job.seed, tp, r, self.job.dtype)
-        return StageModel(w, StageSlice(*st.enc, *st.dec, first, last), self.dtype)
+    def op_join(self, c: Call) -> None:
+        new, got = None, set()
+        for t, src, tids in c.recv:
+            st = self.recv_kv(t, src, tids)
+            new = st if new is None else SeqState.concat(new, st)
+            got.update(tids)
+        local = [i for i in c.ids if i not in got]
+        if local:
+            st = self.take_parked(local)
+            new = st if new is None else SeqState.concat(new, st)
+        self.join(new, self.prompts_of(list(new.ids)))
 
-    def emit(self, *msg) -> None:
-        self.ctx.emit(msg)
+    def op_preempt(self, c: Call) -> None:
+        self.drop(set(c.ids))
 
-    # ---- pipeline pieces -------------------------------------------------------------------
-    def encode_pass(self, S: StageModel, ids: list[int], m: int, pad: bool) -> SeqState | None:
-        """Encode `ids` in `m` micro-batches through the pipeline; this stage's new state."""
-        stages, s, job = self.job.stages, self.s, self.job
-        P, me = len(stages), stages[self.s]
-        ar = allreduce_fn(self.groups, me)
-        lead = self.rank == me.leader
-        mbs = split(ids, m)
-        states, hidden = [], []
-        for mb in mbs:
-            prompts = [list(job.prompts[i]) for i in mb]
-            pad_to = max(len(p) for p in prompts) if pad else None
-            if s == 0:
-                x = S.embed_prompts(prompts, pad_to).to(self.dtype)
+    # ---- prompt chunks (ORCA: whole prompts; Sarathi-Serve: parts) -----------------------
+    def chunks(self, c: Call) -> None:
+        whole, wprompts, done = [], [], []
+        for i, k in zip(c.ids, c.tokens, strict=True):
+            st, prompt, a = self.partial.pop(i, (None, None, 0))
+            if prompt is None:
+                prompt = self.prompts_of([i])[0]
+                if self.first_lead:
+                    self.emit("enc_start", [i], now())
+            b = a + k
+            if a == 0 and b >= len(prompt):
+                whole.append(i)
+                wprompts.append(prompt)
+                continue
+            # decoder-only: the prompt's last token is the first decoding iteration's input
+            st = self.extend_pass(st, i, prompt, a, min(b, len(prompt) - 1))
+            if self.last_lead:
+                self.emit("enc_end", [i], now())
+            if b >= len(prompt):
+                done.append((st, prompt))
             else:
-                x = self.links.recv((1, sum(S.segments(prompts, pad_to)[0]), job.spec.hidden_size),
-                                    stages[s - 1].leader)
-            x, st = S.encode(x, prompts, mb, ar, pad_to)
-            if s < P - 1 and lead:
-                self.links.send(x, stages[s + 1].ranks)
-            states.append(st)
-            hidden.append((x, prompts, pad_to))
-        if S.t5:     # the encoder output (after the last stage) feeds every stage's cross K/V
-            states = []
-            for (x, prompts, pad_to), mb in zip(hidden, mbs, strict=True):
-                x = S.real_tokens(x, prompts, pad_to) if s == P - 1 else None
-                if s == P - 1 and lead:
-                    self.links.send(x, tuple(r for st in stages[:-1] for r in st.ranks))
-                if s < P - 1:
-                    x = self.links.recv((1, sum(S.prompt_lengths(prompts)), job.spec.hidden_size),
-                                        stages[-1].leader)
-                states.append(S.cross_state(x, S.prompt_lengths(prompts), mb))
-        out = None
-        for st in states:
-            out = st if out is None else SeqState.concat(out, st)
+                self.partial[i] = (st, prompt, b)
+        if whole:
+            new = self.encode_pass(whole, wprompts, len(self.stages), pad=False)
+            if self.last_lead:
+                self.emit("enc_end", whole, now())
+            self.join(new, wprompts)
+        for st, prompt in done:
+            self.join(st, [prompt])
+
+    # ---- KV hand-over --------------------------------------------------------------------
+    def take_parked(self, ids) -> SeqState:
+        """The parked prefills' rows of `ids`, in that order (they leave the park)."""
+        want, pieces, rest = set(ids), [], []
+        for st in self.parked:
+            rows = [r for r, i in enumerate(st.ids) if i in want]
+            if len(rows) == len(st):
+                pieces.append(st)
+            elif rows:
+                pieces.append(st.select(rows))
+                rest.append(st.select([r for r in range(len(st)) if r not in rows]))
+            else:
+                rest.append(st)
+        self.parked = rest
+        out = pieces[0]
+        for p in pieces[1:]:
+            out = SeqState.concat(out, p)
+        order = list(ids)
+        if out.ids != order:
+            at = {i: r for r, i in enumerate(out.ids)}
+            out = out.select([at[i] for i in order])
         return out
 
-    def decode_iteration(self, S: StageModel, mbs: list, toks: list, need: list, compact: bool,
-                         ahead: bool = False) -> None:
-        """Every non-empty micro-batch advances one token through the pipeline. Receives are
-        posted ahead (`Links.post`) wherever the next message's shape is known: a later
-        stage's inputs for every micro-batch of this iteration, and (`ahead`: the caller's
-        next call is another iteration over the same micro-batches) of the next one; the
-        first stage's tokens as soon as their micro-batch left it (`need[j]`)."""
-        stages, s, job = self.job.stages, self.s, self.job
-        P, me = len(stages), stages[s]
-        ar, lead, last = allreduce_fn(self.groups, me), self.rank == me.leader, s == P - 1
-        hidden = (1, job.spec.hidden_size)
-        if s > 0:
-            for j, st in enumerate(mbs):
-                if st is not None and len(st) and self.xin.get(j) is None:
-                    self.xin[j] = self.links.post((len(st), *hidden), stages[s - 1].leader)
-        live = tokens = 0
-        finished: list[int] = []
-        for j, st in enumerate(mbs):
-            if st is None or not len(st):
-                continue
-            b = len(st)
-            if s == 0:
-                if need[j] is not None:
-                    toks[j], need[j] = need[j].take(), None
-                x = self.decode(S, st, toks[j], ar, len(me.ranks))
-            else:
-                xin, self.xin[j] = self.xin[j], None
-                x = self.decode(S, st, xin.take(), ar, len(me.ranks))
-            if not last and lead:
-                self.links.send(x, stages[s + 1].ranks)
-            nxt = S.tokens(x) if last else None
-            keep = []
-            for row, i in enumerate(st.ids):
-                if self.left[i] > 0:
-                    tokens += 1
-                    if nxt is not None and job.record_tokens and lead:
-                        self.tokens.setdefault(i, []).append(int(nxt[row]))
-                    if self.left[i] == 1:
-                        finished.append(i)
-                self.left[i] -= 1
-                if self.left[i] > 0 or not compact:
-                    keep.append(row)
-            live += b
-            if keep and len(keep) < b:
-                mbs[j] = st.select(keep)
-            elif not keep:
-                mbs[j] = None
-            if last and keep:
-                nk = nxt[keep] if len(keep) < b else nxt
-                if P > 1:
-                    if lead:
-                        self.links.send(nk, stages[0].ranks)
-                else:
-                    toks[j] = nk
-            if s == 0 and P > 1 and keep:
-                need[j] = self.links.post((len(keep),), stages[-1].leader, torch.long)
-            if s == 0 and not keep:
-                toks[j] = None
-            if s > 0 and ahead and keep:
-                self.xin[j] = self.links.post((len(keep), *hidden), stages[s - 1].leader)
-        if last and lead and live:
-            self.emit("iter", now(), live, tokens, finished)
-
-    def decode(self, S: StageModel, st: SeqState, x: torch.Tensor, ar, tp: int) -> torch.Tensor:
-        """`S.decode`, timed: one (batch, cached tokens, input length, layers, TP degree,
-        seconds) row per call, the run's own decode-stack speed (harness.runner.drift)."""
-        cached = st.k[0].shape[2] if st.k else 0
-        inp = st.ck[0].shape[2] if S.t5 and st.ck else 0
-        t = now()
-        x = S.decode(st, x, ar)
-        self.decode_calls.append((len(st), cached, inp, len(S.dec), tp, now() - t))
-        return x
-
-    def sync_tokens(self, mbs: list, toks: list, need: list) -> None:
-        """First stage: take every outstanding micro-batch's tokens (phase boundary)."""
-        for j, st in enumerate(mbs):
-            if need[j] is not None and st is not None:
-                toks[j], need[j] = need[j].take(), None
-
-    def join(self, S: StageModel, mbs: list, toks: list, need: list, new: SeqState) -> None:
-        """Newly encoded sequences join the smallest decoding micro-batches."""
-        sizes = [len(m) if m is not None else 0 for m in mbs]
-        rows: list[list[int]] = [[] for _ in mbs]
-        for r in range(len(new)):
-            j = min(range(len(sizes)), key=sizes.__getitem__)
-            rows[j].append(r)
-            sizes[j] += 1
-        first = S.first_inputs([list(self.job.prompts[i]) for i in new.ids]) if self.s == 0 else None
-        for j, rs in enumerate(rows):
-            if not rs:
-                continue
-            part = new.select(rs) if len(rs) < len(new) else new
-            mbs[j] = part if mbs[j] is None else SeqState.concat(mbs[j], part)
-            if first is not None:
-                toks[j] = first[rs] if toks[j] is None else torch.cat((toks[j], first[rs]))
-
-    def stage_model(self) -> StageModel:
-        P = len(self.job.stages)
-        return self.model(self.job.stages[self.s], self.s == 0, self.s == P - 1)
-
-    def is_lead(self, st: StageDef) -> bool:
-        return self.rank == st.leader
-
-
-def _static(w: _Worker) -> None:
-    job, S = w.job, w.stage_model()
-    P, n = len(job.stages), len(job.prompts)
-    first_lead = w.s == 0 and w.is_lead(job.stages[0])
-    last_lead = w.s == P - 1 and w.is_lead(job.stages[-1])
-    for lo in range(0, n, job.batch_size):
-        ids = list(range(lo, min(n, lo + job.batch_size)))
-        if first_lead:
-            w.emit("enc_start", ids, now())
-        new = w.encode_pass(S, ids, job.encode_micro_batches, pad=True)
-        if last_lead:
-            w.emit("enc_end", ids, now())
-        m = len(split(ids, job.decode_micro_batches))
-        mbs, toks, need = [None] * m, [None] * m, [None] * m
-        w.join(S, mbs, toks, need, new)
-        steps = max(job.output_lens[i] for i in ids)
-        for it in range(steps):
-            w.decode_iteration(S, mbs, toks, need, compact=False, ahead=it + 1 < steps)
-        if w.s == 0:
-            w.sync_tokens(mbs, toks, need)
-
-
-def _rra(w: _Worker) -> None:
-    job, S = w.job, w.stage_model()
-    P, n = len(job.stages), len(job.prompts)
-    m = job.decode_micro_batches
-    mbs, toks, need = [None] * m, [None] * m, [None] * m
-    nxt = 0
-    live = lambda: sum(len(x) for x in mbs if x is not None)  # noqa: E731
-    adj, phase_mean = job.adjuster, 0.0       # phase_mean: mean decoding batch of the last phase
-    inputs = np.array([len(p) for p in job.prompts], dtype=np.int64) if adj else None
-    first_lead = w.s == 0 and w.is_lead(job.stages[0])
-    while nxt < n or live():
-        if adj is None:
-            k = max(0, min(job.batch_size, n - nxt, job.max_decode_batch - live()))
-        else:                                 # every rank takes the same decision
-            adj.observe(phase_mean)
-            room = max(0, min(n - nxt, job.max_decode_batch - live()))
-            k = adj.size(inputs[nxt:nxt + room], room)
-            if first_lead and k:
-                w.emit("adjust", nxt, room, phase_mean, k, adj.target)
-        if k:
-            ids = list(range(nxt, nxt + k))
-            if w.s == 0 and w.is_lead(job.stages[0]):
-                w.emit("enc_start", ids, now())
-            new = w.encode_pass(S, ids, job.encode_micro_batches, pad=False)
-            if w.s == P - 1 and w.is_lead(job.stages[-1]):
-                w.emit("enc_end", ids, now())
-            w.join(S, mbs, toks, need, new)
-            nxt += k
-        sizes = []
-        for it in range(job.decode_iters):
-            if not live():
-                break
-            if adj is not None:
-                sizes.append(live())
-            w.decode_iteration(S, mbs, toks, need, compact=True, ahead=it + 1 < job.decode_iters)
-        if adj is not None:
-            phase_mean = float(np.mean(sizes)) if sizes else 0.0
-        if w.s == 0:
-            w.sync_tokens(mbs, toks, need)
-
-
-def _waa_encoder(w: _Worker) -> None:
-    job = w.job
-    e, n = job.enc_stage, len(job.prompts)
-    spec = job.spec
-    dec_layers = (0, spec.num_decoder_layers)
-    S = w.model(StageDef(e.ranks, (0, spec.num_encoder_layers), dec_layers), True, True)
-    ack = torch.zeros(1, dtype=torch.long)
-    sent = acked = lo = 0
-    adj = job.adjuster
-    inputs = np.array([len(p) for p in job.prompts], dtype=np.int64) if adj else None
-    while lo < n:
-        while sent - acked >= job.waa_max_unmerged:
-            dist.recv(ack, job.stages[0].leader)
-            acked += 1
-        w.links.flush_before(acked)
-        if adj is None:
-            hi = min(n, lo + job.batch_size)
-        else:                                 # the live decoding batch, as the decoder last saw it
-            live = int(w.ctx.shared[DECODE_LIVE])
-            adj.observe(live)
-            hi = lo + adj.size(inputs[lo:], n - lo)
-            w.emit("adjust", lo, n - lo, float(live), hi - lo, adj.target)
-        ids = list(range(lo, hi))
-        prompts = [list(job.prompts[i]) for i in ids]
-        w.emit("enc_start", ids, now())
-        x, st = S.encode(S.embed_prompts(prompts).to(w.dtype), prompts, ids)
-        if S.t5:
-            st = S.cross_state(x, S.prompt_lengths(prompts), ids)
-        w.emit("enc_end", ids, now())
-        for ds in job.stages:             # each decode rank gets its layers and heads
+    def send_kv(self, t: int, dst: str, ids) -> None:
+        """Each rank of group `dst` gets its layers and heads of the requests' KV (one packed
+        message, `Links.send_many`)."""
+        st, spec = self.take_parked(ids), self.job.spec
+        for ds in next(g for g in self.job.groups if g.name == dst).stages:
             tp = len(ds.ranks)
+            h = spec.num_heads // tp
             for r_i, r in enumerate(ds.ranks):
-                h = spec.num_heads // tp
-                w.links.send_many(state_part(st, *ds.dec, r_i * h, (r_i + 1) * h).tensors(), r, tag=sent)
-        sent, lo = sent + 1, hi
-        w.ctx.shared[BATCHES_SENT] = sent     # host-memory flag: batch `sent - 1` is on its way
-    while acked < sent:
-        dist.recv(ack, job.stages[0].leader)
-        acked += 1
+                part = state_part(st, *ds.dec, r_i * h, (r_i + 1) * h)
+                self.links.send_many(part.tensors(), r, tag=t, wire=KV_TAG + t)
 
+    def recv_kv(self, t: int, src: str, ids) -> SeqState:
+        header = torch.zeros(MAX_HEADER, dtype=torch.long)
+        dist.recv(header, self.lead[src], tag=KV_TAG + t)
+        ts = self.links.recv_many_after(header, self.lead[src], wire=KV_TAG + t)
+        st = state_from_tensors(list(ids), ts, len(self.S.dec), self.S.t5)
+        if self.first_lead:
+            self.links.send(torch.ones(1, dtype=torch.long), (self.lead[src],), wire=ACK_TAG)
+        return st
 
-def _waa_decoder(w: _Worker) -> None:
-    job, S = w.job, w.stage_model()
-    src, n, m = job.enc_stage.leader, len(job.prompts), job.decode_micro_batches
-    leader0 = w.rank == job.stages[0].leader
-    others = [r for st in job.stages for r in st.ranks if r != job.stages[0].leader]
-    mbs, toks, need = [None] * m, [None] * m, [None] * m
-    header = torch.zeros(MAX_HEADER, dtype=torch.long)
-    k = nxt = 0                               # batches merged, requests merged
-    live = lambda: sum(len(x) for x in mbs if x is not None)  # noqa: E731
-    publish = leader0 and job.adjuster is not None
-    while nxt < n or live():
-        merge = torch.zeros(1, dtype=torch.long)
-        if leader0 and nxt < n:
-            while not live() and w.ctx.shared[BATCHES_SENT] <= k:
-                time.sleep(POLL_S)            # nothing to decode: wait for the encoder
-            merge[0] = int(w.ctx.shared[BATCHES_SENT] > k)
-        if others:
-            if leader0:
-                w.links.send(merge, tuple(others))
-            else:
-                dist.recv(merge, job.stages[0].leader)
-        if merge[0]:
-            dist.recv(header, src)
-            ts = w.links.recv_many_after(header, src)
-            b = len(ts[2 * len(S.dec)])         # the batch's size: rows of its `valid` mask
-            new = state_from_tensors(list(range(nxt, nxt + b)), ts, len(S.dec), S.t5)
-            if publish:                         # before the ack the encoder may wait for
-                w.ctx.shared[DECODE_LIVE] = live() + b
-            if leader0:
-                w.links.send(torch.ones(1, dtype=torch.long), (src,))
-            w.join(S, mbs, toks, need, new)
-            k, nxt = k + 1, nxt + b
-        if live():
-            w.decode_iteration(S, mbs, toks, need, compact=True)
-            if publish:                         # what the encoder's next decision reads
-                w.ctx.shared[DECODE_LIVE] = live()
-    if w.s == 0:
-        w.sync_tokens(mbs, toks, need)
+    def wait_acks(self, n: int) -> None:
+        """Until `n` of this group's hand-overs have been received (program order)."""
+        ack = torch.zeros(1, dtype=torch.long)
+        while self.acked < n:
+            t, rank = self.ack_order[self.acked]
+            dist.recv(ack, rank, tag=ACK_TAG)
+            self.links.flush_tag(t)
+            self.acked += 1
 
 
 def execute(ctx, job: Job) -> dict:
     """Worker entry point (harness.runner.pool)."""
-    w = _Worker(ctx, job)
+    w = Replay(ctx, job)
     dist.barrier()
     t0 = now()
-    if job.kind in ("static", "rra") and w.s < 0:
-        pass                              # a worker the schedule does not use
-    elif job.kind == "static":
-        _static(w)
-    elif job.kind == "rra":
-        _rra(w)
-    elif job.kind == "waa":
-        if job.enc_stage and w.rank in job.enc_stage.ranks:
-            _waa_encoder(w)
-        elif w.s >= 0:
-            _waa_decoder(w)
-    else:
-        raise ValueError(f"unknown plan kind {job.kind}")
+    if w.group is not None:               # else: a worker the schedule does not use
+        w.run()
     w.links.flush()
     dist.barrier()
     return {"rank": ctx.rank, "t0": t0, "tokens": w.tokens,

@@ -2,14 +2,19 @@
 
 The `Plan` is the one `harness.policies.get_policy(name).plan(ctx, knobs)` returns, the same
 object the simulators score (ExeGPT §2: the runner executes the schedule XScheduler chose).
-Its stage layout (`plan.costs`: encode/decode stages with TP degrees and layer shares) is
-turned into worker ranks and integer layer ranges. Records use the discrete-event
-simulator's schema (`harness.simulator.metrics.SimRecords`), so measured and simulated runs
-are read by the same `compute_metrics`.
+The runner executes the plan's batching program (harness/policies/program.py): the
+discrete-event simulator traces its calls on the requests (`trace_ops`; decisions that read
+the clock, arrivals, WAA's merges, runtime adjustment, are taken on the simulated clock),
+and every worker replays its group's calls (`harness.runner.programs`). The policy maps its
+groups to stages (`Policy.worker_groups`), `harness.runner.schedule` to ranks and integer
+layer ranges. A plan the runner cannot execute says why (`Policy.runner_support`). Records
+use the discrete-event simulator's schema (`harness.simulator.metrics.SimRecords`), so
+measured and simulated runs are read by the same `compute_metrics`.
 
-Runtime adjustment (ExeGPT §3, `RuntimeAdjustment`, default off: the plain job, records as
-before): for rra/waa the job carries the simulator's `Adjuster`, built here from the plan and
-the workload the schedule was tuned for; its decisions come back in `RunResult.adjustments`.
+Runtime adjustment (ExeGPT §3, `RuntimeAdjustment`, default off: the plain program): for
+programs that read `Executor.adjuster` (`Policy.runtime_adjustment`) the simulator's
+`Adjuster`, with targets from the workload the schedule was tuned for, sizes each encoder
+batch while the program is traced; its decisions come back in `RunResult.adjustments`.
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ from harness.errors import UserError
 from harness.policies.base import Plan
 from harness.profiler.disturbance import CpuMeter, Disturbance
 from harness.runner.drift import CALL_COLUMNS
-from harness.runner.engine import split_layers
-from harness.runner.links import StageDef
 from harness.runner.pool import WorkerFailure, WorkerPool, run_job
 from harness.runner.programs import Job
+from harness.runner.schedule import to_calls, worker_groups
 from harness.simulator.adjust import OFF, Adjuster, RuntimeAdjustment
+from harness.simulator.discrete_event import trace_ops
 from harness.simulator.metrics import SimMetrics, SimRecords, compute_metrics
 from harness.specs.models import ModelSpec
 from harness.workload.streams import Requests
@@ -43,51 +48,66 @@ def prompts_for(spec: ModelSpec, reqs: Requests, seed: int) -> tuple[tuple[int, 
     return tuple(tuple(rng.integers(FIRST_TOKEN_ID, hi, int(n)).tolist()) for n in reqs.input_len)
 
 
-def _stage_defs(spec: ModelSpec, stages, first_rank: int, enc_layers: int, dec_layers: int) -> list[StageDef]:
-    enc = split_layers(enc_layers, [s.encoder_layers for s in stages])
-    dec = split_layers(dec_layers, [s.decoder_layers for s in stages])
-    out, r = [], first_rank
-    for st, e, d in zip(stages, enc, dec, strict=True):
-        out.append(StageDef(tuple(range(r, r + st.tp_degree)), e, d))
-        r += st.tp_degree
-    return out
+class _Recorder(Adjuster):
+    """The simulator's `Adjuster`, keeping every encoder batch it sized: (first request,
+    room, observed decoding batch, count, target). Batches are encoded in arrival order."""
+
+    def __init__(self, *a) -> None:
+        super().__init__(*a)
+        self.log: list[tuple] = []
+        self.observed = 0.0
+
+    def observe(self, decode_batch: float) -> None:
+        self.observed = float(decode_batch)
+        super().observe(decode_batch)
+
+    def size(self, inputs: np.ndarray, available: int) -> int:
+        n = super().size(inputs, available)
+        if n:
+            first = sum(d[3] for d in self.log)
+            self.log.append((first, int(available), self.observed, int(n), float(self.target)))
+        return n
 
 
 def adjuster_for(plan: Plan, adjust: RuntimeAdjustment = OFF, workload: Workload | None = None) -> Adjuster | None:
-    """The runtime-adjustment decision maker of a run (None: off, or FT, which has none); the
-    targets come from `workload`, the distribution the schedule was tuned for."""
-    if not adjust.enabled or plan.kind == "static":
+    """The runtime-adjustment decision maker of a run (None: off, or a program without one);
+    the targets come from `workload`, the distribution the schedule was tuned for."""
+    if not adjust.enabled or not plan.program.runtime_adjustment:
         return None
     if workload is None:
         raise UserError("runtime_adjustment: enabled, but no workload gives its targets "
                         "(execute(..., workload=<the schedule's workload>))")
-    return Adjuster(adjust, plan, workload)
+    return _Recorder(adjust, plan, workload)
 
 
 def plan_job(plan: Plan, spec: ModelSpec, reqs: Requests, seed: int = 0, dtype: str = "float32",
-             record_tokens: bool = False, waa_max_unmerged: int = 2, adjust: RuntimeAdjustment = OFF,
+             record_tokens: bool = False, adjust: RuntimeAdjustment = OFF,
              workload: Workload | None = None) -> Job:
-    """The worker job executing `plan` on `reqs` (one GPU of the plan = one worker); `adjust`
-    (enabled) turns on runtime adjustment, its targets from `workload` (module docstring)."""
+    """The worker job executing `plan`'s program on `reqs` (one GPU of the plan = one
+    worker); `adjust` (enabled) turns on runtime adjustment, its targets from `workload`."""
     if not plan.feasible:
         raise UserError(f"policy: the plan is infeasible ({plan.reason})")
-    c = plan.costs
-    common = dict(spec=spec, kind=plan.kind, prompts=prompts_for(spec, reqs, seed),
-                  output_lens=tuple(int(x) for x in reqs.output_len), batch_size=plan.encode_batch_size,
-                  decode_iters=max(1, plan.decode_iters), max_decode_batch=plan.max_decode_batch or 1 << 30,
-                  encode_micro_batches=len(c.encode_stages), decode_micro_batches=c.decode_micro_batches,
-                  seed=seed, dtype=dtype, record_tokens=record_tokens, waa_max_unmerged=waa_max_unmerged,
-                  adjuster=adjuster_for(plan, adjust, workload))
-    if plan.kind in ("static", "rra"):
-        stages = _stage_defs(spec, c.decode_stages, 0, spec.num_encoder_layers, spec.num_decoder_layers)
-        return Job(stages=tuple(stages), **common)
-    if len(c.encode_stages) != 1 or c.encode_stages[0].tp_degree != 1:
-        raise UserError(f"runner: WAA with {len(c.encode_stages)} encode GPUs is not implemented "
-                        "(the runner's WAA has one encode worker)")
-    dec = _stage_defs(spec, c.decode_stages, 1, 0, spec.num_decoder_layers)
-    common["encode_micro_batches"] = 1
-    return Job(stages=tuple(dec), enc_stage=StageDef((0,), (0, spec.num_encoder_layers),
-                                                     (0, spec.num_decoder_layers)), **common)
+    why = plan.program.runner_support(plan)
+    if why:
+        raise UserError(f"runner: policy '{plan.policy}' cannot run on the real runner: {why}")
+    adj = adjuster_for(plan, adjust, workload)
+    ops, _ = trace_ops(plan, reqs, adjust, workload, adjuster=adj)
+    calls = to_calls(ops)
+    if spec.is_encoder_decoder and any(c.op == "preempt" for c in calls):
+        raise UserError("runner: a preempted request recomputes its decoder state, which the runner "
+                        f"does for decoder-only models only ({spec.name} is encoder-decoder)")
+    groups = worker_groups(plan, spec, {c.group for c in calls if c.sends})
+    known = {g.name for g in groups}
+    if unknown := sorted({c.group for c in calls} - known):
+        raise UserError(f"runner: the program calls group '{unknown[0]}', which "
+                        f"{type(plan.program).__name__}.worker_groups does not map ({', '.join(known)})")
+    schedule = (plan.policy, plan.knobs, plan.encode_batch_size, plan.decode_iters, plan.max_decode_batch)
+    return Job(spec, groups, prompts_for(spec, reqs, seed), tuple(int(x) for x in reqs.output_len), schedule,
+               calls, tuple(adj.log) if adj is not None else (), seed, dtype, record_tokens)
+
+
+def workers_needed(job: Job) -> int:
+    return sum(len(st.ranks) for g in job.groups for st in g.stages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,34 +137,47 @@ class RunResult:
 
 
 def _records(reqs: Requests, msgs: list, complete: bool) -> SimRecords | None:
+    """Per-request records from the workers' messages; each group's iterations are one lane,
+    the lanes concatenated in order of their first iteration (the simulator's layout)."""
     n = len(reqs)
     enc_start, enc_end = np.full(n, np.nan), np.full(n, np.nan)
-    iter_end, iter_batch, iter_tokens = [], [], []
-    finish_iter = np.full(n, -1, dtype=np.int64)
+    lanes: dict[str, list] = {}
+    finish, first = {}, {}               # request -> (lane, iteration in lane)
     for _, m in msgs:
         if m[0] == "enc_start":
-            enc_start[m[1]] = m[2]
+            fresh = np.isnan(enc_start[m[1]])        # a recomputed prompt keeps its first start
+            enc_start[np.asarray(m[1])[fresh]] = m[2]
         elif m[0] == "enc_end":
             enc_end[m[1]] = m[2]
         elif m[0] == "iter":
-            finish_iter[m[4]] = len(iter_end)
-            iter_end.append(m[1])
-            iter_batch.append(m[2])
-            iter_tokens.append(m[3])
-    done = finish_iter >= 0
-    if not done.any():
+            lane = lanes.setdefault(m[5], [])
+            for i in m[4]:
+                finish[i] = (m[5], len(lane))
+            for i in m[6]:
+                first[i] = (m[5], len(lane))
+            lane.append(m[1:4])
+    if not finish:
         return None
+    offset = dict(zip(lanes, np.cumsum([0] + [len(v) for v in lanes.values()]).tolist(), strict=False))
+    finish_iter = np.full(n, -1, dtype=np.int64)
+    first_tok = np.full(n, -1, dtype=np.int64)
+    for i, (g, k) in finish.items():
+        finish_iter[i] = offset[g] + k
+    for i, (g, k) in first.items():
+        first_tok[i] = offset[g] + k
+    its = [it for v in lanes.values() for it in v]
+    done = finish_iter >= 0
     keep = np.arange(n) if complete else np.flatnonzero(done)
     if complete and not done.all():
         raise WorkerFailure(f"runner: {int((~done).sum())} requests never finished", msgs)
     t0 = np.nanmin(enc_start)
-    ends = np.asarray(iter_end) - t0
+    ends = np.asarray([it[0] for it in its]) - t0
     out = reqs.output_len[keep]
-    first = finish_iter[keep] - out + 1
-    return SimRecords(reqs.arrival_s[keep], enc_start[keep] - t0, enc_end[keep] - t0, ends[first],
-                      ends[finish_iter[keep]], reqs.input_len[keep], out, first, ends,
-                      np.asarray(iter_batch, dtype=np.int64), np.asarray(iter_tokens, dtype=np.int64),
-                      reqs.first_id)
+    first_iter = finish_iter[keep] - out + 1      # virtual for a resumed request (the simulator's)
+    return SimRecords(reqs.arrival_s[keep], enc_start[keep] - t0, enc_end[keep] - t0, ends[first_tok[keep]],
+                      ends[finish_iter[keep]], reqs.input_len[keep], out, first_iter, ends,
+                      np.asarray([it[1] for it in its], dtype=np.int64),
+                      np.asarray([it[2] for it in its], dtype=np.int64), reqs.first_id)
 
 
 def execute(pool: WorkerPool, plan: Plan, spec: ModelSpec, reqs: Requests, seed: int = 0,
@@ -153,6 +186,9 @@ def execute(pool: WorkerPool, plan: Plan, spec: ModelSpec, reqs: Requests, seed:
     """Run `plan` on `reqs`; a worker failure returns the finished requests and the error.
     `adjust` (enabled): runtime adjustment, its targets from `workload` (module docstring)."""
     job = plan_job(plan, spec, reqs, seed, dtype, record_tokens, adjust=adjust, workload=workload)
+    if workers_needed(job) > pool.mc.num_workers:
+        raise UserError(f"runner: the plan needs {workers_needed(job)} workers, the mini-cluster has "
+                        f"{pool.mc.num_workers}")
     msgs: list = []
     bar = tqdm(total=len(reqs), desc=desc or f"{plan.policy} {dict(plan.knobs)}", unit="req",
                disable=not progress, leave=False)
@@ -176,8 +212,7 @@ def execute(pool: WorkerPool, plan: Plan, spec: ModelSpec, reqs: Requests, seed:
         tokens.update(r["tokens"])
     rec = _records(reqs, msgs, complete=not error)
     met = compute_metrics(rec, plan.latency_output_len) if rec is not None and not error else None
-    adjustments = tuple(Adjustment(int(m[1]), int(m[2]), float(m[3]), int(m[4]), float(m[5]))
-                        for _, m in msgs if m[0] == "adjust")
+    adjustments = tuple(Adjustment(*a) for a in job.adjustments)
     calls = [np.column_stack((np.full(len(r["decode_calls"]), r["rank"]), r["decode_calls"])) for r in results]
     calls = np.concatenate(calls) if calls else np.zeros((0, len(CALL_COLUMNS)))
     return RunResult(rec, met, meter.result, tokens, meter.result.wall_s, error, adjustments, calls)

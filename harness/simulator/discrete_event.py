@@ -290,9 +290,11 @@ class SimExecutor:
 
 
 def _executor(plan: Plan, requests: Requests, adjust: RuntimeAdjustment, workload: Workload | None,
-              trace: bool) -> SimExecutor:
+              trace: bool, adjuster: _Adjuster | None = None) -> SimExecutor:
     adj = None
-    if adjust.enabled and getattr(plan.program, "runtime_adjustment", False):
+    if adjust.enabled and getattr(plan.program, "runtime_adjustment", False) and adjuster is not None:
+        adj = adjuster
+    elif adjust.enabled and getattr(plan.program, "runtime_adjustment", False):
         if workload is None:
             raise UserError("runtime_adjustment: enabled, but no workload gives its targets "
                             "(simulate(..., workload=<the schedule's workload>))")
@@ -320,11 +322,13 @@ def simulate(plan: Plan, requests: Requests, adjust: RuntimeAdjustment = OFF,
 
 
 def trace_ops(plan: Plan, requests: Requests, adjust: RuntimeAdjustment = OFF,
-              workload: Workload | None = None) -> tuple[list[Op], SimResult]:
-    """The program's calls on `requests` (what the real runner replays) and the simulated run."""
+              workload: Workload | None = None, adjuster: _Adjuster | None = None) -> tuple[list[Op], SimResult]:
+    """The program's calls on `requests` (what the real runner replays) and the simulated run.
+    `adjuster`: the decision maker to use when `adjust` is enabled (the runner's records its
+    decisions); default: one built from `adjust` and `workload`."""
     if not plan.feasible:
         raise UserError(f"policy: the plan is infeasible ({plan.reason})")
-    x = _executor(plan, requests, adjust, workload, trace=True)
+    x = _executor(plan, requests, adjust, workload, trace=True, adjuster=adjuster)
     plan.program.run(plan, x)
     rec = x.records()
     return x.ops, SimResult(plan.policy, plan.knobs, True, "", rec, compute_metrics(rec, plan.latency_output_len))
