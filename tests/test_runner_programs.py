@@ -2,8 +2,9 @@
 replays its group's calls of the program the discrete-event simulator traced, and nothing
 in the runner branches on the policy. On the 2-worker gloo mini-cluster, float64:
 - iteration-level programs (vLLM with data-parallel replicas and with TP 2, preemption by
-  recompute; ORCA's whole-prompt chunks; prompts prefilled in several chunks, Sarathi-Serve's
-  chunked prefill, by a small test program) generate exactly the single-process reference's
+  recompute; ORCA's whole-prompt chunks; Sarathi-Serve; prompts prefilled in several chunks
+  by a small test program, as Sarathi-Serve splits a prompt longer than its budget) and
+  DeepSpeed-Inference's static batches generate exactly the single-process reference's
   tokens and play the simulator's iterations (the phase programs FT, RRA, WAA-C, WAA-M:
   tests/test_runner_dist.py);
 - a plan the runner cannot execute says why before any worker starts.
@@ -70,7 +71,10 @@ def _iteration_plans(spec):
     d = dict(reps.derived) | {"num_blocks": 3}          # 3 blocks of 16 tokens: preemptions
     out = [("vllm, 2 replicas, preempting", replace(reps, derived=tuple(d.items()))),
            ("vllm, TP 2", get_policy("vllm").plan(ctx, {"tp_degree": 2, "max_num_seqs": 3})),
-           ("orca, 2 replicas", get_policy("orca").plan(ctx, {"tp_degree": 1, "max_num_seqs": 3}))]
+           ("orca, 2 replicas", get_policy("orca").plan(ctx, {"tp_degree": 1, "max_num_seqs": 3})),
+           ("sarathi, 2 replicas", get_policy("sarathi").plan(ctx, {"tp_degree": 1, "max_num_seqs": 3,
+                                                                     "token_budget": 256})),
+           ("dsi, TP 2", get_policy("dsi").plan(ctx, {"batch_size": 4, "prefill_micro_batches": 2}))]
     tp2 = get_policy("vllm").plan(ctx, {"tp_degree": 2})
     out.append(("chunked prefill, TP 2", replace(tp2, program=Chunked())))
     return out

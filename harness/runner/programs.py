@@ -52,6 +52,7 @@ class Group:
     name: str
     stages: tuple[StageDef, ...]
     decode_micro_batches: int = 1
+    encode_micro_batches: int = 1         # a prefill's micro-batches through the pipeline
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ class Job:
     schedule: tuple = ()                  # the plan's policy, knobs and batch sizes (identity)
     calls: tuple[Call, ...] = field(default=(), compare=False)   # the program's calls, in order
     adjustments: tuple = field(default=(), compare=False)       # runtime adjustment's decisions
+    lanes: tuple[str, ...] = field(default=(), compare=False)   # decoding groups, the simulator's lane order
     seed: int = 0
     dtype: str = "float32"
     record_tokens: bool = False
@@ -112,7 +114,7 @@ class Replay(Worker):
         prompts = self.prompts_of(ids)
         if self.first_lead:
             self.emit("enc_start", ids, now())
-        new = self.encode_pass(ids, prompts, len(self.stages), pad=c.hold)
+        new = self.encode_pass(ids, prompts, self.group.encode_micro_batches, pad=c.hold)
         if self.last_lead:
             self.emit("enc_end", ids, now())
         if c.park:
@@ -189,7 +191,7 @@ class Replay(Worker):
             else:
                 self.partial[i] = (st, prompt, b)
         if whole:
-            new = self.encode_pass(whole, wprompts, len(self.stages), pad=False)
+            new = self.encode_pass(whole, wprompts, self.group.encode_micro_batches, pad=False)
             if self.last_lead:
                 self.emit("enc_end", whole, now())
             self.join(new, wprompts)

@@ -102,8 +102,11 @@ def plan_job(plan: Plan, spec: ModelSpec, reqs: Requests, seed: int = 0, dtype: 
         raise UserError(f"runner: the program calls group '{unknown[0]}', which "
                         f"{type(plan.program).__name__}.worker_groups does not map ({', '.join(known)})")
     schedule = (plan.policy, plan.knobs, plan.encode_batch_size, plan.decode_iters, plan.max_decode_batch)
+    # the simulator's lanes: a group's iterations, in order of its first call on a live batch
+    lanes = tuple(dict.fromkeys(c.group for c in calls if c.op in ("join", "decode", "step")
+                                or (c.op == "prefill" and not c.park)))
     return Job(spec, groups, prompts_for(spec, reqs, seed), tuple(int(x) for x in reqs.output_len), schedule,
-               calls, tuple(adj.log) if adj is not None else (), seed, dtype, record_tokens)
+               calls, tuple(adj.log) if adj is not None else (), lanes, seed, dtype, record_tokens)
 
 
 def workers_needed(job: Job) -> int:
@@ -136,12 +139,12 @@ class RunResult:
     # every decode-stack call of the run, one row per call: CALL_COLUMNS (harness.runner.drift)
 
 
-def _records(reqs: Requests, msgs: list, complete: bool) -> SimRecords | None:
+def _records(reqs: Requests, msgs: list, complete: bool, lanes: tuple[str, ...] = ()) -> SimRecords | None:
     """Per-request records from the workers' messages; each group's iterations are one lane,
-    the lanes concatenated in order of their first iteration (the simulator's layout)."""
+    the lanes concatenated in the order `lanes` (the simulator's layout)."""
     n = len(reqs)
     enc_start, enc_end = np.full(n, np.nan), np.full(n, np.nan)
-    lanes: dict[str, list] = {}
+    lanes: dict[str, list] = {g: [] for g in lanes}
     finish, first = {}, {}               # request -> (lane, iteration in lane)
     for _, m in msgs:
         if m[0] == "enc_start":
@@ -210,7 +213,7 @@ def execute(pool: WorkerPool, plan: Plan, spec: ModelSpec, reqs: Requests, seed:
     tokens: dict = {}
     for r in results:
         tokens.update(r["tokens"])
-    rec = _records(reqs, msgs, complete=not error)
+    rec = _records(reqs, msgs, complete=not error, lanes=job.lanes)
     met = compute_metrics(rec, plan.latency_output_len) if rec is not None and not error else None
     adjustments = tuple(Adjustment(*a) for a in job.adjustments)
     calls = [np.column_stack((np.full(len(r["decode_calls"]), r["rank"]), r["decode_calls"])) for r in results]

@@ -46,7 +46,8 @@ def worker_groups(plan: Plan, spec: ModelSpec, senders: set[str]) -> tuple[Group
         else:
             enc = spec.num_encoder_layers if any(s.encoder_layers for s in stages) else 0
             defs = stage_defs(spec, stages, rank, enc, spec.num_decoder_layers)
-        out.append(Group(name, tuple(defs), m))
+        m_e = int(getattr(plan.costs, "encode_micro_batches", 0) or 0) or len(defs)
+        out.append(Group(name, tuple(defs), m, m_e))
         rank += sum(len(d.ranks) for d in defs)
     return tuple(out)
 
