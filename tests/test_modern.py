@@ -130,7 +130,7 @@ def test_findings_text_on_synthetic_frames():
         {"model": "m", "task": "S", "bound": "inf", "policy": "vllm", "status": "ok", "throughput_seq_s": 20.0},
         {"model": "m", "task": "T", "bound": "inf", "policy": "exegpt", "status": "ok", "throughput_seq_s": 10.0},
         {"model": "m", "task": "T", "bound": "inf", "policy": "vllm", "status": "NS", "throughput_seq_s": None}])
-    win, lose = modern_findings(df)
+    _, win, lose = modern_findings(df)
     assert "in 1 of 2" in win and "m T inf" in win and "vLLM 20 vs ExeGPT 10 seq/s (2.00×)" in lose
     on = pd.DataFrame([{"model": "m", "task": "S", "stream": "poisson", "load": x, "policy": p, "status": "ok",
                         "goodput_rps": g, "slo_attainment": a}

@@ -42,6 +42,7 @@ OPTIONAL = ("calibration", "fig10")   # need ../shared data; skipped with the re
 QUICK = (
     ("quick", ["sweep", "experiment=quick"]),
     ("table6", ["case-study"]),
+    ("fig7", ["modern", "experiment=fig7", "task=S", "bound=p30,inf"]),   # Fig. 7, task S only
     ("figures", ["figures"]),
 )
 

@@ -229,10 +229,13 @@ def offline_rows(cfg, st: StudySettings) -> list[dict]:
 
 
 def jobs(experiment: str, st: StudySettings, overrides: tuple[str, ...] = ()) -> list[list[str]]:
-    """Override lists of every job: the matrix's product (like `harness sweep`)."""
+    """Override lists of every job: the matrix's product (like `harness sweep`); an override
+    of a swept key narrows that axis (`task=S,T`)."""
     import itertools
-    axes = [[f"{k}={v}" for v in vals] for k, vals in st.matrix]
-    return [[f"experiment={experiment}", *overrides, *combo] for combo in itertools.product(*axes)]
+    narrow = {k: tuple(v.split(",")) for k, _, v in (o.partition("=") for o in overrides) if k in dict(st.matrix)}
+    fixed = [o for o in overrides if o.partition("=")[0] not in narrow]
+    axes = [[f"{k}={v}" for v in narrow.get(k, vals)] for k, vals in st.matrix]
+    return [[f"experiment={experiment}", *fixed, *combo] for combo in itertools.product(*axes)]
 
 
 def _identity(job: list[str], st: StudySettings) -> tuple[object, str, dict]:
