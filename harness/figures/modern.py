@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from harness.figures.claim_rows import COLUMNS, _row
 from harness.figures.frame import POLICY_LABELS, load_results, markdown_table, palette, save
 from harness.figures.throughput import throughput_bars
+from harness.policies import EXEGPT_POLICIES
 
 FIG7_POLICIES = ("ft", "dsi", "vllm", "orca", "exegpt")
 FIG7_BASELINES = ("dsi", "vllm", "orca")
@@ -160,7 +161,7 @@ def fig7_section(runs_dir: Path) -> list[str]:
              markdown_table(fig7_claims(df)[["claim", "paper", "ours", "holds", "how ours is computed", "finding"]]), ""]
     if (Path(runs_dir) / "fig7" / "figures" / "throughput.png").exists():
         lines += ["![Fig. 7 throughput](fig7/figures/throughput.png)", ""]
-    return lines + ["Throughput (seq/s) per scenario:", "", markdown_table(_wide(df, FIG7_POLICIES + ("rra", "waa-c", "waa-m"))), ""]
+    return lines + ["Throughput (seq/s) per scenario:", "", markdown_table(_wide(df, FIG7_POLICIES + EXEGPT_POLICIES)), ""]
 
 
 def modern_findings(df: pd.DataFrame) -> list[str]:
@@ -223,7 +224,7 @@ def modern_section(runs_dir: Path, exp: str = "modern") -> list[str]:
              *modern_findings(df), ""]
     if (Path(runs_dir) / exp / "figures" / "throughput.png").exists():
         lines += [f"![{exp} throughput]({exp}/figures/throughput.png)", ""]
-    lines += [markdown_table(_wide(df, MODERN_POLICIES + ("rra", "waa-c", "waa-m"))), ""]
+    lines += [markdown_table(_wide(df, MODERN_POLICIES + EXEGPT_POLICIES)), ""]
     if on is not None and len(on):
         ok = on[on["status"] == "ok"]
         lines += ["Online (each policy's schedule searched at the Inf bound, replayed on Poisson streams at one "
