@@ -17,7 +17,9 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-POLICIES = ("ft", "rra", "waa-c", "waa-m", "exegpt")          # exegpt = XScheduler's choice (§5)
+from harness.policies import EXEGPT_POLICIES
+
+POLICIES = ("ft", *EXEGPT_POLICIES, "exegpt")          # exegpt = XScheduler's choice (§5)
 BASELINES = ("dsi", "vllm", "orca", "sarathi", "distserve")    # other schedulers (harness/studies/modern.py)
 POLICY_LABELS = {"ft": "FT", "rra": "RRA", "waa-c": "WAA-C", "waa-m": "WAA-M", "exegpt": "ExeGPT",
                  "dsi": "DeepSpeed-Inf.", "vllm": "vLLM", "orca": "ORCA", "sarathi": "Sarathi-Serve",

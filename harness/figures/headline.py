@@ -30,6 +30,7 @@ import pandas as pd
 from harness.figures.claim_rows import COLUMNS, _row
 from harness.figures.frame import SCENARIO
 from harness.figures.table_claims import monotonicity_claims, table6_claims
+from harness.policies import EXEGPT_POLICIES
 
 SMALL_MID, LARGE, LARGE_SECOND = "fig6", "fig8", "fig8_a40x32"   # fig8_a40x32: GPT-3 175B's second cluster (§7)
 WAA = ("waa-c", "waa-m")
@@ -233,8 +234,8 @@ def winners(results: pd.DataFrame) -> pd.DataFrame:
         chosen = g["chosen_policy"].where(g["exegpt_ok"], g["exegpt_status"])
         c = chosen.value_counts()
         rows.append({"group": name, "scenarios": len(g), **{p: int(c.get(p, 0)) for p in
-                     ("rra", "waa-c", "waa-m", "NS", "failed")}})
-    return pd.DataFrame(rows, columns=["group", "scenarios", "rra", "waa-c", "waa-m", "NS", "failed"])
+                     (*EXEGPT_POLICIES, "NS", "failed")}})
+    return pd.DataFrame(rows, columns=["group", "scenarios", *EXEGPT_POLICIES, "NS", "failed"])
 
 
 def winner_claims(win: pd.DataFrame) -> list[dict]:

@@ -33,8 +33,9 @@ from harness.figures.frame import (
     system_label,
     systems,
 )
+from harness.policies import EXEGPT_POLICIES
 
-MEMORY_POLICIES = ("ft", "rra", "waa-c", "waa-m")
+MEMORY_POLICIES = ("ft", *EXEGPT_POLICIES)
 CHOSEN_GID = "chosen"
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from harness.policies import Context, get_policy
+from harness.policies import EXEGPT_POLICIES, Context, get_policy
 from harness.policies.common import tp_degrees
 from harness.simulator.expected import evaluate
 from harness.specs.paper import (
@@ -44,7 +44,7 @@ from harness.specs.paper import (
 )
 
 TOLERANCE = MONOTONE_TOLERANCE_REL                 # 5% (§5)
-STUDY_POLICIES = ("rra", "waa-c", "waa-m")
+STUDY_POLICIES = EXEGPT_POLICIES
 STUDY_TASKS = PAPER_TASKS                          # paper tasks (§7), all on GPT-3 39B
 STUDY_MODEL, STUDY_CLUSTER = TABLE5_MODEL, PAPER_CLUSTER[TABLE5_MODEL]
 # Beyond the paper (which measured GPT-3 39B only): two more models on their paper clusters.

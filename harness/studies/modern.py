@@ -38,7 +38,7 @@ from omegaconf import OmegaConf
 from harness.app import SEARCHED, weight_copies
 from harness.config import compose, conf_dir
 from harness.errors import UserError
-from harness.policies import POLICIES, Context, Plan, Policy, get_policy
+from harness.policies import EXEGPT_POLICIES, POLICIES, Context, Plan, Policy, get_policy
 from harness.results import ResultStore, config_hash, provenance
 from harness.simulator.discrete_event import simulate
 from harness.simulator.metrics import SimRecords
@@ -85,7 +85,7 @@ def load_settings(experiment: str) -> StudySettings:
     pols = tuple(st.get("policies") or ())
     if not pols:
         raise UserError(f"study.policies: missing in conf/experiment/{experiment}.yaml")
-    exe = tuple(st.get("exegpt") or ())
+    exe = tuple(st["exegpt"]) if st.get("exegpt") is not None else EXEGPT_POLICIES
     if set(exe) - set(pols):
         raise UserError(f"study.exegpt: {sorted(set(exe) - set(pols))} not in study.policies")
     pin = tuple(sorted((p, tuple(sorted((k, int(v)) for k, v in kn.items())))

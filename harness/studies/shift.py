@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.policies import Context, Estimate, Plan, get_policy
+from harness.policies import EXEGPT_POLICIES, Context, Estimate, Plan, get_policy
 from harness.scheduler import find_schedule
 from harness.scheduler.bounds import derive_bounds
 from harness.simulator.discrete_event import OFF, RuntimeAdjustment, simulate
@@ -232,7 +232,7 @@ def research_table(st: Setup, repeats: int = 3) -> pd.DataFrame:
     """Wall time of re-searching on the shifted distribution (mean x1.15), measured here."""
     w = shifted_output(st.ctx.workload, mean_factor=1.15)
     ctx, rows = replace(st.ctx, workload=w), []
-    for policies in ((POLICY,), ("rra",), ("rra", "waa-c", "waa-m")):
+    for policies in ((POLICY,), ("rra",), EXEGPT_POLICIES):
         ts = []
         for _ in range(repeats):
             t0 = time.perf_counter()

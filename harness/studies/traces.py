@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from harness.policies import Context, Plan, get_policy
+from harness.policies import EXEGPT_POLICIES, Context, Plan, get_policy
 from harness.scheduler import find_schedule
 from harness.scheduler.bounds import best_ft, derive_bounds
 from harness.simulator.discrete_event import simulate
@@ -110,7 +110,7 @@ def _online(model: str, trace: str, ev: Trace, plans: dict[str, Plan], bound_s: 
     rows = []
     for load, scale in loads:
         reqs = own if scale == 1.0 else replay(ev, n, time_scale=scale)
-        for policy in ("ft", "rra", "waa-c", "waa-m"):
+        for policy in ("ft", *EXEGPT_POLICIES):
             base = {"model": model, "trace": trace, "load": load, "policy": policy}
             if policy not in plans:
                 rows.append({**base, "status": "NS"})
