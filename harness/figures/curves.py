@@ -16,23 +16,25 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from harness.figures.frame import (
     BOUND_LABELS,
-    POLICIES,
     POLICY_LABELS,
     STYLE,
     facet_grid,
     is_ok,
     order_bounds,
     palette,
+    policies_in,
 )
 
 CURVE_GID = "curve"
 MARKERS = {"ft": "s", "rra": "o", "waa-c": "^", "waa-m": "v", "exegpt": "*"}
 
 
-def latency_throughput(df: pd.DataFrame, policies: Sequence[str] = POLICIES,
+def latency_throughput(df: pd.DataFrame, policies: Sequence[str] | None = None,
                        log_latency: bool = True) -> Figure:
-    """Throughput vs latency of each policy's chosen schedule, one point per bound."""
-    colors = palette()
+    """Throughput vs latency of each policy's chosen schedule, one point per bound (default:
+    every policy with rows, `policies_in`)."""
+    policies = tuple(policies) if policies is not None else policies_in(df)
+    colors = palette(policies)
     with sns.axes_style(STYLE):
         fig, axes = facet_grid(df, cell_w=3.4, cell_h=2.6)
         for (model, cluster, task), ax in axes.items():

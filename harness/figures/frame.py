@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -33,11 +33,20 @@ NS_GID = "NS"                     # gid of every "NS"/"failed" marker, so tests 
 STYLE = "whitegrid"
 
 
-def palette() -> dict[str, tuple]:
+def policies_in(df: pd.DataFrame) -> tuple[str, ...]:
+    """The policies with rows in `df`, in figure order: the paper's (POLICIES), the baselines,
+    then any other (a plug-in policy) by name."""
+    present = set(df["policy"].dropna().astype(str)) if "policy" in df else set()
+    known = [p for p in POLICIES + BASELINES if p in present]
+    return tuple(known + sorted(present - set(known)))
+
+
+def palette(extra: Sequence[str] = ()) -> dict[str, tuple]:
     """One fixed colour per policy (colour-blind safe), the same in every figure; the paper's
-    policies keep the first five colours whatever baselines are added."""
-    names = POLICIES + BASELINES
-    colors = sns.color_palette("colorblind", len(names))
+    policies keep the first five colours whatever baselines are added, and policies outside
+    both lists (plug-ins, `extra`) take the colours after them."""
+    names = POLICIES + BASELINES + tuple(p for p in extra if p not in POLICIES + BASELINES)
+    colors = sns.color_palette("husl" if len(names) > 10 else "colorblind", len(names))
     return dict(zip(names, colors, strict=True))
 
 

@@ -17,7 +17,14 @@ import pandas as pd
 
 from harness.figures.attribution import causes
 from harness.figures.curves import latency_throughput
-from harness.figures.frame import load_results, markdown_table, read_table, save
+from harness.figures.frame import (
+    POLICY_LABELS,
+    load_results,
+    markdown_table,
+    policies_in,
+    read_table,
+    save,
+)
 from harness.figures.headline import paper_scenarios, winners
 from harness.figures.heatmap import speedup_heatmap
 from harness.figures.memory import memory_bars, one_scenario_per_model
@@ -139,8 +146,21 @@ def provenance_table(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _figure_section(runs_dir: Path, exp: str) -> list[str]:
+def policy_summary(df: pd.DataFrame) -> str:
+    """One line: every policy of an experiment, with how many of its scenarios it served."""
+    parts = []
+    for p in policies_in(df):
+        rows = df[df["policy"] == p]
+        ok = int((rows["status"] == "ok").sum())
+        parts.append(f"{POLICY_LABELS.get(p, p)} (`{p}`) {ok}/{len(rows)}")
+    return "Policies (scenarios with a schedule / scenarios): " + ", ".join(parts) + "."
+
+
+def _figure_section(runs_dir: Path, exp: str, results: pd.DataFrame) -> list[str]:
     lines = [f"### {exp}", ""]
+    rows = results[results["experiment"] == exp] if len(results) else results
+    if len(rows):
+        lines += [policy_summary(rows), ""]
     for name, (caption, _) in FIGURES.items():
         png = Path(exp) / "figures" / f"{name}.png"
         if (runs_dir / png).exists():
@@ -199,7 +219,7 @@ def report_markdown(runs_dir: Path) -> str:
                       markdown_table(s[cols]), "", "</details>", ""]
     lines += ["## Figures", ""]
     for exp in (e for e in experiments(runs_dir) if e not in STUDY_EXPERIMENTS):
-        lines += _figure_section(runs_dir, exp)
+        lines += _figure_section(runs_dir, exp, results)
     if mono is not None:
         lines += ["## Table 5: monotonicity (GPT-3 39B, mode=ours)", "",
                   "![Table 5 heat-map](table5/figures/monotonicity.png)", "", table5_markdown(mono), ""]

@@ -17,7 +17,6 @@ from matplotlib.patches import Patch
 
 from harness.figures.frame import (
     NS_GID,
-    POLICIES,
     POLICY_LABELS,
     STYLE,
     bound_tick,
@@ -26,15 +25,18 @@ from harness.figures.frame import (
     not_ok_label,
     order_bounds,
     palette,
+    policies_in,
 )
 
 SPEEDUP_GID = "speedup"
 
 
-def throughput_bars(df: pd.DataFrame, policies: Sequence[str] = POLICIES,
+def throughput_bars(df: pd.DataFrame, policies: Sequence[str] | None = None,
                     annotate_speedup: bool = True) -> Figure:
-    """Grouped bars of `throughput_seq_s`: facets (model, cluster) x task, groups = bounds."""
-    colors = palette()
+    """Grouped bars of `throughput_seq_s`: facets (model, cluster) x task, groups = bounds;
+    one bar per policy (default: every policy with rows, `policies_in`)."""
+    policies = tuple(policies) if policies is not None else policies_in(df)
+    colors = palette(policies)
     with sns.axes_style(STYLE):
         fig, axes = facet_grid(df)
         width = 0.8 / len(policies)
