@@ -131,9 +131,23 @@ def test_a40_grounded_comm_is_refused_on_another_gpu():
 
 
 def test_options_are_declared_with_their_values():
-    assert set(OPTIONS) == {"attention_bw_fraction", "comm"}
+    assert set(OPTIONS) == {"attention_bw_fraction", "comm", "engine_override"}
     assert all(a.source for a in COMM_ALTERNATIVES.values())
     assert all(name in OPTIONS["comm"] for name in COMM_ALTERNATIVES)
+
+
+def test_engine_override_prices_every_policy_with_one_engine():
+    """cost_model.engine_override=vllm: FT-engine policies (rra) and vLLM-engine ones (vllm) are
+    priced by the same kernels; without it each policy keeps its own (Policy.engine)."""
+    from harness.cost_model.engines import engine_of, with_engine
+    from harness.policies import get_policy
+    cl = get_cluster("a40x4")
+    own, pinned = get_cost_model("analytic", cl), get_cost_model("analytic", cl, engine_override="vllm")
+    assert engine_of(with_engine(own, get_policy("rra").engine)) == "ft"
+    assert engine_of(with_engine(own, get_policy("vllm").engine)) == "vllm"
+    assert with_engine(pinned, "ft") is pinned and engine_of(pinned) == "vllm" and "engine_override" in pinned.id
+    with pytest.raises(UserError, match=r"^cost_model\.engine_override: unknown 'xx'"):
+        get_cost_model("analytic", cl, engine_override="xx")
 
 
 def test_config_keys_reach_the_cost_model():

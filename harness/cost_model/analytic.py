@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from harness.cost_model import kernels as K
 from harness.cost_model.base import LayerTime
-from harness.cost_model.engines import DEFAULT_ENGINE, EngineSpec, get_engine
+from harness.cost_model.engines import DEFAULT_ENGINE, ENGINES, EngineSpec, get_engine
 from harness.cost_model.params import (
     ATTENTION_BW_FRACTIONS,
     COMM_ALTERNATIVES,
@@ -49,6 +49,8 @@ OPTIONS: dict[str, str] = {
     "attention_bw_fraction": "decode-attention KV streaming as a fraction of gemm_bw_fraction: "
                              f"{' | '.join(ATTENTION_BW_FRACTIONS)} (default {DEFAULT_ATTENTION}) or a number",
     "comm": f"GPU-to-GPU communication: {' | '.join(COMM_ALTERNATIVES)} (default {DEFAULT_COMM})",
+    "engine_override": f"price every policy with one engine's kernels: {' | '.join(ENGINES)} (default: each "
+                       "policy its own, `Policy.engine`); separates scheduling from kernels",
 }
 
 
@@ -93,6 +95,7 @@ class AnalyticCostModel:
     options: tuple[tuple[str, str], ...]      # non-default options, as tagged in `id`
     id: str
     engine: str                               # harness.cost_model.engines name
+    engine_pinned: bool                       # option engine_override: every policy on this engine
     _engine: EngineSpec = field(repr=False)
     _raw_options: dict = field(repr=False)    # as given, for `with_engine`
     _gpu: GPUParams = field(repr=False)
@@ -103,17 +106,24 @@ class AnalyticCostModel:
 
     def __init__(self, cluster: ClusterSpec, params: FittedParams | None = None, engine: str = DEFAULT_ENGINE,
                  **options: object) -> None:
-        spec = get_engine(engine)
         for key in options:
             if key not in OPTIONS:
                 raise UserError(f"cost_model.{key}: not an option of the analytic cost model; "
                                 f"valid: {', '.join(OPTIONS)}")
+        pinned = options.get("engine_override")
+        if pinned is not None:
+            if pinned not in ENGINES:
+                raise unknown_name("cost_model.engine_override", str(pinned), ENGINES)
+            engine = str(pinned)                # every policy priced by it: with_engine returns self
+        spec = get_engine(engine)
         params = load() if params is None else params
         gpu = params.for_gpu(cluster.gpu.name)
         attn, attn_tag = _attention_fraction(options.get("attention_bw_fraction"),
                                              params.framework.attention_bw_fraction, gpu, cluster.gpu.name, spec)
         comm, comm_tag = _comm_alternative(options.get("comm"), cluster.gpu.name)
-        tags = tuple((k, t) for k, t in (("attention_bw_fraction", attn_tag), ("comm", comm_tag)) if t is not None)
+        pin_tag = None if pinned is None else "all"
+        tags = tuple((k, t) for k, t in (("attention_bw_fraction", attn_tag), ("comm", comm_tag),
+                                         ("engine_override", pin_tag)) if t is not None)
         c = gpu.comm
         p2p = {False: (c.p2p_latency_s, c.p2p_bw_fraction), True: (c.p2p_inter_latency_s, c.p2p_inter_bw_fraction)}
         for inter, fit in ((False, comm.p2p_intra), (True, comm.p2p_inter)):
@@ -124,6 +134,7 @@ class AnalyticCostModel:
         for name, v in (("cluster", cluster), ("params", params), ("options", tags), ("_gpu", gpu),
                         ("_attention_bw_fraction", attn), ("_comm", comm), ("_p2p", p2p), ("_memo", {}),
                         ("engine", engine), ("_engine", spec), ("_raw_options", dict(options)),
+                        ("engine_pinned", pin_tag is not None),
                         ("id", f"analytic-{params.version}/{cluster.gpu.name}{tag}"
                                + "".join(f",{k}={t}" for k, t in tags))):
             set_(self, name, v)
@@ -131,7 +142,7 @@ class AnalyticCostModel:
     def with_engine(self, engine: str) -> AnalyticCostModel:
         """This model (cluster, params, options) priced by `engine`; memoised, itself when
         it is already that engine's (use harness.cost_model.engines.with_engine)."""
-        if engine == self.engine:
+        if engine == self.engine or self.engine_pinned:
             return self
         key = ("engine", engine)
         if (hit := self._memo.get(key)) is None:

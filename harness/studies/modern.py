@@ -37,6 +37,7 @@ from omegaconf import OmegaConf
 
 from harness.app import SEARCHED, weight_copies
 from harness.config import compose, conf_dir
+from harness.cost_model.engines import engine_of, with_engine
 from harness.errors import UserError
 from harness.policies import EXEGPT_POLICIES, POLICIES, Context, Plan, Policy, get_policy
 from harness.results import ResultStore, config_hash, provenance
@@ -219,6 +220,8 @@ def offline_rows(cfg, st: StudySettings) -> list[dict]:
     wpg = s.model.num_params() * s.model.dtype_bytes / s.cluster.num_gpus
     for r in rows:
         good = r["status"] == "ok"
+        if r.get("chosen_policy") in POLICIES:      # the engine that priced it here (engine_override)
+            r["engine"] = engine_of(with_engine(ctx.cost_model, get_policy(r["chosen_policy"]).engine))
         r["weight_bytes_per_gpu"] = wpg * weight_copies(ctx, r["chosen_policy"], r["knobs"]) if good else None
         r["speedup_over_ft"] = r["throughput_seq_s"] / ft_thr if good and ft_thr else None
     common = {"model": s.model.name, "cluster": s.cluster.name, "task": s.workload.name, "bound": label,
@@ -352,7 +355,7 @@ def replay_rows(plans: dict[str, Plan], chosen: str, reqs: Requests, base: dict,
         res = simulate(plan, reqs)
         policy = SEARCHED if name == chosen else name
         for label in ((policy, name) if name == chosen else (policy,)):     # the ExeGPT choice twice
-            row = {**base, "policy": label, "chosen_policy": name, "engine": plan.engine,
+            row = {**base, "policy": label, "chosen_policy": name, "engine": engine_of(plan.costs.cm),
                    "knobs": json.dumps(dict(plan.knobs), sort_keys=True)}
             rows.append({**row, "status": "ok", "reason": "", **online_metrics(res.records, *slo)} if res.feasible
                         else {**row, "status": "NS", "reason": res.reason})
