@@ -19,17 +19,8 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config import REPO_ROOT, build_scenario, conf_dir
+from harness.policies import SEARCHED, weight_copies
 from harness.results import ResultStore, config_hash, provenance
-
-SEARCHED = "exegpt"            # the row of the schedule XScheduler chose among its policies
-
-
-def weight_copies(ctx, policy: str, knobs_json: str) -> int:
-    """Copies of the weights the chosen schedule keeps (`Policy.weight_copies`: WAA's two
-    pipelines of a decoder-only model, data-parallel replicas)."""
-    from harness.policies import get_policy
-    p = get_policy(policy)
-    return p.weight_copies(ctx, p.plan(ctx, json.loads(knobs_json)))
 
 
 def scenario_rows(cfg: DictConfig) -> list[dict]:

@@ -11,11 +11,9 @@ import pytest
 from harness.config import build_scenario, compose
 from harness.figures.modern import fig7_claims, ft_vs_baselines, modern_findings, online_findings
 from harness.simulator.metrics import SimRecords
-from harness.studies import modern
-from harness.studies.modern import (
-    ONLINE_COLUMNS,
-    OnlineSettings,
-    StudySettings,
+from harness.studies import modern, modern_online
+from harness.studies.modern import ONLINE_COLUMNS, OnlineSettings, StudySettings
+from harness.studies.modern_online import (
     goodput_slo_rps,
     online_metrics,
     request_latencies,
@@ -91,7 +89,7 @@ def test_offline_rows_schema_and_unloadable_policy():
 def test_online_table_schema():
     on = OnlineSettings((("opt-13b", "S"),), "inf", (0.5,), 40, 5.0, ("no-such-trace.csv",))
     st = StudySettings(("waa-c",), ("waa-c",), (), on)
-    t = modern.online_rows(st)
+    t = modern_online.online_rows(st)
     assert list(t.columns) == ONLINE_COLUMNS
     ok = t[t["status"] == "ok"]
     assert set(ok["policy"]) == {"ft", "waa-c", "exegpt"}

@@ -25,6 +25,9 @@ POLICIES.register("distserve", "harness.policies.distserve:DistServe")
 EXEGPT_POLICIES: tuple[str, ...] = ("rra", "waa-c", "waa-m")
 
 
+SEARCHED = "exegpt"   # the results row of the schedule XScheduler chose among EXEGPT_POLICIES
+
+
 def get_policy(name: str) -> Policy:
     return POLICIES.get(name)()
 
@@ -36,4 +39,12 @@ def estimate(policy: str, ctx: Context, knobs: dict[str, int]) -> Estimate:
     return evaluate(p.plan(ctx, knobs), ctx.workload)
 
 
-__all__ = ["EXEGPT_POLICIES", "POLICIES", "Context", "Estimate", "KnobSpec", "Plan", "Policy", "estimate", "get_policy"]
+def weight_copies(ctx: Context, policy: str, knobs_json: str) -> int:
+    """Copies of the weights the named policy's schedule keeps (`Policy.weight_copies`: WAA's two
+    pipelines of a decoder-only model, data-parallel replicas)."""
+    import json
+    p = get_policy(policy)
+    return p.weight_copies(ctx, p.plan(ctx, json.loads(knobs_json)))
+
+
+__all__ = ["EXEGPT_POLICIES", "POLICIES", "SEARCHED", "weight_copies", "Context", "Estimate", "KnobSpec", "Plan", "Policy", "estimate", "get_policy"]
