@@ -144,8 +144,8 @@ class WorkerPool:
         self.pids: dict[int, int] = {}
         deadline = time.monotonic() + start_timeout_s
         while len(self.pids) < mc.num_workers:
-            kind, rank, value = self._get(deadline, [])
-            if kind != "ready":
+            what, rank, value = self._get(deadline, [])
+            if what != "ready":
                 self.close()
                 raise WorkerFailure(f"runner: worker {rank} failed to start: {value}", [])
             self.pids[rank] = value
@@ -177,13 +177,13 @@ class WorkerPool:
         results: dict[int, Any] = {}
         got: list = []
         while len(results) < self.mc.num_workers:
-            kind, rank, value = self._get(time.monotonic() + self.mc.timeout_s, got)
-            if kind == "msg":
+            what, rank, value = self._get(time.monotonic() + self.mc.timeout_s, got)
+            if what == "msg":
                 got.append((rank, value))
                 yield rank, value
-            elif kind == "done":
+            elif what == "done":
                 results[rank] = value
-            elif kind == "error":
+            elif what == "error":
                 self.close(graceful=False)
                 last = value.strip().splitlines()[-1]
                 raise WorkerFailure(f"runner: worker {rank} failed: {last}; kept {len(got)} messages "
