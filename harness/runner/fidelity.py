@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from harness.cost_model.profiled import ProfiledCostModel
-from harness.policies import Context, get_policy
+from harness.policies import EXEGPT_POLICIES, Context, get_policy
 from harness.profiler.disturbance import DISTURBED_CORES
 from harness.profiler.profile import ProfileSession, profile_path
 from harness.runner.baseline import BATCH, TASK
@@ -274,7 +274,7 @@ def ft_ratio(spec: ModelSpec, task: str, cluster: ClusterSpec, pools: Pools, pro
     ok = ok or [(ests[min(ests, key=lambda b: ests[b].latency_s)].throughput_seq_s,
                  min(ests, key=lambda b: ests[b].latency_s))]
     ft_b = max(ok)[1]
-    res = find_schedule(ctx, bound, ("rra", "waa-c", "waa-m"), "coarse")
+    res = find_schedule(ctx, bound, EXEGPT_POLICIES, "coarse")
     best = res.best
     plans = {"ft": ft.plan(ctx, {"batch_size": ft_b}),
              "searched": get_policy(best.policy).plan(ctx, dict(best.knobs))}
