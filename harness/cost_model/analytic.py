@@ -196,7 +196,7 @@ class AnalyticCostModel:
                 rest = [k for k in ks if k.kind is not K.Kind.ATTENTION]
                 base = self._memo[base_key] = self._layer(rest, batch_size, n_ar, model, tp_degree)
             # the attention kernels of K.decode_layer_kernels, in its order
-            attn = self.kernel_s(K.attention("attn", batch_size, 1, context_len, model, tp_degree, causal=False))
+            attn = self._decode_attention_s(model, batch_size, context_len, tp_degree)
             if model.is_encoder_decoder:
                 attn += self.kernel_s(K.attention("cross_attn", batch_size, 1, input_len, model, tp_degree,
                                                   causal=False))
@@ -211,23 +211,28 @@ class AnalyticCostModel:
             return self.decode_layer(model, decode_batch, context_len, tp_degree)
         check(not model.is_encoder_decoder, "chunk_tokens",
               f"chunked prefill is for decoder-only models; {model.name} is encoder-decoder")
-        key = ("m", model, decode_batch, context_len, chunk_tokens, chunk_context_len, tp_degree)
+        # As decode_layer: the fused linear/element-wise kernels depend on the token count only,
+        # each attention kernel on its own arguments; all three memoised apart, the sum not (a
+        # replay meets ~10^6 distinct combinations, each three lookups).
+        tokens = decode_batch + chunk_tokens
+        base_key = ("mb", model, tokens, tp_degree)
+        if (base := self._memo.get(base_key)) is None:
+            ks = K.mixed_layer_kernels(model, decode_batch, context_len, chunk_tokens, chunk_context_len, tp_degree)
+            rest = [k for k in ks if k.kind is not K.Kind.ATTENTION]
+            base = self._memo[base_key] = self._layer(rest, tokens, 2, model, tp_degree)
+        attn = self._decode_attention_s(model, decode_batch, context_len, tp_degree) if decode_batch > 0 else 0.0
+        chunk_key = ("ca", model, chunk_tokens, chunk_context_len, tp_degree)
+        if (chunk := self._memo.get(chunk_key)) is None:
+            chunk = self._memo[chunk_key] = self.kernel_s(
+                K.chunk_attention("attn", chunk_tokens, chunk_context_len, model, tp_degree))
+        return LayerTime(base.compute_s + attn + chunk, base.comm_s)
+
+    def _decode_attention_s(self, model: ModelSpec, batch_size: int, context_len: float, tp_degree: int) -> float:
+        """One decode step's self-attention kernel (K.attention, one query token), memoised."""
+        key = ("da", model, batch_size, context_len, tp_degree)
         if (hit := self._memo.get(key)) is None:
-            # as decode_layer: the fused linear/element-wise kernels depend on the token count
-            # only (memoised per count), the two attention kernels are priced per point
-            tokens = decode_batch + chunk_tokens
-            base_key = ("mb", model, tokens, tp_degree)
-            if (base := self._memo.get(base_key)) is None:
-                ks = K.mixed_layer_kernels(model, decode_batch, context_len, chunk_tokens, chunk_context_len,
-                                           tp_degree)
-                rest = [k for k in ks if k.kind is not K.Kind.ATTENTION]
-                base = self._memo[base_key] = self._layer(rest, tokens, 2, model, tp_degree)
-            attn = 0.0
-            if decode_batch > 0:
-                attn += self.kernel_s(K.attention("attn", decode_batch, 1, context_len, model, tp_degree,
-                                                  causal=False))
-            attn += self.kernel_s(K.chunk_attention("attn", chunk_tokens, chunk_context_len, model, tp_degree))
-            hit = self._memo[key] = LayerTime(base.compute_s + attn, base.comm_s)
+            hit = self._memo[key] = self.kernel_s(K.attention("attn", batch_size, 1, context_len, model, tp_degree,
+                                                              causal=False))
         return hit
 
     def cross_kv_s(self, model: ModelSpec, batch_size: int, input_len: float, tp_degree: int) -> float:

@@ -26,8 +26,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 
-import numpy as np
-
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import tp_degrees
 from harness.policies.iteration import (
@@ -114,7 +112,7 @@ class Orca(Policy):
                 if bt.fits(need, bt.needed() + (reserve if bt.offset else 0)):
                     new = q.popleft()
                     resume.pop(new, None)
-            chunk = (np.array([new]), np.array([need])) if new >= 0 else None
+            chunk = ([new], [need]) if new >= 0 else None
             t, finished = x.step(g, t, chunk)
             bt.advance()
             for i in finished:

@@ -345,6 +345,9 @@ def mixed_step(costs: PipelineCosts, decode_batch: int, ctx: float, inp: float, 
     cm, model = costs.cm, costs.model
     own = costs.self_context_len(ctx, inp)
     m = max(1, min(decode_batch, costs.decode_micro_batches))
+    if m == 1:      # one micro-batch: its trip through the stages (a hybrid stage >= its decode)
+        return sum(count * stage_mixed_s(cm, model, st, decode_batch, own, chunk_tokens, chunk_ctx)
+                   for st, count in _groups(costs.decode_stages))
     q, r = divmod(decode_batch, m)
     busiest, trip_mixed, trip_decode = 0.0, 0.0, 0.0
     for st, count in _groups(costs.decode_stages):

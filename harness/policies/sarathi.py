@@ -28,8 +28,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 
-import numpy as np
-
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import tp_degrees
 from harness.policies.iteration import (
@@ -149,7 +147,7 @@ class Sarathi(Policy):
                 room -= c
             for i, c in zip(ids, toks, strict=True):
                 fill[i][1] -= c
-            t, finished = x.step(g, t, (np.asarray(ids), np.asarray(toks)) if ids else None)
+            t, finished = x.step(g, t, (ids, toks) if ids else None)
             bt.advance()
             for i in finished:
                 bt.release(i)

@@ -141,7 +141,8 @@ class IterExecutor(SimExecutor):
             ctx, inp = snap(ctx), snap(inp)
         complete: list[int] = []
         if chunks is not None and len(chunks[0]):
-            ids, tokens = self._list(chunks[0]), [int(v) for v in chunks[1]]
+            ids = chunks[0] if isinstance(chunks[0], list) else self._list(chunks[0])
+            tokens = chunks[1] if isinstance(chunks[1], list) else [int(v) for v in chunks[1]]
             total = sum(tokens)
             prior = round(sum(self.prompt[i] * k for i, k in zip(ids, tokens, strict=True)) / total) if total else 0
             if self.snap:
@@ -155,10 +156,12 @@ class IterExecutor(SimExecutor):
                 self.prompt[i] += k
                 if self.prompt[i] >= self.inp[i] + self.gen[i]:
                     complete.append(i)
-            self._op("step", group, ids, start_s, end, tokens=np.asarray(tokens, dtype=np.int64))
+            if self.ops is not None:
+                self._op("step", group, ids, start_s, end, tokens=np.asarray(tokens, dtype=np.int64))
         else:
             end = start_s + (self.costs.decode_iter_s(n, ctx, inp) if n else 0.0)
-            self._op("step", group, (0, 0), start_s, end)
+            if self.ops is not None:
+                self._op("step", group, (0, 0), start_s, end)
         finished: list[int] = []
         if n:
             self._iteration(b, group, n, end)
