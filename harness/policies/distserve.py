@@ -45,9 +45,8 @@ from harness.cost_model.memory import MemoryUse, activation_bytes, kv_cache_byte
 from harness.policies import distserve_program
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import tp_degrees
-from harness.policies.iteration import Replica, min_pipeline, replica
+from harness.policies.iteration import BLOCK_SIZE, Replica, min_pipeline, replica
 from harness.policies.pipeline import PipelineCosts
-from harness.policies.vllm import BLOCK_SIZE
 
 MAX_NUM_SEQS = 1024     # search range cap of max_num_seqs (as vllm.py); also the decode
                         # instances' activation budget (one token per sequence per iteration)

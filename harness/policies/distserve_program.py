@@ -9,8 +9,7 @@ from collections import deque
 import numpy as np
 
 from harness.policies.base import Plan
-from harness.policies.iteration import BlockTable
-from harness.policies.vllm import BLOCK_SIZE, WATERMARK
+from harness.policies.iteration import BLOCK_SIZE, WATERMARK, BlockTable
 
 HANDOFF, DECODE, PREFILL = 0, 1, 2     # event kinds; at equal times in this order
 

@@ -18,12 +18,17 @@ fraction is vLLM's default `gpu_memory_utilization`).
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from dataclasses import dataclass
 
+from harness.cost_model.engines import with_engine
 from harness.cost_model.memory import activation_bytes, kv_cache_bytes, usable_bytes, weight_bytes
-from harness.policies.base import Context
+from harness.policies.base import Context, Plan, infeasible
 from harness.policies.common import tp_degrees
 from harness.policies.pipeline import PipelineCosts, Stage, build_pipeline, distinct
+
+WATERMARK = 0.01           # vLLM's block-manager watermark: free blocks kept back from prefills
+BLOCK_SIZE = 16            # tokens per KV block: vLLM's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,15 +151,13 @@ class Lanes:
 
 def paged_plan(policy, ctx: Context, knobs: dict[str, int], forward_tokens: int, window: int,
                err: str = ""):
-    """The plan of a one-pipeline paged-KV policy (ORCA, Sarathi-Serve) from validated `knobs`
+    """The plan of a one-pipeline paged-KV policy (vLLM, ORCA, Sarathi-Serve) from validated `knobs`
     (tp_degree, block_size, max_num_seqs): TP inside a node, the fewest stages whose GPUs
     hold the weights and the activations of one forward of `forward_tokens` tokens, KV blocks
     of `block_size` tokens in the rest, data-parallel replicas on the remaining GPUs.
     Infeasible, with the first reason (`err` first), when the layout fails, the block size
     does not divide the `window`-token context, or one replica cannot hold the longest
     request (the programs rely on that: a request alone always fits). Returns a `Plan`."""
-    from harness.cost_model.engines import with_engine  # imported here: this helper was appended
-    from harness.policies.base import Plan, infeasible  # after the module's shared import block
     w = ctx.workload
     tp, bs = knobs["tp_degree"], knobs["block_size"]
     err = err or layout_error(ctx, tp, 1)
@@ -196,3 +199,50 @@ def replica_runner_support(plan) -> str:
     if cluster is not None and need > cluster.num_gpus:
         return f"{reps} replicas need {need} workers; the mini-cluster has {cluster.num_gpus}"
     return ""
+
+
+class ReplicaQueues:
+    """What the replicated paged-KV programs (vLLM, ORCA, Sarathi-Serve) share: requests dealt
+    round-robin to the replicas in arrival order, each replica's waiting queue (preempted
+    requests at its head), block table and clock (`Lanes`), and the tokens a preempted
+    request must recompute."""
+
+    def __init__(self, plan, x) -> None:
+        d = dict(plan.derived)
+        self.reps, self.blocks = int(d["replicas"]), int(d["num_blocks"])
+        bs = dict(plan.knobs)["block_size"]
+        self.inp, self.arr, self.n = x.reqs.input_len.tolist(), x.reqs.arrival_s.tolist(), len(x.reqs)
+        self.groups = ["all"] if self.reps == 1 else [f"r{r}" for r in range(self.reps)]
+        self.queues = [deque() for _ in range(self.reps)]
+        self.tables = [BlockTable(self.blocks, bs) for _ in range(self.reps)]
+        self.nxt = list(range(self.reps))         # next new request of each replica
+        self.resume: dict[int, int] = {}          # preempted request -> tokens to recompute
+        self.reserve = int(WATERMARK * self.blocks)
+        self.lanes = Lanes(self.reps)
+
+    def arrivals(self, r: int, t: float) -> None:
+        """Replica r's requests that have arrived by t join its queue."""
+        q, nxt, arr = self.queues[r], self.nxt, self.arr
+        while nxt[r] < self.n and arr[nxt[r]] <= t:
+            q.append(nxt[r])
+            nxt[r] += self.reps
+
+    def idle(self, r: int) -> None:
+        """Replica r has nothing to run: wake it at its next arrival (or retire it)."""
+        if self.nxt[r] < self.n:
+            self.lanes.push(self.arr[self.nxt[r]], r)
+
+    def tokens(self, i: int) -> int:
+        """Prompt tokens request i prefills: its prompt, or prompt + generated after preemption."""
+        return self.resume.get(i, self.inp[i])
+
+    def preempt_for(self, r: int, x, extra_blocks: int = 0) -> None:
+        """vLLM's preemption by recompute: while the next iteration's new blocks (plus
+        `extra_blocks`) do not fit, the newest live request of replica r leaves, its KV freed."""
+        bt, q = self.tables[r], self.queues[r]
+        while bt.used + extra_blocks + bt.needed() > self.blocks and len(bt.offset) > 1:
+            v = bt.newest()
+            self.resume[v] = bt.release(v)
+            x.preempt(self.groups[r], [v])
+            q.appendleft(v)
+

@@ -23,19 +23,17 @@ Encoder-decoder models are infeasible: a mixed step runs a prompt through the de
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import tp_degrees
 from harness.policies.iteration import (
-    BlockTable,
-    Lanes,
+    ReplicaQueues,
     paged_plan,
     replica_groups,
     replica_runner_support,
 )
-from harness.policies.vllm import WATERMARK, context_window
+from harness.policies.vllm import context_window
 
 
 class Orca(Policy):
@@ -79,39 +77,23 @@ class Orca(Policy):
 
     # -- the program -----------------------------------------------------------------------
     def run(self, plan: Plan, x) -> None:
-        k, d = dict(plan.knobs), dict(plan.derived)
-        seqs, bs = k["max_num_seqs"], k["block_size"]
-        reps, blocks = int(d["replicas"]), int(d["num_blocks"])
-        inp, arr, n = x.reqs.input_len.tolist(), x.reqs.arrival_s.tolist(), len(x.reqs)
-        groups = ["all"] if reps == 1 else [f"r{r}" for r in range(reps)]
-        queues = [deque() for _ in range(reps)]
-        tables = [BlockTable(blocks, bs) for _ in range(reps)]
-        nxt = list(range(reps))                   # next new request of each replica (round-robin)
-        resume: dict[int, int] = {}               # preempted request -> tokens to recompute
-        reserve = int(WATERMARK * blocks)
-        lanes = Lanes(reps)
-        while lanes:
-            t, r = lanes.pop()
-            g, q, bt = groups[r], queues[r], tables[r]
-            while nxt[r] < n and arr[nxt[r]] <= t:
-                q.append(nxt[r])
-                nxt[r] += reps
+        seqs = dict(plan.knobs)["max_num_seqs"]
+        rq = ReplicaQueues(plan, x)
+        while rq.lanes:
+            t, r = rq.lanes.pop()
+            g, q, bt = rq.groups[r], rq.queues[r], rq.tables[r]
+            rq.arrivals(r, t)
             if not bt.offset and not q:
-                if nxt[r] < n:
-                    lanes.push(arr[nxt[r]], r)     # idle until its next arrival
+                rq.idle(r)
                 continue
-            while bt.used + bt.needed() > blocks and len(bt.offset) > 1:
-                v = bt.newest()
-                resume[v] = bt.release(v)
-                x.preempt(g, [v])
-                q.appendleft(v)
+            rq.preempt_for(r, x)
             new, need = -1, 0
             if q and len(bt.offset) < seqs:
-                need = resume.get(q[0], inp[q[0]])
+                need = rq.tokens(q[0])
                 # its blocks beside this iteration's new decode blocks; alone, it always fits (plan)
-                if bt.fits(need, bt.needed() + (reserve if bt.offset else 0)):
+                if bt.fits(need, bt.needed() + (rq.reserve if bt.offset else 0)):
                     new = q.popleft()
-                    resume.pop(new, None)
+                    rq.resume.pop(new, None)
             chunk = ([new], [need]) if new >= 0 else None
             t, finished = x.step(g, t, chunk)
             bt.advance()
@@ -119,4 +101,4 @@ class Orca(Policy):
                 bt.release(i)
             if new >= 0:
                 bt.admit(new, need)                # joined after the step: decodes from the next
-            lanes.push(t, r)
+            rq.lanes.push(t, r)

@@ -25,19 +25,17 @@ through the decoder stack.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
 from harness.policies.common import tp_degrees
 from harness.policies.iteration import (
-    BlockTable,
-    Lanes,
+    ReplicaQueues,
     paged_plan,
     replica_groups,
     replica_runner_support,
 )
-from harness.policies.vllm import WATERMARK, context_window
+from harness.policies.vllm import context_window
 
 TOKEN_BUDGET = 512        # τ: Sarathi-Serve's strict-SLO setting (OSDI'24 §5; vLLM v0's chunked-prefill default)
 SEARCH_BUDGET = 2048      # τ: the paper's relaxed-SLO setting (OSDI'24 §5), the search's (search_space)
@@ -95,34 +93,20 @@ class Sarathi(Policy):
 
     # -- the program -----------------------------------------------------------------------
     def run(self, plan: Plan, x) -> None:
-        k, d = dict(plan.knobs), dict(plan.derived)
-        budget, seqs, bs = k["token_budget"], k["max_num_seqs"], k["block_size"]
-        reps, blocks = int(d["replicas"]), int(d["num_blocks"])
-        inp, arr, n = x.reqs.input_len.tolist(), x.reqs.arrival_s.tolist(), len(x.reqs)
-        groups = ["all"] if reps == 1 else [f"r{r}" for r in range(reps)]
-        queues = [deque() for _ in range(reps)]
-        tables = [BlockTable(blocks, bs) for _ in range(reps)]
-        filling: list[dict[int, list[int]]] = [{} for _ in range(reps)]   # request -> [prompt tokens, left]
-        pending = [0] * reps                      # blocks held by prompts being prefilled
-        nxt = list(range(reps))                   # next new request of each replica (round-robin)
-        resume: dict[int, int] = {}               # preempted request -> tokens to recompute
-        reserve = int(WATERMARK * blocks)
-        lanes = Lanes(reps)
-        while lanes:
-            t, r = lanes.pop()
-            g, q, bt, fill = groups[r], queues[r], tables[r], filling[r]
-            while nxt[r] < n and arr[nxt[r]] <= t:
-                q.append(nxt[r])
-                nxt[r] += reps
+        k = dict(plan.knobs)
+        budget, seqs = k["token_budget"], k["max_num_seqs"]
+        rq = ReplicaQueues(plan, x)
+        blocks, reserve = rq.blocks, rq.reserve
+        filling: list[dict[int, list[int]]] = [{} for _ in range(rq.reps)]   # request -> [prompt tokens, left]
+        pending = [0] * rq.reps                   # blocks held by prompts being prefilled
+        while rq.lanes:
+            t, r = rq.lanes.pop()
+            g, q, bt, fill = rq.groups[r], rq.queues[r], rq.tables[r], filling[r]
+            rq.arrivals(r, t)
             if not bt.offset and not fill and not q:
-                if nxt[r] < n:
-                    lanes.push(arr[nxt[r]], r)     # idle until its next arrival
+                rq.idle(r)
                 continue
-            while bt.used + pending[r] + bt.needed() > blocks and len(bt.offset) > 1:
-                v = bt.newest()
-                resume[v] = bt.release(v)
-                x.preempt(g, [v])
-                q.appendleft(v)
+            rq.preempt_for(r, x, pending[r])
             room = budget - len(bt.offset)         # decodes first: one token each (stall-free)
             ids, toks = [], []
             for i, st in fill.items():             # prompts in flight, oldest first
@@ -133,12 +117,12 @@ class Sarathi(Policy):
                 toks.append(c)
                 room -= c
             while room > 0 and q and len(bt.offset) + len(fill) < seqs:
-                need = resume.get(q[0], inp[q[0]])
+                need = rq.tokens(q[0])
                 used = bt.used + pending[r] + bt.needed()
                 if used + bt.blocks(need) + (reserve if used else 0) > blocks:
                     break                          # alone, it always fits (the plan)
                 i = q.popleft()
-                resume.pop(i, None)
+                rq.resume.pop(i, None)
                 pending[r] += bt.blocks(need)
                 c = min(need, room)
                 fill[i] = [need, need]
@@ -156,4 +140,4 @@ class Sarathi(Policy):
                     need = fill.pop(i)[0]
                     pending[r] -= bt.blocks(need)
                     bt.admit(i, need)
-            lanes.push(t, r)
+            rq.lanes.push(t, r)

@@ -18,28 +18,19 @@ vLLM's default 16), tp_degree. Priced by the `vllm` engine (harness/cost_model/e
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 
-import numpy as np
-
-from harness.cost_model.engines import with_engine
-from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
+from harness.policies.base import Context, KnobSpec, Plan, Policy
 from harness.policies.common import tp_degrees
 from harness.policies.iteration import (
-    BlockTable,
-    Lanes,
-    costs,
-    layout_error,
-    min_pipeline,
-    replica,
+    BLOCK_SIZE,
+    ReplicaQueues,
+    paged_plan,
     replica_groups,
     replica_runner_support,
 )
 
 CONTEXT_WINDOW = 2048      # tokens: OPT/GPT-3 max_position_embeddings (OPT stores 2 offset rows); T5 has no limit
-WATERMARK = 0.01           # vLLM's block-manager watermark: free blocks kept back from prefills
-BLOCK_SIZE = 16            # tokens per KV block: vLLM's default
 
 
 def context_window(ctx: Context) -> int:
@@ -76,59 +67,28 @@ class VLLM(Policy):
 
     def plan(self, ctx: Context, knobs: Mapping[str, int]) -> Plan:
         knobs = self.validate(ctx, knobs)
-        key = tuple(sorted(knobs.items()))
-        w = ctx.workload
-        tp, budget, bs = knobs["tp_degree"], knobs["max_num_batched_tokens"], knobs["block_size"]
-        err = layout_error(ctx, tp, 1)
-        if not err and budget < w.input.max:
-            err = (f"max_num_batched_tokens: {budget} is below the longest prompt ({w.input.max} tokens); "
-                   "without chunked prefill a prompt is prefilled whole")
-        if not err and context_window(ctx) % bs:
-            err = f"block_size: {bs} does not divide the {context_window(ctx)}-token context window"
-        pp = 0 if err else min_pipeline(ctx, tp, budget)
-        if not err and not pp:
-            err = f"memory: no pipeline of TP {tp} fits the weights and a {budget}-token prefill"
-        if err:
-            return infeasible(self.name, knobs, err, self.kind)
-        rep = replica(ctx, tp, pp, budget)
-        blocks = rep.kv_tokens // bs
-        longest = -(-(w.input.max + w.output.max) // bs)
-        if blocks < longest:
-            return infeasible(self.name, knobs, f"memory: {blocks} KV blocks per replica hold less than the "
-                              f"longest request ({longest} blocks)", self.kind)
-        return Plan(self.name, self.kind, key, True, "", knobs["max_num_seqs"], 1, ctx.sla.latency_output_len(w),
-                    max_decode_batch=knobs["max_num_seqs"], memory_per_gpu_bytes=rep.memory_per_gpu_bytes,
-                    num_stages=pp, costs=costs(ctx, rep.stages, with_engine(ctx.cost_model, self.engine)),
-                    mode=ctx.mode, program=self, engine=self.engine,
-                    derived=(("replicas", rep.count), ("num_blocks", blocks), ("pp_degree", pp)))
+        budget, longest = knobs["max_num_batched_tokens"], ctx.workload.input.max
+        err = "" if budget >= longest else (
+            f"max_num_batched_tokens: {budget} is below the longest prompt ({longest} tokens); "
+            "without chunked prefill a prompt is prefilled whole")
+        return paged_plan(self, ctx, knobs, budget, context_window(ctx), err)
 
     # -- the program -----------------------------------------------------------------------
     def run(self, plan: Plan, x) -> None:
-        k, d = dict(plan.knobs), dict(plan.derived)
-        seqs, budget, bs = k["max_num_seqs"], k["max_num_batched_tokens"], k["block_size"]
-        reps, blocks = int(d["replicas"]), int(d["num_blocks"])
-        inp, arr, n = x.reqs.input_len.tolist(), x.reqs.arrival_s.tolist(), len(x.reqs)
-        groups = ["all"] if reps == 1 else [f"r{r}" for r in range(reps)]
-        queues = [deque() for _ in range(reps)]
-        tables = [BlockTable(blocks, bs) for _ in range(reps)]
-        nxt = list(range(reps))                   # next new request of each replica (round-robin)
-        resume: dict[int, int] = {}               # preempted request -> tokens to recompute
-        reserve = int(WATERMARK * blocks)
-        lanes = Lanes(reps)
-        while lanes:
-            t, r = lanes.pop()
-            g, q, bt = groups[r], queues[r], tables[r]
-            while nxt[r] < n and arr[nxt[r]] <= t:
-                q.append(nxt[r])
-                nxt[r] += reps
+        k = dict(plan.knobs)
+        seqs, budget = k["max_num_seqs"], k["max_num_batched_tokens"]
+        rq = ReplicaQueues(plan, x)
+        while rq.lanes:
+            t, r = rq.lanes.pop()
+            g, q, bt = rq.groups[r], rq.queues[r], rq.tables[r]
+            rq.arrivals(r, t)
             if not bt.offset and not q:
-                if nxt[r] < n:
-                    lanes.push(arr[nxt[r]], r)     # idle until its next arrival
+                rq.idle(r)
                 continue
             batch, tokens = [], 0
             while q and len(bt.offset) < seqs:
-                need = resume.get(q[0], inp[q[0]])
-                if tokens + need > budget or not bt.fits(need, reserve if bt.offset else 0):
+                need = rq.tokens(q[0])
+                if tokens + need > budget or not bt.fits(need, rq.reserve if bt.offset else 0):
                     break
                 i = q.popleft()
                 bt.admit(i, need)
@@ -136,19 +96,15 @@ class VLLM(Policy):
                 tokens += need
             if batch:
                 for i in batch:
-                    resume.pop(i, None)
-                lanes.push(x.prefill(g, np.asarray(batch), t), r)
+                    rq.resume.pop(i, None)
+                rq.lanes.push(x.prefill(g, batch, t), r)
                 continue
-            while bt.used + bt.needed() > blocks and len(bt.offset) > 1:
-                v = bt.newest()
-                resume[v] = bt.release(v)
-                x.preempt(g, [v])
-                q.appendleft(v)
+            rq.preempt_for(r, x)
             t, finished = x.step(g, t)
             bt.advance()
             for i in finished:
                 bt.release(i)
-            lanes.push(t, r)
+            rq.lanes.push(t, r)
 
     def worker_groups(self, plan: Plan) -> dict[str, tuple]:
         return replica_groups(plan)
