@@ -229,9 +229,7 @@ def report_markdown(runs_dir: Path) -> str:
     lines += equal_throughput_section(runs_dir)
     if case is not None:
         lines += ["## Table 6: OPT-13B task S case study", "", table6_markdown(case, bounds), ""]
-    lines += _study_sections(Path(runs_dir))
-    lines += modern_sections(Path(runs_dir))
-    lines += fidelity_section(Path(runs_dir))
+    lines += _study_sections(Path(runs_dir)) + modern_sections(Path(runs_dir)) + fidelity_section(Path(runs_dir))
     return "\n".join(lines)
 
 
