@@ -135,3 +135,12 @@ def test_findings_text_on_synthetic_frames():
                        for x, p, g, a in ((0.5, "vllm", 3.0, 1.0), (1.0, "vllm", 4.0, 0.5), (1.0, "exegpt", 2.0, 0.2))])
     (line,) = online_findings(on)
     assert "vLLM 4" in line and "ExeGPT 20%" in line
+
+
+def test_narrowed_axes_run_from_overrides(tmp_path):
+    """`make reproduce-quick`'s form: swept keys narrowed on the command line (`bound=p30,inf`)
+    with the output folder taken from the config (runs_dir override), not from an argument."""
+    tables = modern.run(["experiment=fig7", "task=S", "bound=p30,inf", f"runs_dir={tmp_path}"])
+    df = tables["results"]
+    assert set(df["bound"]) == {"p30", "inf"} and set(df["task"]) == {"S"}
+    assert (tmp_path / "fig7" / "results.parquet").exists()

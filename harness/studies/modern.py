@@ -293,7 +293,9 @@ def run(overrides: list[str] | tuple[str, ...], runs_dir: Path | None = None) ->
         raise UserError(f"modern: experiment: missing; valid: {', '.join(EXPERIMENTS)}")
     rest = tuple(o for o in overrides if not o.startswith("experiment="))
     st = load_settings(exp)
-    runs_dir = Path(runs_dir or str(compose([f"experiment={exp}", *rest]).runs_dir))
+    swept = dict(st.matrix)          # `task=S,T` narrows an axis: not a single config value
+    fixed = [o for o in rest if o.partition("=")[0] not in swept]
+    runs_dir = Path(runs_dir or str(compose([f"experiment={exp}", *fixed]).runs_dir))
     t0 = time.perf_counter()
     tables = {"results": run_offline(exp, runs_dir, rest)}
     timing = {"offline_s": time.perf_counter() - t0}
