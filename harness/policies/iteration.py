@@ -175,8 +175,12 @@ def paged_plan(policy, ctx: Context, knobs: dict[str, int], forward_tokens: int,
         return infeasible(policy.name, knobs, f"memory: {blocks} KV blocks per replica hold less than the "
                           f"longest request ({longest} blocks)", policy.kind)
     seqs = knobs["max_num_seqs"]
+    # the decoding batch memory sustains: max_num_seqs, or the blocks over a mean live request
+    # (half its output generated); it sizes the discrete-event estimate's stream (des_requests)
+    live = -(-round(w.input.mean + w.output.mean / 2) // bs)
+    cap = max(1, min(seqs, blocks // live))
     return Plan(policy.name, policy.kind, tuple(sorted(knobs.items())), True, "", seqs, 1,
-                ctx.sla.latency_output_len(w), max_decode_batch=seqs, memory_per_gpu_bytes=rep.memory_per_gpu_bytes,
+                ctx.sla.latency_output_len(w), max_decode_batch=cap, memory_per_gpu_bytes=rep.memory_per_gpu_bytes,
                 num_stages=pp, costs=costs(ctx, rep.stages, with_engine(ctx.cost_model, policy.engine)),
                 mode=ctx.mode, program=policy, engine=policy.engine,
                 derived=(("replicas", rep.count), ("num_blocks", blocks), ("pp_degree", pp)))
