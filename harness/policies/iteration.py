@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from harness.cost_model.engines import with_engine
 from harness.cost_model.memory import activation_bytes, kv_cache_bytes, usable_bytes, weight_bytes
-from harness.policies.base import Context, Plan, infeasible
+from harness.policies.base import Context, Plan, Policy, infeasible
 from harness.policies.common import tp_degrees
 from harness.policies.pipeline import PipelineCosts, Stage, build_pipeline, distinct
 
@@ -186,6 +186,17 @@ def paged_plan(policy, ctx: Context, knobs: dict[str, int], forward_tokens: int,
                 derived=(("replicas", rep.count), ("num_blocks", blocks), ("pp_degree", pp)))
 
 
+class ReplicatedPolicy(Policy):
+    """A policy whose plan is data-parallel replicas of one pipeline (vLLM, ORCA,
+    Sarathi-Serve): one worker group per replica on the real runner."""
+
+    def worker_groups(self, plan: Plan) -> dict[str, tuple]:
+        return replica_groups(plan)
+
+    def runner_support(self, plan: Plan) -> str:
+        return replica_runner_support(plan)
+
+
 def replica_groups(plan) -> dict[str, tuple]:
     """`Policy.worker_groups` of a replicated one-pipeline plan: one group per data-parallel
     replica ("all" when there is one; the programs' `r0`, `r1`, ...), each its stages."""
@@ -223,6 +234,18 @@ class ReplicaQueues:
         self.resume: dict[int, int] = {}          # preempted request -> tokens to recompute
         self.reserve = int(WATERMARK * self.blocks)
         self.lanes = Lanes(self.reps)
+
+    def turns(self, busy=None):
+        """(t, r) of every step the replicas take, the one furthest behind first, its arrivals
+        queued; a replica with nothing to do (no live request, none waiting, nothing `busy(r)`
+        says it holds) waits for its next arrival. The caller pushes r's clock back."""
+        while self.lanes:
+            t, r = self.lanes.pop()
+            self.arrivals(r, t)
+            if not self.tables[r].offset and not self.queues[r] and not (busy and busy(r)):
+                self.idle(r)
+                continue
+            yield t, r
 
     def arrivals(self, r: int, t: float) -> None:
         """Replica r's requests that have arrived by t join its queue."""

@@ -25,18 +25,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
+from harness.policies.base import Context, KnobSpec, Plan, infeasible
 from harness.policies.common import tp_degrees
 from harness.policies.iteration import (
     ReplicaQueues,
+    ReplicatedPolicy,
     paged_plan,
-    replica_groups,
-    replica_runner_support,
 )
 from harness.policies.vllm import context_window
 
 
-class Orca(Policy):
+class Orca(ReplicatedPolicy):
     name = "orca"
     kind = "iteration"
     citation = "Yu et al., Orca, OSDI 2022 (emulated on vLLM as in ExeGPT §7)"
@@ -69,23 +68,12 @@ class Orca(Policy):
         forward = ctx.workload.input.max + knobs["max_num_seqs"]
         return paged_plan(self, ctx, knobs, forward, context_window(ctx))
 
-    def worker_groups(self, plan: Plan) -> dict[str, tuple]:
-        return replica_groups(plan)
-
-    def runner_support(self, plan: Plan) -> str:
-        return replica_runner_support(plan)
-
     # -- the program -----------------------------------------------------------------------
     def run(self, plan: Plan, x) -> None:
         seqs = dict(plan.knobs)["max_num_seqs"]
         rq = ReplicaQueues(plan, x)
-        while rq.lanes:
-            t, r = rq.lanes.pop()
+        for t, r in rq.turns():
             g, q, bt = rq.groups[r], rq.queues[r], rq.tables[r]
-            rq.arrivals(r, t)
-            if not bt.offset and not q:
-                rq.idle(r)
-                continue
             rq.preempt_for(r, x)
             new, need = -1, 0
             if q and len(bt.offset) < seqs:

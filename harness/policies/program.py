@@ -42,11 +42,6 @@ if TYPE_CHECKING:
     from harness.policies.base import StepCosts
     from harness.workload.streams import Requests
 
-Ids = "tuple[int, int] | np.ndarray"
-
-OPS = ("prefill", "join", "transfer", "decode", "step", "drain", "preempt")
-
-
 @dataclass(frozen=True, slots=True)
 class Op:
     """One executed call, as the runner replays it (`SimExecutor(trace=True)`).
@@ -130,15 +125,3 @@ class Executor(Protocol):
     def last_mean_batch(self, group: str) -> float:
         """Mean live batch over the iterations of `group`'s last `decode` call (0: none)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class KVBlocks:
-    """Paged KV memory (vLLM, Kwon et al. SOSP'23): `num_blocks` blocks of `block_size`
-    tokens. A request holding `tokens` tokens needs ceil(tokens / block_size) blocks."""
-
-    num_blocks: int
-    block_size: int
-
-    def blocks(self, tokens) -> np.ndarray | int:
-        return -(-np.asarray(tokens) // self.block_size)

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
+from harness.policies.base import Context, KnobSpec, Plan, infeasible
 from harness.policies.common import tp_degrees
 from harness.policies.iteration import (
     ReplicaQueues,
+    ReplicatedPolicy,
     paged_plan,
-    replica_groups,
-    replica_runner_support,
 )
 from harness.policies.vllm import context_window
 
@@ -41,7 +40,7 @@ TOKEN_BUDGET = 512        # τ: Sarathi-Serve's strict-SLO setting (OSDI'24 §5;
 SEARCH_BUDGET = 2048      # τ: the paper's relaxed-SLO setting (OSDI'24 §5), the search's (search_space)
 
 
-class Sarathi(Policy):
+class Sarathi(ReplicatedPolicy):
     name = "sarathi"
     kind = "iteration"
     citation = "Agrawal et al., Sarathi-Serve, OSDI 2024"
@@ -85,12 +84,6 @@ class Sarathi(Policy):
             return infeasible(self.name, knobs, err, self.kind)
         return paged_plan(self, ctx, knobs, budget, context_window(ctx))
 
-    def worker_groups(self, plan: Plan) -> dict[str, tuple]:
-        return replica_groups(plan)
-
-    def runner_support(self, plan: Plan) -> str:
-        return replica_runner_support(plan)
-
     # -- the program -----------------------------------------------------------------------
     def run(self, plan: Plan, x) -> None:
         k = dict(plan.knobs)
@@ -99,13 +92,8 @@ class Sarathi(Policy):
         blocks, reserve = rq.blocks, rq.reserve
         filling: list[dict[int, list[int]]] = [{} for _ in range(rq.reps)]   # request -> [prompt tokens, left]
         pending = [0] * rq.reps                   # blocks held by prompts being prefilled
-        while rq.lanes:
-            t, r = rq.lanes.pop()
+        for t, r in rq.turns(busy=lambda r: filling[r]):
             g, q, bt, fill = rq.groups[r], rq.queues[r], rq.tables[r], filling[r]
-            rq.arrivals(r, t)
-            if not bt.offset and not fill and not q:
-                rq.idle(r)
-                continue
             rq.preempt_for(r, x, pending[r])
             room = budget - len(bt.offset)         # decodes first: one token each (stall-free)
             ids, toks = [], []

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from harness.policies.base import Context, KnobSpec, Plan, Policy
+from harness.policies.base import Context, KnobSpec, Plan
 from harness.policies.common import tp_degrees
 from harness.policies.iteration import (
     BLOCK_SIZE,
     ReplicaQueues,
+    ReplicatedPolicy,
     paged_plan,
-    replica_groups,
-    replica_runner_support,
 )
 
 CONTEXT_WINDOW = 2048      # tokens: OPT/GPT-3 max_position_embeddings (OPT stores 2 offset rows); T5 has no limit
@@ -37,7 +36,7 @@ def context_window(ctx: Context) -> int:
     return CONTEXT_WINDOW
 
 
-class VLLM(Policy):
+class VLLM(ReplicatedPolicy):
     name = "vllm"
     kind = "iteration"
     citation = "Kwon et al., PagedAttention / vLLM, SOSP 2023"
@@ -78,13 +77,8 @@ class VLLM(Policy):
         k = dict(plan.knobs)
         seqs, budget = k["max_num_seqs"], k["max_num_batched_tokens"]
         rq = ReplicaQueues(plan, x)
-        while rq.lanes:
-            t, r = rq.lanes.pop()
+        for t, r in rq.turns():
             g, q, bt = rq.groups[r], rq.queues[r], rq.tables[r]
-            rq.arrivals(r, t)
-            if not bt.offset and not q:
-                rq.idle(r)
-                continue
             batch, tokens = [], 0
             while q and len(bt.offset) < seqs:
                 need = rq.tokens(q[0])
@@ -105,9 +99,3 @@ class VLLM(Policy):
             for i in finished:
                 bt.release(i)
             rq.lanes.push(t, r)
-
-    def worker_groups(self, plan: Plan) -> dict[str, tuple]:
-        return replica_groups(plan)
-
-    def runner_support(self, plan: Plan) -> str:
-        return replica_runner_support(plan)
