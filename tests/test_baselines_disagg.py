@@ -5,8 +5,6 @@ infeasible layouts reported with reasons, determinism."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
@@ -19,30 +17,7 @@ from harness.simulator.expected import evaluate
 from harness.specs import get_cluster, get_model
 from harness.workload import Requests, get_task
 from harness.workload.tasks import fixed_workload
-
-
-@dataclass(frozen=True, slots=True)
-class ConstCosts:
-    """StepCosts with constant times (s), whatever the batch (tests/test_discrete_event.py)."""
-
-    enc: float = 1.0
-    it: float = 0.1
-    kv: float = 0.0
-
-    def encode_s(self, batch: int, mean_input_len: float) -> float:
-        return self.enc
-
-    def encode_period_s(self, batch: int, mean_input_len: float) -> float:
-        return self.enc
-
-    def decode_iter_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
-        return self.it
-
-    def decode_drain_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
-        return 0.0
-
-    def kv_transfer_s(self, batch: int, mean_input_len: float) -> float:
-        return self.kv
+from tests.test_discrete_event import ConstCosts  # constant step times (s), whatever the batch
 
 
 def ctx_of(model: str = "opt-13b", cluster: str = "a40x4", task: str = "S", workload=None) -> Context:
