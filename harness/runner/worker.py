@@ -219,21 +219,8 @@ class Worker:
             if not last and lead:
                 self.links.send(x, stages[s + 1].ranks)
             nxt = S.tokens(x).tolist() if last else None
-            keep = []
-            for row, i in enumerate(st.ids):
-                if self.left[i] > 0:
-                    tokens += 1
-                    if last:
-                        self.gen.setdefault(i, []).append(nxt[row])
-                        if job.record_tokens and lead:
-                            self.tokens.setdefault(i, []).append(nxt[row])
-                    if self.left[i] == job.output_lens[i]:
-                        started.append(i)
-                    if self.left[i] == 1:
-                        finished.append(i)
-                self.left[i] -= 1
-                if self.left[i] > 0 or not compact:
-                    keep.append(row)
+            keep, made = self._advance_rows(st.ids, nxt, lead, compact, started, finished)
+            tokens += made
             live += b
             if keep and len(keep) < b:
                 mbs[j] = st.select(keep)
@@ -254,6 +241,28 @@ class Worker:
                 self.xin[j] = self.links.post((len(keep), *hidden), stages[s - 1].leader)
         if last and lead and live:
             self.emit("iter", now(), live, tokens, finished, self.group.name, started)
+
+    def _advance_rows(self, ids, nxt, lead: bool, compact: bool, started: list, finished: list
+                      ) -> tuple[list[int], int]:
+        """One token for every row of a micro-batch (`nxt`: the sampled ids, last stage only):
+        count the real tokens, note the requests that start and finish, keep the generated
+        ids; the rows that stay (all of them without compaction) and the tokens made."""
+        job, keep, made = self.job, [], 0
+        for row, i in enumerate(ids):
+            if self.left[i] > 0:
+                made += 1
+                if nxt is not None:
+                    self.gen.setdefault(i, []).append(nxt[row])
+                    if job.record_tokens and lead:
+                        self.tokens.setdefault(i, []).append(nxt[row])
+                if self.left[i] == job.output_lens[i]:
+                    started.append(i)
+                if self.left[i] == 1:
+                    finished.append(i)
+            self.left[i] -= 1
+            if self.left[i] > 0 or not compact:
+                keep.append(row)
+        return keep, made
 
     def decode(self, st: SeqState, x: torch.Tensor, ar, tp: int) -> torch.Tensor:
         """`S.decode`, timed: one (batch, cached tokens, input length, layers, TP degree,
