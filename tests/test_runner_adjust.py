@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import torch
 
+from harness.engine.pool import MiniCluster, WorkerPool
+from harness.engine.stage import generate
+from harness.engine.weights import load_weights
 from harness.errors import UserError
 from harness.policies import Context, get_policy
-from harness.runner.engine import generate
-from harness.runner.pool import MiniCluster, WorkerPool
 from harness.runner.run import execute, plan_job, prompts_for
-from harness.runner.weights import load_weights
 from harness.simulator.discrete_event import OFF, RuntimeAdjustment, _Adjuster, simulate
 from harness.workload.distributions import truncated_normal
 from harness.workload.streams import offline

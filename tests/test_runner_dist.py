@@ -16,12 +16,12 @@ import pytest
 import torch
 
 from harness.cost_model.base import LayerTime
+from harness.engine.pool import MiniCluster, WorkerFailure, WorkerPool, run_job
+from harness.engine.stage import generate
+from harness.engine.weights import load_weights
 from harness.policies import Context, get_policy
 from harness.runner.drift import CALL_COLUMNS
-from harness.runner.engine import generate
-from harness.runner.pool import MiniCluster, WorkerFailure, WorkerPool, run_job
 from harness.runner.run import execute, prompts_for
-from harness.runner.weights import load_weights
 from harness.simulator.discrete_event import simulate
 from harness.specs.hardware import make_cluster
 from harness.workload.distributions import truncated_normal
@@ -109,7 +109,7 @@ def test_a_dying_worker_ends_the_job_and_keeps_messages() -> None:
     with WorkerPool(MiniCluster(2, 1, "gloo", "cpu", timeout_s=20)) as p:
         t = time.monotonic()
         with pytest.raises(WorkerFailure) as e:
-            run_job(p, "harness.runner.faults:die", {"rank": 1, "messages": 3})
+            run_job(p, "harness.engine.faults:die", {"rank": 1, "messages": 3})
         assert time.monotonic() - t < 15
     assert "worker 1 died" in str(e.value) and len(e.value.messages) >= 3
 
@@ -118,7 +118,7 @@ def test_a_hanging_worker_ends_the_job_after_the_timeout() -> None:
     with WorkerPool(MiniCluster(2, 1, "gloo", "cpu", timeout_s=3)) as p:
         t = time.monotonic()
         with pytest.raises(WorkerFailure) as e:
-            run_job(p, "harness.runner.faults:hang", {"sleep_s": 60})
+            run_job(p, "harness.engine.faults:hang", {"sleep_s": 60})
         assert 2.5 < time.monotonic() - t < 15
     assert "runner.timeout_s" in str(e.value) and len(e.value.messages) == 2
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from harness.engine import layers as L
+from harness.engine.stage import StageModel, StageSlice, generate, split_layers
+from harness.engine.weights import build_hf_model, extract
 from harness.errors import UserError
-from harness.runner import layers as L
-from harness.runner.engine import StageModel, StageSlice, generate, split_layers
-from harness.runner.weights import build_hf_model, extract
 from harness.specs.models import ModelSpec, model_from_dict
 
 TINY = {

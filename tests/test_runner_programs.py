@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 import torch
 
+from harness.engine.pool import MiniCluster, WorkerPool
+from harness.engine.stage import generate
+from harness.engine.weights import load_weights
 from harness.errors import UserError
 from harness.policies import Context, get_policy
 from harness.policies.pipeline import PipelineCosts
 from harness.policies.vllm import VLLM
-from harness.runner.engine import generate
-from harness.runner.pool import MiniCluster, WorkerPool
 from harness.runner.run import execute, plan_job, prompts_for
-from harness.runner.weights import load_weights
 from harness.simulator.discrete_event import trace_ops
 from harness.specs.hardware import make_cluster
 from harness.workload.streams import offline

@@ -10,7 +10,7 @@ machine one hot layer read 30-40% fast). The stack call includes what the runner
 once per stage (masks, T5 position bias, prompt-cache layout), amortised over its layers.
 Repeats are taken round-robin over the grid (`profile_job`); each round is bracketed by a
 disturbance reading (harness.profiler.disturbance) and run again (up to twice) when others
-used the CPU. The timed code is the runner's own (harness.runner.layers / engine), so the
+used the CPU. The timed code is the runner's own (harness.engine.layers / stage), so the
 profile describes what the runner executes.
 """
 
@@ -23,12 +23,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from harness.engine import layers as L
+from harness.engine.layers import SeqState
+from harness.engine.links import StageDef, groups_for
+from harness.engine.stage import StageModel, StageSlice
+from harness.engine.timing import now
+from harness.engine.weights import cached_weights
 from harness.profiler.disturbance import CpuMeter
-from harness.runner import layers as L
-from harness.runner.engine import StageModel, StageSlice
-from harness.runner.layers import SeqState
-from harness.runner.links import StageDef, groups_for
-from harness.runner.programs import cached_weights, now
 from harness.specs.models import ModelSpec
 
 ATTEMPTS = 3      # a disturbed round is run again (after 0.3 s), at most this often in all
@@ -101,7 +102,7 @@ def _op(ctx, job: ProfileJob, p: Point, models: dict, groups: dict):
         return (lambda: None), 1
     r = ctx.rank if tp > 1 else 0
     if (tp, r) not in models:
-        w = cached_weights(ctx, spec, job.seed, tp, r)       # the runner's cache
+        w = cached_weights(ctx, spec, job.seed, tp, r)       # the runner's cache (harness.engine.weights)
         models[(tp, r)] = StageModel(w, StageSlice(0, len(w.encoder), 0, len(w.decoder), True, True))
     S = models[(tp, r)]
     w = S.w

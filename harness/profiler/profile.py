@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from harness.engine.pool import MiniCluster, WorkerPool, run_job
 from harness.errors import UserError, check
 from harness.profiler.bench import Point, ProfileJob, table_rows
-from harness.runner.pool import MiniCluster, WorkerPool, run_job
 from harness.specs.hardware import ClusterSpec
 from harness.specs.models import ModelSpec
 

@@ -16,8 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.cli.commands import finite
 from harness.config import Scenario, build_scenario, compose
+from harness.engine.pool import MiniCluster
 from harness.errors import UserError, check
-from harness.runner.pool import MiniCluster
 
 SIZES = ("tiny", "full", "large")
 
@@ -60,8 +60,8 @@ def run(overrides: list[str]) -> dict:
     `runtime_adjustment.enabled=true`: ExeGPT §3 runtime adjustment (rra/waa), targets from the
     scenario's workload; records then go to `<tag>-adjust.parquet`, the decisions into the JSON."""
     from harness.cli.commands import runtime_adjustment
+    from harness.engine.pool import WorkerPool, run_job
     from harness.policies import get_policy
-    from harness.runner.pool import WorkerPool, run_job
     from harness.runner.run import execute
     from harness.simulator.discrete_event import simulate
     from harness.workload.streams import offline

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.engine.weights import build_hf_model
 from harness.errors import UserError, check
-from harness.runner.weights import build_hf_model
 from harness.specs.models import ModelSpec
 from harness.workload.streams import Requests
 

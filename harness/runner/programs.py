@@ -34,12 +34,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from harness.runner.layers import SeqState, state_from_tensors, state_part
-from harness.runner.links import MAX_HEADER, StageDef
-from harness.runner.worker import Worker, cached_weights, now
+from harness.engine.layers import SeqState, state_from_tensors, state_part
+from harness.engine.links import MAX_HEADER, StageDef
+from harness.engine.timing import now
+from harness.engine.weights import cached_weights
+from harness.runner.worker import Worker
 from harness.specs.models import ModelSpec
-
-__all__ = ["Call", "Group", "Job", "cached_weights", "execute", "now", "prepare"]
 
 ACK_TAG = 1           # gloo tag of hand-over acknowledgements
 KV_TAG = 16           # + transfer index: the gloo tag of one KV hand-over
@@ -252,7 +252,7 @@ class Replay(Worker):
 
 
 def execute(ctx, job: Job) -> dict:
-    """Worker entry point (harness.runner.pool)."""
+    """Worker entry point (harness.engine.pool)."""
     w = Replay(ctx, job)
     dist.barrier()
     t0 = now()

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from harness.engine.pool import WorkerFailure, WorkerPool, run_job
 from harness.errors import UserError
 from harness.policies.base import Plan
 from harness.profiler.disturbance import CpuMeter, Disturbance
 from harness.runner.drift import CALL_COLUMNS
-from harness.runner.pool import WorkerFailure, WorkerPool, run_job
 from harness.runner.programs import Job
 from harness.runner.schedule import to_calls, worker_groups
 from harness.simulator.adjust import OFF, Adjuster, RuntimeAdjustment

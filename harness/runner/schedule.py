@@ -14,11 +14,11 @@ of its calls (the program's back-pressure, enforced across processes).
 
 from __future__ import annotations
 
+from harness.engine.links import StageDef
+from harness.engine.stage import split_layers
 from harness.errors import UserError
 from harness.policies.base import Plan
 from harness.policies.program import Op
-from harness.runner.engine import split_layers
-from harness.runner.links import StageDef
 from harness.runner.programs import Call, Group
 from harness.specs.models import ModelSpec
 

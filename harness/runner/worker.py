@@ -6,37 +6,19 @@ same control flow from the job (output lengths are forced, ExeGPT §7), so only 
 travel: activations stage -> stage, tokens last stage -> first stage, TP all-reduces.
 Receives are posted ahead (`Links.post`) wherever the next message's shape is known.
 The last stage's leader streams one record per decoding iteration; encode records come
-from the stages that start and end an encoding. Times are `time.perf_counter()`
+from the stages that start and end an encoding. Times are `harness.engine.timing.now`
 (CLOCK_MONOTONIC, shared by all processes of the machine).
 """
 
 from __future__ import annotations
 
-import time
-
 import torch
 
-from harness.runner.engine import StageModel, StageSlice
-from harness.runner.layers import SeqState
-from harness.runner.links import Links, StageDef, allreduce_fn, groups_for
-from harness.runner.weights import load_weights
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def cached_weights(ctx, spec, seed: int, tp: int, r: int, dtype: str = "float32"):
-    """Rank r's shard at TP `tp`, built once per worker process (runs and profiles share it)."""
-    key = ("w", spec, seed, tp, r, dtype)
-    if key not in ctx.cache:
-        ctx.cache[key] = load_weights(spec, seed, tp, r, DTYPES[dtype], ctx.device)
-    return ctx.cache[key]
-
-
-def now() -> float:
-    """A timestamp after the device finished the work queued so far (CUDA kernels are async)."""
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.synchronize()
-    return time.perf_counter()
+from harness.engine.layers import SeqState
+from harness.engine.links import Links, StageDef, allreduce_fn, groups_for
+from harness.engine.stage import StageModel, StageSlice
+from harness.engine.timing import now
+from harness.engine.weights import DTYPES, cached_weights
 
 
 def split(ids: list[int], m: int) -> list[list[int]]:

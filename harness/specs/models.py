@@ -122,7 +122,7 @@ class ModelSpec:
         """Tokens in the decoder's self-attention cache of a sequence that has seen
         `context_len` tokens (input + generated): all of them in a decoder-only model, only
         the generated ones in an encoder-decoder model, whose input is read through the
-        cross-attention cache (the runner keeps the two apart: harness.runner.layers.SeqState)."""
+        cross-attention cache (the runner keeps the two apart: harness.engine.layers.SeqState)."""
         return context_len - input_len if self.is_encoder_decoder else context_len
 
     def cross_kv_bytes_per_input_token(self) -> int:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.runner import layers as L
-from harness.runner.layers import AllReduce, SeqState, no_allreduce
-from harness.runner.weights import Weights
+from harness.engine import layers as L
+from harness.engine.layers import AllReduce, SeqState, no_allreduce
+from harness.engine.weights import Weights
 
 
 @dataclass(frozen=True, slots=True)

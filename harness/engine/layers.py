@@ -23,7 +23,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from harness.runner.weights import OPT_POSITION_OFFSET, Attention, Layer, Norm, Weights
+from harness.engine.weights import OPT_POSITION_OFFSET, Attention, Layer, Norm, Weights
 
 AllReduce = Callable[[torch.Tensor], None]
 NEG_INF = float("-inf")

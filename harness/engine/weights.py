@@ -268,3 +268,15 @@ def to_dtype(obj, dtype: torch.dtype | None = None, device: str | None = None):
     if isinstance(obj, (Weights, Layer, Attention, MLP, Norm)):
         return type(obj)(**{n: to_dtype(getattr(obj, n), dtype, device) for n in obj.__dataclass_fields__})
     return obj
+
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def cached_weights(ctx, spec: ModelSpec, seed: int, tp: int, r: int, dtype: str = "float32") -> Weights:
+    """Rank r's shard at TP `tp`, built once per worker process (`ctx.cache` of the pool's
+    WorkerContext; runs and profiles share it)."""
+    key = ("w", spec, seed, tp, r, dtype)
+    if key not in ctx.cache:
+        ctx.cache[key] = load_weights(spec, seed, tp, r, DTYPES[dtype], ctx.device)
+    return ctx.cache[key]

@@ -1,6 +1,6 @@
 """Fault injection for the worker pool (tests and diagnosis): a worker that dies or hangs.
 
-`harness.runner.pool` must end such a job within `timeout_s` with a clear error and keep
+`harness.engine.pool` must end such a job within `timeout_s` with a clear error and keep
 the messages that arrived before (tests/test_runner_dist.py).
 """
 
