@@ -15,11 +15,11 @@ import pytest
 from harness.cli.main import main
 from harness.config import build_scenario, compose
 from harness.cost_model import get_cost_model
-from harness.cost_model.profiled import ProfiledCostModel
+from harness.cost_model.profiled import ProfiledCostModel, profile_path
 from harness.errors import UserError
 from harness.policies import Context, get_policy
 from harness.profiler.bench import Point
-from harness.profiler.profile import build_grid, points, profile_path
+from harness.profiler.profile import build_grid, points
 from harness.simulator.expected import evaluate
 
 GRID = {"batch_sizes": [1, 4, 16], "encode_lengths": [4, 16], "decode_contexts": [4, 32],

@@ -1,8 +1,15 @@
 """Profiled cost model: interpolation in tables measured by `harness profile` (ExeGPT §2, §6).
 
 The XSimulator converts workloads to time "with the profiles" (§6); this model answers the
-CostModel protocol from the profile table of (model, cluster) (schema:
-harness/profiler/profile.py), one table per model, loaded on first use:
+CostModel protocol from the profile table of (model, cluster), one table per model, loaded on
+first use. This module owns the table's place and format (`profile_path`, `PROFILE_OPS`,
+`require_profile`); harness/profiler writes it.
+
+Profile table (parquet, `<profile_dir>/<model>-<cluster>.parquet`), one row per point:
+op (`PROFILE_OPS`), tp_degree, batch_size, length, input_len, message_bytes, time_s (median of
+`repeats` rounds), time_p10_s, time_p90_s (spread), other_cores / disturbed / remeasured (CPU
+other processes took), plus model, cluster, device, torch version. A GPU profile has the same
+columns. The model interpolates the medians:
 - encode_layer(b, L): the runner encodes packed prompts, so the time is a function of the
   b * L tokens: piecewise-linear interpolation in log(tokens) over the medians.
 - decode_layer(b, context[, input]): (tri)linear interpolation on the (batch, context
@@ -38,10 +45,23 @@ from harness.specs.models import ModelSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KV_TENSORS_PER_LAYER = 2
+PROFILE_OPS = ("encode_layer", "decode_layer", "kv_select", "kv_join", "cross_kv", "lm_head", "allreduce", "p2p")
 
 
 def default_profile_dir() -> Path:
     return Path(os.environ.get("HARNESS_PROFILE_DIR", REPO_ROOT / "runs" / "profiles"))
+
+
+def profile_path(out_dir: str | Path, model: ModelSpec, cluster: ClusterSpec) -> Path:
+    """Where the profile of `model` on `cluster` lives under `out_dir`."""
+    return Path(out_dir) / f"{model.name}-{cluster.name}.parquet"
+
+
+def require_profile(path: Path, model: ModelSpec, cluster: ClusterSpec) -> None:
+    """A one-line error naming the command that makes the missing profile."""
+    if not path.exists():
+        raise UserError(f"cost_model=profiled: no profile of {model.name} on {cluster.name} at {path}; "
+                        f"run `harness profile model={model.name} cluster={cluster.name}`")
 
 
 def _interp1(x: np.ndarray, y: np.ndarray, q: float, log_x: bool = True) -> float:
@@ -122,7 +142,6 @@ class ProfiledCostModel:
 
     def tables(self, model: ModelSpec) -> _Tables:
         if model.name not in self._tables:
-            from harness.profiler.profile import profile_path, require_profile
             path = profile_path(self.profile_dir, model, self.cluster)
             require_profile(path, model, self.cluster)
             self._tables[model.name] = _Tables(pd.read_parquet(path))

@@ -33,7 +33,6 @@ from harness.profiler.disturbance import CpuMeter
 from harness.specs.models import ModelSpec
 
 ATTEMPTS = 3      # a disturbed round is run again (after 0.3 s), at most this often in all
-OPS = ("encode_layer", "decode_layer", "kv_select", "kv_join", "cross_kv", "lm_head", "allreduce", "p2p")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,71 +74,105 @@ def _state(S: StageModel, b: int, ctx_len: int, input_len: int, layers: int) -> 
     return st
 
 
+def _comm_op(ctx, p: Point):
+    """An all-reduce over every rank, or a ping-pong between ranks 0 and 1 (others idle)."""
+    x = torch.zeros(max(1, p.message_bytes // 4))
+    if p.op == "allreduce":
+        return lambda: dist.all_reduce(x), 1
+    other = 1 - ctx.rank if ctx.rank < 2 else None
+
+    def pingpong() -> None:     # one round trip; the table stores half of it
+        if other is None:
+            return
+        if ctx.rank == 0:
+            dist.send(x, other)
+            dist.recv(x, other)
+        else:
+            dist.recv(x, other)
+            dist.send(x, other)
+    return pingpong, 2            # one round trip = two one-way messages
+
+
+def _encode_op(S: StageModel, p: Point, ar):
+    """The whole encoder stack (decoder-only: prefill) on b packed prompts, per layer."""
+    prompts = [[3] * (p.length + (0 if S.t5 else 1)) for _ in range(p.batch_size)]
+    x0 = S.embed_prompts(prompts)
+    ids = list(range(p.batch_size))
+    return lambda: S.encode(x0, prompts, ids, ar), S.num_encode_layers
+
+
+def _decode_op(S: StageModel, p: Point, ar):
+    """One decoding step of the whole decoder stack, per layer; the cache is reset before
+    every call, so each repeat appends to the same `length` cached tokens."""
+    n, b = len(S.dec), p.batch_size
+    st = _state(S, b, p.length, p.input_len, n)
+    keep = (list(st.k), list(st.v), st.valid, st.pos, st.next_pos)
+    x = torch.randn(b, 1, S.w.spec.hidden_size)
+
+    def dec() -> None:
+        st.k, st.v = list(keep[0]), list(keep[1])
+        st.valid, st.pos, st.next_pos = keep[2], keep[3], keep[4]
+        L.decode_stage(S.w, S.dec, st, x, ar)
+    return dec, n
+
+
+def _kv_select_op(S: StageModel, p: Point, ar):
+    """Compaction: b + 1 sequences -> b (one query left)."""
+    st = _state(S, p.batch_size + 1, p.length, p.input_len, len(S.dec))
+    rows = list(range(1, p.batch_size + 1))
+    return lambda: st.select(rows), len(S.dec)
+
+
+def _kv_join_op(S: StageModel, p: Point, ar):
+    """b sequences join one with a shorter cache (a new query)."""
+    a = _state(S, p.batch_size, p.length, p.input_len, len(S.dec))
+    new = _state(S, 1, max(1, p.length // 2), p.input_len, len(S.dec))
+    return lambda: SeqState.concat(a, new), len(S.dec)
+
+
+def _cross_kv_op(S: StageModel, p: Point, ar):
+    """T5: project b encoder outputs of `length` tokens to every decoder layer's cross K/V."""
+    b = p.batch_size
+    enc_out = torch.randn(1, b * p.length, S.w.spec.hidden_size)
+    return lambda: S.cross_state(enc_out, [p.length] * b, list(range(b))), len(S.dec)
+
+
+def _lm_head_op(S: StageModel, p: Point, ar):
+    """The LM head and the next step's token embedding for b sequences."""
+    b, w = p.batch_size, S.w
+    x = torch.randn(b, 1, w.spec.hidden_size)
+    nxt = torch.zeros(b, dtype=torch.long)
+    pos = torch.zeros(b, dtype=torch.long)
+    return lambda: L.embed_step(w, L.next_tokens(w, x) + nxt, pos), 1
+
+
+LAYER_OPS = {"encode_layer": _encode_op, "decode_layer": _decode_op, "kv_select": _kv_select_op,
+             "kv_join": _kv_join_op, "cross_kv": _cross_kv_op, "lm_head": _lm_head_op}
+COMM_OPS = ("allreduce", "p2p")          # with LAYER_OPS: every op of a profile (PROFILE_OPS)
+
+
+def _stage_model(ctx, job: ProfileJob, tp: int, models: dict) -> StageModel:
+    """This rank's whole-model stage at TP `tp`, built once per job (weights: the runner's cache)."""
+    r = ctx.rank if tp > 1 else 0
+    if (tp, r) not in models:
+        w = cached_weights(ctx, job.spec, job.seed, tp, r)       # the runner's cache (harness.engine.weights)
+        models[(tp, r)] = StageModel(w, StageSlice(0, len(w.encoder), 0, len(w.decoder), True, True))
+    return models[(tp, r)]
+
+
 def _op(ctx, job: ProfileJob, p: Point, models: dict, groups: dict):
     """(callable doing the point's work once, units it covers): the time per unit is stored
     (layers of the stack, 2 one-way messages of a ping-pong, else 1)."""
-    spec, tp = job.spec, p.tp_degree
-    in_group = ctx.rank < tp
+    tp = p.tp_degree
+    if p.op in COMM_OPS:
+        return _comm_op(ctx, p)
+    if p.op not in LAYER_OPS:
+        raise ValueError(f"unknown op {p.op}")
+    if ctx.rank >= tp:                # a rank outside the TP group idles at this point
+        return (lambda: None), 1
     tp_ranks = tuple(range(tp))
     ar = (lambda t: dist.all_reduce(t, group=groups[tp_ranks])) if tp > 1 else L.no_allreduce
-    if p.op in ("allreduce", "p2p"):
-        x = torch.zeros(max(1, p.message_bytes // 4))
-        if p.op == "allreduce":
-            return lambda: dist.all_reduce(x), 1
-        other = 1 - ctx.rank if ctx.rank < 2 else None
-
-        def pingpong() -> None:     # one round trip; the table stores half of it
-            if other is None:
-                return
-            if ctx.rank == 0:
-                dist.send(x, other)
-                dist.recv(x, other)
-            else:
-                dist.recv(x, other)
-                dist.send(x, other)
-        return pingpong, 2            # one round trip = two one-way messages
-    if not in_group:                  # a rank outside the TP group idles at this point
-        return (lambda: None), 1
-    r = ctx.rank if tp > 1 else 0
-    if (tp, r) not in models:
-        w = cached_weights(ctx, spec, job.seed, tp, r)       # the runner's cache (harness.engine.weights)
-        models[(tp, r)] = StageModel(w, StageSlice(0, len(w.encoder), 0, len(w.decoder), True, True))
-    S = models[(tp, r)]
-    w = S.w
-    b = p.batch_size
-    if p.op == "encode_layer":       # the whole stack, per layer (module docstring)
-        prompts = [[3] * (p.length + (0 if S.t5 else 1)) for _ in range(b)]
-        x0 = S.embed_prompts(prompts)
-        ids = list(range(b))
-        return lambda: S.encode(x0, prompts, ids, ar), S.num_encode_layers
-    if p.op == "decode_layer":
-        n = len(S.dec)
-        st = _state(S, b, p.length, p.input_len, n)
-        keep = (list(st.k), list(st.v), st.valid, st.pos, st.next_pos)
-        x = torch.randn(b, 1, spec.hidden_size)
-
-        def dec() -> None:
-            st.k, st.v = list(keep[0]), list(keep[1])
-            st.valid, st.pos, st.next_pos = keep[2], keep[3], keep[4]
-            L.decode_stage(w, S.dec, st, x, ar)
-        return dec, n
-    if p.op == "kv_select":          # compaction: b + 1 sequences -> b (one query left)
-        st = _state(S, b + 1, p.length, p.input_len, len(S.dec))
-        rows = list(range(1, b + 1))
-        return lambda: st.select(rows), len(S.dec)
-    if p.op == "kv_join":            # b sequences join one with a shorter cache (new query)
-        a = _state(S, b, p.length, p.input_len, len(S.dec))
-        new = _state(S, 1, max(1, p.length // 2), p.input_len, len(S.dec))
-        return lambda: SeqState.concat(a, new), len(S.dec)
-    if p.op == "cross_kv":
-        enc_out = torch.randn(1, b * p.length, spec.hidden_size)
-        return lambda: S.cross_state(enc_out, [p.length] * b, list(range(b))), len(S.dec)
-    if p.op == "lm_head":
-        x = torch.randn(b, 1, spec.hidden_size)
-        nxt = torch.zeros(b, dtype=torch.long)
-        pos = torch.zeros(b, dtype=torch.long)
-        return lambda: L.embed_step(w, L.next_tokens(w, x) + nxt, pos), 1
-    raise ValueError(f"unknown op {p.op}")
+    return LAYER_OPS[p.op](_stage_model(ctx, job, tp, models), p, ar)
 
 
 COMM_BURST = 5    # a collective point is timed this many times per round (each is ~0.1-1 ms)
@@ -177,7 +210,7 @@ def profile_job(ctx, job: ProfileJob) -> dict | None:
         with meter:
             for i in _round_order(n, job.seed, job.round0 + rounds + extra):
                 fn, per = ops[i]
-                for _ in range(COMM_BURST if job.points[i].op in ("allreduce", "p2p") else 1):
+                for _ in range(COMM_BURST if job.points[i].op in COMM_OPS else 1):
                     dist.barrier()
                     t = now()
                     fn()

@@ -1,11 +1,9 @@
 """`harness profile`: the grid, its validation, and the profile table (ExeGPT §2 XProfiler).
 
-Profile table (parquet), one row per point, the schema the `profiled` cost model reads:
-op (encode_layer | decode_layer | kv_select | kv_join | cross_kv | lm_head | allreduce | p2p), tp_degree,
-batch_size, length, input_len, message_bytes, time_s (median of `repeats` rounds), time_p10_s,
-time_p90_s (spread), other_cores / disturbed / remeasured (CPU other processes took),
-plus model, cluster, device, torch version. A GPU profile has the same columns.
-Everything is validated before the first timing: a bad grid or model is a one-line error.
+The table's place and schema belong to the cost model that reads it
+(harness/cost_model/profiled.py: `profile_path`, `PROFILE_OPS`); this module times its points
+and writes it. Everything is validated before the first timing: a bad grid or model is a
+one-line error.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from harness.atomic import write_frame
 from harness.engine.pool import MiniCluster, WorkerPool, run_job
 from harness.errors import UserError, check
 from harness.profiler.bench import Point, ProfileJob, table_rows
@@ -93,10 +92,6 @@ def points(g: Grid, model: ModelSpec) -> list[Point]:
     return out
 
 
-def profile_path(out_dir: str | Path, model: ModelSpec, cluster: ClusterSpec) -> Path:
-    return Path(out_dir) / f"{model.name}-{cluster.name}.parquet"
-
-
 class ProfileSession:
     """One profile taken in parts: `take(k)` times k more rounds of the whole grid (each part
     after its own warm-up pass) on a warm pool, `write` aggregates every round so far into
@@ -148,10 +143,7 @@ class ProfileSession:
         df["device"] = f"{self.mc.device}:{platform.processor() or platform.machine()}"
         df["threads_per_worker"] = self.mc.threads_per_worker
         df["torch"] = torch.__version__
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp.parquet")
-        df.to_parquet(tmp, index=False)
-        tmp.replace(out)
+        write_frame(df, out)
         return df
 
 
@@ -169,8 +161,3 @@ def run_profile(model: ModelSpec, cluster: ClusterSpec, mc: MiniCluster, grid: G
         if own:
             pool.close()
 
-
-def require_profile(path: Path, model: ModelSpec, cluster: ClusterSpec) -> None:
-    if not path.exists():
-        raise UserError(f"cost_model=profiled: no profile of {model.name} on {cluster.name} at {path}; "
-                        f"run `harness profile model={model.name} cluster={cluster.name}`")

@@ -33,7 +33,8 @@ def _runner(cfg: DictConfig) -> dict:
 
 
 def profile(overrides: list[str]) -> dict:
-    from harness.profiler.profile import build_grid, points, profile_path, run_profile
+    from harness.cost_model.profiled import profile_path
+    from harness.profiler.profile import build_grid, points, run_profile
     cfg = compose(overrides)
     s, r = build_scenario(cfg), _runner(cfg)
     grid = build_grid(dict(r.get("profile") or {}), s.model, s.cluster)    # fails before timing
@@ -129,7 +130,8 @@ def fidelity(overrides: list[str]) -> dict:
     configurations with the other rounds taken between them (this VM's speed drifts over
     minutes: docs/real-execution.md), then the ctranslate2 rows
     (whose torch row is the FT batch-8 configuration's run) and, for opt-20m, the ratio."""
-    from harness.profiler.profile import ProfileSession, build_grid, profile_path
+    from harness.cost_model.profiled import profile_path
+    from harness.profiler.profile import ProfileSession, build_grid
     from harness.runner import fidelity as F
     from harness.runner.floor import floor
     cfg = compose(["cluster=cpu-2w", "cost_model=profiled", *overrides])

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.cost_model.profiled import ProfiledCostModel
+from harness.cost_model.profiled import ProfiledCostModel, profile_path
 from harness.engine.pool import MiniCluster, WorkerFailure, WorkerPool, run_job
 from harness.policies import EXEGPT_POLICIES, Context, get_policy
 from harness.profiler.disturbance import DISTURBED_CORES
-from harness.profiler.profile import ProfileSession, profile_path
+from harness.profiler.profile import ProfileSession
 from harness.runner.baseline import BATCH, TASK
 from harness.runner.drift import speed_drift
 from harness.runner.run import execute, plan_job
