@@ -19,17 +19,17 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from harness.config import REPO_ROOT, build_scenario, conf_dir
-from harness.policies import SEARCHED, weight_copies
+from harness.policies import SEARCHED, Context, weight_copies
 from harness.results import ResultStore, config_hash, provenance
+from harness.results.record import finite
 
 
 def scenario_rows(cfg: DictConfig) -> list[dict]:
     """The job body: FT and every policy's best under the bound, as tidy rows."""
-    from harness.cli.commands import context, finite
     from harness.scheduler import find_schedule
     from harness.scheduler.bounds import best_ft, derive_bounds, resolve_bound
     s = build_scenario(cfg)
-    ctx = context(s)
+    ctx = Context.of(s)
     label, bound_s = resolve_bound(ctx, cfg.get("bound"), cfg.get("bound_s"))
     bounds = derive_bounds(ctx)
     st = s.search

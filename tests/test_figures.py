@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from harness.cli.figures import write_figures, write_report  # noqa: E402
 from harness.figures import (  # noqa: E402
     headline_table,
     latency_throughput,
@@ -25,8 +26,6 @@ from harness.figures import (  # noqa: E402
     table6_markdown,
     throughput_bars,
     winners,
-    write_figures,
-    write_report,
 )
 from harness.figures.curves import curve_count  # noqa: E402
 from harness.figures.heatmap import FT_NS_GID, VALUE_GID  # noqa: E402

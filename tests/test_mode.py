@@ -11,7 +11,8 @@ from harness.config import build_scenario, compose
 from harness.cost_model import get_cost_model
 from harness.errors import UserError
 from harness.policies import Context, get_policy
-from harness.simulator.expected import evaluate, rra_decode_batches
+from harness.policies.closed_form import rra_decode_batches
+from harness.simulator.expected import evaluate
 from harness.specs import get_cluster, get_model
 from harness.specs.mode import OURS, PAPER, make_mode, mode_from_dict
 from harness.workload import fixed, get_task
@@ -58,7 +59,7 @@ def test_worst_case_latency_prices_the_phase_start_batch():
     assert e_worst.throughput_seq_s == e_ours.throughput_seq_s     # throughput is not a latency reading
     plan = get_policy("rra").plan(ours, knobs)
     c, w = plan.costs, ours.workload
-    from harness.simulator.expected import live_context_len
+    from harness.policies.closed_form import live_context_len
     peak, mean = rra_decode_batches(32, w.output, 8, OURS)
     enc, ctxlen = c.encode_s(32, w.input.mean), live_context_len(w)
     drain = c.decode_drain_s(round(mean), ctxlen, w.input.mean)

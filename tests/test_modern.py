@@ -140,7 +140,8 @@ def test_findings_text_on_synthetic_frames():
 def test_narrowed_axes_run_from_overrides(tmp_path):
     """`make reproduce-quick`'s form: swept keys narrowed on the command line (`bound=p30,inf`)
     with the output folder taken from the config (runs_dir override), not from an argument."""
-    tables = modern.run(["experiment=fig7", "task=S", "bound=p30,inf", f"runs_dir={tmp_path}"])
+    out, tables, _ = modern.run(["experiment=fig7", "task=S", "bound=p30,inf", f"runs_dir={tmp_path}"])
+    assert out == tmp_path / "fig7"
     df = tables["results"]
     assert set(df["bound"]) == {"p30", "inf"} and set(df["task"]) == {"S"}
     assert (tmp_path / "fig7" / "results.parquet").exists()

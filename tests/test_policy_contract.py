@@ -10,9 +10,10 @@ import pytest
 from harness.cost_model import get_cost_model
 from harness.errors import UserError
 from harness.policies import POLICIES, Context, get_policy
+from harness.policies.closed_form import expected_max, finish_fraction
 from harness.policies.ft import FasterTransformer
 from harness.registry import Registry
-from harness.simulator.expected import evaluate, expected_max, finish_fraction
+from harness.simulator.expected import evaluate
 from harness.specs import get_cluster, get_model
 from harness.workload import fixed, get_task
 

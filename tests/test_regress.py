@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import math
 
-from harness.results.golden import GOLDEN_SCENARIOS, Outcome, benchmark_json, compare
+from harness.results.golden import Outcome, benchmark_json, compare
+from harness.studies.regress import GOLDEN_SCENARIOS
 
 
 def golden(thr=10.0, status="ok", bound_s=5.0):
@@ -55,7 +56,7 @@ def test_benchmark_json_is_github_action_benchmark_format():
 
 
 def test_the_committed_golden_covers_the_scenario_set():
-    from harness.cli.main import GOLDEN
+    from harness.cli.studies import GOLDEN
     from harness.results.golden import load_golden, scenario_key
     g = load_golden(GOLDEN)
     from harness.specs.mode import MODES

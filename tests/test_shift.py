@@ -89,8 +89,12 @@ def test_study_sla_readings():
 
 @pytest.mark.slow
 def test_run_writes_tables_figure_and_summary(tmp_path):
-    from harness.studies.shift import run
-    tables = run(tmp_path / "fig11", num_requests=600)
+    from harness.cli.output import write_study
+    from harness.figures.shift import fig11, summary
+    from harness.studies.shift import study
+    tables = study(600)       # what `harness shift` writes (harness/cli/studies.py), on fewer requests
+    write_study(tmp_path / "fig11", tables, {"fig11": fig11(tables["shift"], tables["tightening"])},
+                {"summary.md": summary(tables)})
     for name in ("shift", "tightening", "rra_retune", "runtime_adjustment", "research_time", "redeploy"):
         assert (tmp_path / "fig11" / f"{name}.csv").exists() and (tmp_path / "fig11" / f"{name}.parquet").exists()
     assert (tmp_path / "fig11" / "fig11.png").exists() and (tmp_path / "fig11" / "fig11.pdf").exists()

@@ -87,8 +87,12 @@ def test_shared_traces_correlations():
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_run_on_shared_traces(tmp_path):
-    requires_shared("traces/splitwise_code.csv")
-    from harness.studies.traces import run
-    tables = run(tmp_path / "fig10", n_offline=300, n_online=300)
+    shared = requires_shared("traces/splitwise_code.csv")
+    from harness.cli.output import write_study
+    from harness.figures.traces import fig10, summary
+    from harness.studies.traces import study
+    tables = study(shared / "traces", n_offline=300, n_online=300)
+    write_study(tmp_path / "fig10", tables, {"fig10": fig10(tables["gains"], tables["online"])},
+                {"summary.md": summary(tables)})
     assert (tmp_path / "fig10" / "summary.md").exists() and (tmp_path / "fig10" / "fig10.png").exists()
     assert tables["gains"]["gain_des"].notna().any()

@@ -1,17 +1,16 @@
-"""Bodies of the analysis commands (`estimate`, later `search`, `bounds`): scenario -> JSON."""
+"""Bodies of the analysis commands (`estimate`, `bounds`, `search`, the Table 5 study): scenario -> JSON or a table."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
 from harness.config import Scenario, build_scenario, compose
-from harness.cost_model import get_cost_model
 from harness.errors import check, unknown_name
 from harness.policies import Context, Estimate, get_policy
+from harness.results.record import finite
 from harness.simulator.expected import evaluate
 
 if TYPE_CHECKING:
@@ -20,15 +19,7 @@ if TYPE_CHECKING:
 SIMULATORS = ("expected", "discrete-event")
 
 
-def context(s: Scenario) -> Context:
-    return Context(s.model, s.cluster, s.workload, get_cost_model(s.cost_model_name, s.cluster,
-                                                                 **dict(s.cost_model_options)), s.sla,
-                   s.mode, s.ft_baseline)
-
-
-def finite(x: float) -> float | None:
-    """inf/nan -> None (JSON has no Infinity); anything else unchanged."""
-    return None if isinstance(x, float) and not math.isfinite(x) else x
+context = Context.of   # TODO(issue 18): until harness/runner/commands.py moves into harness/cli/real.py
 
 
 def estimate_json(s: Scenario, cfg: DictConfig) -> dict:
@@ -174,22 +165,3 @@ def monotonicity_study(overrides: list[str]) -> pd.DataFrame:
     tables = [monotonicity_table([(s.workload.name, context(s))], policies).assign(mode=s.mode.label())
               for s in scenarios]
     return pd.concat(tables, ignore_index=True)
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """A DataFrame as a GitHub markdown table (floats to 3 places, NaN blank, numbers right)."""
-    def cell(v) -> str:
-        return "" if isinstance(v, float) and math.isnan(v) else f"{v:.3f}" if isinstance(v, float) else str(v)
-    numeric = [df[c].dtype.kind in "iuf" for c in df.columns]
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |",
-             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def write_csv_atomic(df: pd.DataFrame, path: Path) -> None:
-    """Write `df` to `path` via `<path>.tmp` and a rename, creating the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(path)

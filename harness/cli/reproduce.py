@@ -8,10 +8,11 @@ import contextlib
 import io
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from harness.atomic import write_text
 from harness.errors import UserError
-from harness.results.store import atomic_write_text
 
 # (log name, harness command line). Order matters: figures and the report read what the
 # steps before them wrote.
@@ -47,8 +48,8 @@ QUICK = (
 )
 
 
-def reproduce(overrides: list[str]) -> None:
-    from harness.cli.main import COMMANDS
+def reproduce(overrides: list[str], commands: Mapping[str, Callable[[list[str]], None]]) -> None:
+    """Run FULL (or QUICK with --quick) through `commands` (the console script's table)."""
     quick = "--quick" in overrides
     steps = QUICK if quick else FULL
     t_all = time.perf_counter()
@@ -58,16 +59,16 @@ def reproduce(overrides: list[str]) -> None:
         t0, out = time.perf_counter(), io.StringIO()
         try:
             with contextlib.redirect_stdout(out):
-                COMMANDS[argv[0]](argv[1:])
+                commands[argv[0]](argv[1:])
         except UserError as e:
             if name not in OPTIONAL:
                 raise
             print(f"    {name}: skipped ({e})", file=sys.stderr)
             out.write(f"skipped: {e}\n")
-        atomic_write_text(Path("runs/logs") / f"{name}.txt", out.getvalue())
+        write_text(Path("runs/logs") / f"{name}.txt", out.getvalue())
         timings.append((name, time.perf_counter() - t0))
         print(f"    {name}: {timings[-1][1]:.1f} s (stdout in runs/logs/{name}.txt)", file=sys.stderr)
     total = time.perf_counter() - t_all
     lines = [f"{n}\t{s:.1f}" for n, s in timings] + [f"total\t{total:.1f}"]
-    atomic_write_text(Path("runs/logs") / f"reproduce{'-quick' if quick else ''}-timing.tsv", "\n".join(lines) + "\n")
+    write_text(Path("runs/logs") / f"reproduce{'-quick' if quick else ''}-timing.tsv", "\n".join(lines) + "\n")
     print(f"reproduce{' --quick' if quick else ''}: done in {total:.0f} s; see runs/REPORT.md", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -130,35 +131,23 @@ def facet_grid(df: pd.DataFrame, cell_w: float = 3.4, cell_h: float = 2.4
     return fig, axes
 
 
-def save(fig: Figure, stem: Path, pdf: bool = True) -> list[Path]:
-    """Write `stem`.png and (unless `pdf` is false) `stem`.pdf; returns the paths."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    for ext in ("png", "pdf") if pdf else ("png",):
-        path = stem.with_suffix(f".{ext}")
-        fig.savefig(path, dpi=130 if ext == "png" else None, bbox_inches="tight")
-        out.append(path)
-    return out
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One file the figures layer asks the CLI to write (harness.cli.figures): a figure under
+    `path` (a stem) in each of `formats`, a text file at `path`, or None: remove a stale `path`."""
+
+    path: Path
+    content: Figure | str | None
+    formats: tuple[str, ...] = ("png", "pdf")
+
+
+def figure_output(fig: Figure, stem: Path, pdf: bool = True) -> Output:
+    return Output(stem, fig, ("png", "pdf") if pdf else ("png",))
 
 
 def read_table(path: Path) -> pd.DataFrame | None:
     """A CSV table the report reads, or None where the step that writes it has not run."""
     return pd.read_csv(path) if path.exists() else None
-
-
-def markdown_table(df: pd.DataFrame, floats: str = "{:.3g}") -> str:
-    """A DataFrame as a GitHub markdown table (NA blank, numbers right-aligned)."""
-    def cell(v) -> str:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return ""
-        if isinstance(v, float):
-            return floats.format(v)
-        return str(v).replace("|", "\\|").replace("\n", " ")
-    numeric = [df[c].dtype.kind in "iuf" for c in df.columns]
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |",
-             "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def ns_count(fig: Figure) -> int:

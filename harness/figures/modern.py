@@ -13,6 +13,7 @@ Claim rules (verdicts computed from our rows, never tuned toward the paper):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from harness.figures.claim_rows import COLUMNS, _row
-from harness.figures.frame import POLICY_LABELS, load_results, markdown_table, palette, save
+from harness.figures.frame import POLICY_LABELS, Output, figure_output, load_results, palette
 from harness.figures.throughput import throughput_bars
 from harness.policies import EXEGPT_POLICIES
+from harness.results.markdown import markdown_table
 
 FIG7_POLICIES = ("ft", "dsi", "vllm", "orca", "exegpt")
 FIG7_BASELINES = ("dsi", "vllm", "orca")
@@ -118,19 +120,18 @@ def online_figure(online: pd.DataFrame) -> Figure:
     return fig
 
 
-def draw(runs_dir: Path, exp: str) -> list[Path]:
+def draw(runs_dir: Path, exp: str) -> Iterator[Output]:
     """runs/<exp>/figures/: throughput bars of the experiment's policies, online curves."""
     runs_dir = Path(runs_dir)
-    out, written = runs_dir / exp / "figures", []
+    out = runs_dir / exp / "figures"
     res = runs_dir / exp / "results.parquet"
     if res.exists():
         df = load_results(res)
         pols = [p for p in (FIG7_POLICIES if exp == "fig7" else MODERN_POLICIES) if (df["policy"] == p).any()]
-        written += save(throughput_bars(df, pols), out / "throughput")
+        yield figure_output(throughput_bars(df, pols), out / "throughput")
     on = runs_dir / exp / "online.parquet"
     if on.exists() and len(pd.read_parquet(on)):
-        written += save(online_figure(pd.read_parquet(on)), out / "online")
-    return written
+        yield figure_output(online_figure(pd.read_parquet(on)), out / "online")
 
 
 # ---- report sections ------------------------------------------------------------------------

@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from harness.figures.attribution import suspect_table
-from harness.figures.frame import markdown_table, read_table
+from harness.figures.frame import read_table
 from harness.figures.verdicts import MODES, mode_of
+from harness.results.markdown import markdown_table
 
 
 def paper_table5(mono: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -31,7 +32,7 @@ def table5_by_model(mono: pd.DataFrame | None) -> list[str]:
     t = pd.concat([shares_by_model(mono[mode_of(mono) == m]).assign(mode=m) for m in MODES
                    if (mode_of(mono) == m).any()], ignore_index=True)
     return ["Pairs-weighted shares per model and reading (`_lb`: latency tolerance 5% of L_B, the p70 "
-            "bound; the paper measured GPT-3 39B only):", "", markdown_table(t, floats="{:.3f}"), ""]
+            "bound; the paper measured GPT-3 39B only):", "", markdown_table(t, floats=".3f"), ""]
 
 
 def search_section(runs_dir: Path) -> list[str]:
@@ -50,7 +51,7 @@ def search_section(runs_dir: Path) -> list[str]:
             "Pruning ratio = grid points / evaluations of the search; gap = 1 − searched / oracle "
             "throughput under the bound; beyond ε: gap > ε_T (1%). From `make bench` "
             "(runs/search/oracle.csv).", "", markdown_table(s[[c for c in cols if c in s.columns]]), "",
-            "<details><summary>Per scenario</summary>", "", markdown_table(per, floats="{:.3g}"), "",
+            "<details><summary>Per scenario</summary>", "", markdown_table(per, floats=".3g"), "",
             "</details>", ""]
 
 
@@ -64,7 +65,7 @@ def fig9_groups_section(runs_dir: Path, overhead: pd.DataFrame | None) -> list[s
             lines += [f"![Fig. 9 per GPU group, mode={m}]({png.as_posix()})", ""]
     lines += ["WAA's weight memory over FT's under every candidate definition (the paper does not define "
               "it; harness/studies/memory_groups.py DEFINITIONS):", "",
-              markdown_table(overhead[["mode", "claim", "paper", "ours", "how"]], floats="{:.1f}"), ""]
+              markdown_table(overhead[["mode", "claim", "paper", "ours", "how"]], floats=".1f"), ""]
     return lines
 
 
@@ -77,7 +78,7 @@ def equal_throughput_section(runs_dir: Path) -> list[str]:
     return ["## §8: latency at equal throughput (harness equal-throughput)", "",
             "FT's best throughput over its batch sweep and its latency there; ExeGPT's lowest latency "
             "whose throughput reaches it (bisection on the bound).", "",
-            markdown_table(table[cols], floats="{:.3g}"), ""]
+            markdown_table(table[cols], floats=".3g"), ""]
 
 
 def claims_section(claims: pd.DataFrame, why: pd.DataFrame | None, attr: pd.DataFrame | None) -> list[str]:
@@ -92,7 +93,7 @@ def claims_section(claims: pd.DataFrame, why: pd.DataFrame | None, attr: pd.Data
              markdown_table(pd.DataFrame(mode_spec.option_table())), "",
              "Definitions:", "", "```",
              headline.__doc__.split("Definitions (also printed in the report):")[1].strip("\n"),
-             "```", "", markdown_table(claims[[c for c in shown if c in claims.columns]], floats="{:.2f}"), "",
+             "```", "", markdown_table(claims[[c for c in shown if c in claims.columns]], floats=".2f"), "",
              "<details><summary>How each number is computed</summary>", "",
              markdown_table(claims[["claim", *(c for c in claims.columns if c.startswith("how"))]]), "",
              "</details>", ""]
@@ -107,8 +108,8 @@ def claims_section(claims: pd.DataFrame, why: pd.DataFrame | None, attr: pd.Data
         lines += [""]
     if why is not None and attr is not None:
         lines += ["### Attribution tables (one suspect switched at a time)", "",
-                  markdown_table(why, floats="{:.2f}"), ""]
+                  markdown_table(why, floats=".2f"), ""]
         for claim in why.loc[why["misses in both modes"], "claim"]:
             lines += [f"<details><summary>{claim}</summary>", "",
-                      markdown_table(suspect_table(attr, claim), floats="{:.3f}"), "", "</details>", ""]
+                      markdown_table(suspect_table(attr, claim), floats=".3f"), "", "</details>", ""]
     return lines

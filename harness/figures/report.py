@@ -1,16 +1,17 @@
 """Regenerate every figure from the results tables, and write runs/REPORT.md.
 
-`write_figures(runs_dir)` draws, for every runs/<experiment>/results.parquet, the throughput
+`outputs(runs_dir)` draws, for every runs/<experiment>/results.parquet, the throughput
 bars, latency-throughput curves and speed-up heat-map (and per-GPU memory where the table has
 one scenario per model, i.e. fig9) into runs/<experiment>/figures/<name>.{png,pdf}, plus the
 Table 5 / Table 6 markdown (and Table 5 heat-map) from the CSVs under runs/table5, runs/table6.
-`write_report(runs_dir)` writes runs/REPORT.md: provenance, the paper-vs-ours table, who wins
-where, and every figure embedded by relative path. Both read tables only.
+`report_markdown(runs_dir)` is runs/REPORT.md: provenance, the paper-vs-ours table, who wins
+where, and every figure embedded by relative path. Both read tables only; `harness figures`
+(harness.cli.figures) writes what they return.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -19,11 +20,11 @@ from harness.figures.attribution import causes
 from harness.figures.curves import latency_throughput
 from harness.figures.frame import (
     POLICY_LABELS,
+    Output,
+    figure_output,
     load_results,
-    markdown_table,
     policies_in,
     read_table,
-    save,
 )
 from harness.figures.headline import paper_scenarios, winners
 from harness.figures.heatmap import speedup_heatmap
@@ -41,6 +42,7 @@ from harness.figures.paper_sections import (
 from harness.figures.tables import monotonicity_heatmap, table5_markdown, table6_markdown
 from harness.figures.throughput import throughput_bars
 from harness.figures.verdicts import MODES, headline_by_mode, mode_of
+from harness.results.markdown import markdown_table
 
 EXPERIMENT_ORDER = ("fig6", "fig8", "full", "fig9")
 FIGURES: dict[str, tuple[str, Callable]] = {          # file stem -> (caption, DataFrame -> Figure)
@@ -63,15 +65,14 @@ def _figures_for(df: pd.DataFrame) -> list[str]:
     return names + (["memory"] if one_scenario_per_model(df) else [])
 
 
-def write_figures(runs_dir: Path) -> list[Path]:
-    """(Re)generate every figure and table file whose inputs exist; returns the paths written.
-    A figure that cannot be drawn is reported on stderr-like lines in the returned list's
-    companion file runs/<experiment>/figures/PROBLEMS.txt, never silently skipped."""
+def outputs(runs_dir: Path) -> Iterator[Output]:
+    """Every figure and table file whose inputs exist, one at a time (`harness.cli.figures`
+    writes each). A figure that cannot be drawn is named in
+    runs/<experiment>/figures/PROBLEMS.txt, never silently skipped."""
     runs_dir = Path(runs_dir)
-    written: list[Path] = []
     for exp, mode in ((e, m) for e in experiments(runs_dir) for m in MODES):
         if exp in STUDY_EXPERIMENTS:             # their own figures (harness/figures/modern.py)
-            written += draw(runs_dir, exp) if mode == "ours" else []
+            yield from draw(runs_dir, exp) if mode == "ours" else ()
             continue
         df = load_results(runs_dir / exp / "results.parquet")
         df = df[mode_of(df) == mode]
@@ -81,26 +82,20 @@ def write_figures(runs_dir: Path) -> list[Path]:
         problems = []
         for name in _figures_for(df):
             try:
-                written += save(FIGURES[name][1](df), out / name, pdf=mode == "ours")   # paper mode: PNG only
+                fig = FIGURES[name][1](df)
             except Exception as e:  # noqa: BLE001 - one bad figure must not hide the others
                 problems.append(f"{name}: {type(e).__name__}: {e}")
-        prob = out / "PROBLEMS.txt"
-        if problems:
-            prob.write_text("\n".join(problems) + "\n")
-            written.append(prob)
-        elif prob.exists():
-            prob.unlink()
+                continue
+            yield figure_output(fig, out / name, pdf=mode == "ours")   # paper mode: PNG only
+        yield Output(out / "PROBLEMS.txt", "\n".join(problems) + "\n" if problems else None)
     mono = paper_table5(read_table(runs_dir / "table5" / "monotonicity.csv"))
     if mono is not None:
-        (runs_dir / "table5" / "table5.md").write_text(table5_markdown(mono) + "\n")
-        written += [runs_dir / "table5" / "table5.md",
-                    *save(monotonicity_heatmap(mono), runs_dir / "table5" / "figures" / "monotonicity")]
+        yield Output(runs_dir / "table5" / "table5.md", table5_markdown(mono) + "\n")
+        yield figure_output(monotonicity_heatmap(mono), runs_dir / "table5" / "figures" / "monotonicity")
     case = read_table(runs_dir / "table6" / "case_study.csv")
     if case is not None:
         md = table6_markdown(case, read_table(runs_dir / "table6" / "bounds.csv"))
-        (runs_dir / "table6" / "table6.md").write_text(md + "\n")
-        written.append(runs_dir / "table6" / "table6.md")
-    return written
+        yield Output(runs_dir / "table6" / "table6.md", md + "\n")
 
 
 def load_all(runs_dir: Path) -> pd.DataFrame:
@@ -186,7 +181,7 @@ def report_markdown(runs_dir: Path) -> str:
                if v is not None}
     claims = headline_by_mode(results, case, bounds, mono_all, why, studies) if len(results) else None
     lines = ["# ExeGPT reproduction: paper vs ours", "",
-             "Generated by `harness figures` (`harness.figures.cli:run`) from "
+             "Generated by `harness figures` (`harness.cli.figures:run`) from "
              "`runs/<experiment>/results.parquet`, `runs/table5/monotonicity.csv` and "
              "`runs/table6/{case_study,bounds}.csv` only: every number is read from those tables, "
              "nothing is recomputed. Paper numbers: spec §5 and §8 (ExeGPT, ASPLOS 2024).", "",
@@ -306,13 +301,3 @@ def fidelity_section(runs_dir: Path) -> list[str]:
                 + (f", {r['ratio_sim_drift']:.2f}x (discrete-event x each run's speed drift)" if "ratio_sim_drift" in r else "")
                 + ".", ""]
     return out
-
-
-def write_report(runs_dir: Path) -> Path:
-    """Write runs/REPORT.md (figures embedded by relative path; run write_figures first)."""
-    path = Path(runs_dir) / "REPORT.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(report_markdown(runs_dir))
-    tmp.replace(path)
-    return path

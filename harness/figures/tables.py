@@ -10,7 +10,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from harness.figures.frame import POLICY_LABELS, STYLE, markdown_table, order_tasks
+from harness.figures.frame import POLICY_LABELS, STYLE, order_tasks
+from harness.results.markdown import markdown_table
 
 KNOB_SYMBOLS = {"encode_batch_size": "B_E", "decode_iters": "N_D", "micro_batches": "B_m",
                 "tp_gpus": "T_P #GPUs", "tp_degree": "T_P degree"}

@@ -32,13 +32,6 @@ def get_policy(name: str) -> Policy:
     return POLICIES.get(name)()
 
 
-def estimate(policy: str, ctx: Context, knobs: dict[str, int]) -> Estimate:
-    """Expected-value estimate of `policy` with `knobs` (ExeGPT §6)."""
-    from harness.simulator.expected import evaluate
-    p = get_policy(policy)
-    return evaluate(p.plan(ctx, knobs), ctx.workload)
-
-
 def weight_copies(ctx: Context, policy: str, knobs_json: str) -> int:
     """Copies of the weights the named policy's schedule keeps (`Policy.weight_copies`: WAA's two
     pipelines of a decoder-only model, data-parallel replicas)."""
@@ -47,4 +40,4 @@ def weight_copies(ctx: Context, policy: str, knobs_json: str) -> int:
     return p.weight_copies(ctx, p.plan(ctx, json.loads(knobs_json)))
 
 
-__all__ = ["EXEGPT_POLICIES", "POLICIES", "SEARCHED", "weight_copies", "Context", "Estimate", "KnobSpec", "Plan", "Policy", "estimate", "get_policy"]
+__all__ = ["EXEGPT_POLICIES", "POLICIES", "SEARCHED", "weight_copies", "Context", "Estimate", "KnobSpec", "Plan", "Policy", "get_policy"]

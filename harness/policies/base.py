@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from harness.cost_model import get_cost_model
 from harness.cost_model.base import CostModel
 from harness.errors import UserError
 from harness.specs.hardware import ClusterSpec
@@ -90,6 +91,13 @@ class Context:
     sla: SLA = SLA()
     mode: Mode = OURS               # how the paper's text is read (harness/specs/mode.py)
     ft: FTBaseline = FTBaseline()   # how the FT baseline runs (§7): batch range, KV reservation
+
+    @classmethod
+    def of(cls, scenario) -> Context:
+        """The context of a composed `harness.config.Scenario`: its cost model built."""
+        s = scenario
+        cost = get_cost_model(s.cost_model_name, s.cluster, **dict(s.cost_model_options))
+        return cls(s.model, s.cluster, s.workload, cost, s.sla, s.mode, s.ft_baseline)
 
 
 class StepCosts(Protocol):

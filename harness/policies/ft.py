@@ -12,9 +12,9 @@ from collections.abc import Mapping
 
 from harness.cost_model.memory import MemoryUse
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
+from harness.policies.closed_form import expected_max
 from harness.policies.common import memory_check, stage_memory, tp_degrees
 from harness.policies.pipeline import PipelineCosts, Stage, build_pipeline, distinct
-from harness.simulator.expected import expected_max
 
 MAX_BATCH = 1024   # search range cap; memory decides feasibility below it
 

@@ -15,14 +15,14 @@ from collections.abc import Mapping
 
 from harness.cost_model.memory import MemoryUse
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
-from harness.policies.common import memory_check, stage_memory, tp_degrees
-from harness.policies.pipeline import PipelineCosts, Stage, build_pipeline, distinct, stage_degrees
-from harness.simulator.expected import (
+from harness.policies.closed_form import (
     live_context_len,
     live_self_cache_len,
     rra_decode_batches,
     rra_phase_s,
 )
+from harness.policies.common import memory_check, stage_memory, tp_degrees
+from harness.policies.pipeline import PipelineCosts, Stage, build_pipeline, distinct, stage_degrees
 
 MAX_ENCODE_BATCH = 512
 

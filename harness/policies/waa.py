@@ -23,9 +23,9 @@ from functools import lru_cache
 from harness.cost_model.memory import MemoryUse
 from harness.policies import waa_timeline
 from harness.policies.base import Context, KnobSpec, Plan, Policy, infeasible
+from harness.policies.closed_form import kv_copy_fn, live_self_cache_len
 from harness.policies.common import memory_check, stage_memory, tp_degrees
 from harness.policies.pipeline import PipelineCosts, build_pipeline, distinct, stage_degrees
-from harness.simulator.expected import kv_copy_fn, live_self_cache_len
 
 MAX_ENCODE_BATCH = 256
 MAX_MICRO_BATCHES = 16

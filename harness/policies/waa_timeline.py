@@ -25,7 +25,7 @@ from collections import deque
 import numpy as np
 
 from harness.policies.base import Plan
-from harness.simulator.expected import expected_max, kv_copy_fn, live_context_len
+from harness.policies.closed_form import expected_max, kv_copy_fn, live_context_len
 from harness.workload.tasks import Workload
 
 

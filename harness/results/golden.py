@@ -1,7 +1,7 @@
-"""Throughput regression against a committed golden file (`make regress`).
+"""Throughput regression against a committed golden file (`make regress`): the comparison.
 
-A fixed, deterministic scenario set (analytic cost model, paper clusters) is searched at
-the bounds stored in the golden file; the run fails when any scenario's searched throughput
+A fixed, deterministic scenario set (analytic cost model, paper clusters; searched by
+harness.studies.regress) at the bounds stored in the golden file; the run fails when any scenario's searched throughput
 drops by more than `THROUGHPUT_DROP_REL`, a chosen schedule's latency is not under its bound,
 or feasibility changes (ok <-> NS). Rises are reported, not failed: they need
 `make regress-update` so the new level is held from then on. The same numbers are written in
@@ -11,24 +11,12 @@ github-action-benchmark's `customBiggerIsBetter` format so a history can be char
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.scheduler import find_schedule
-from harness.scheduler.bounds import derive_bounds
-from harness.scheduler.oracle_study import scenario_context
-from harness.specs.mode import MODES, make_mode
 from harness.specs.paper import PAPER_CLUSTER
 
 THROUGHPUT_DROP_REL = 0.01     # fail on a drop of more than 1%
-GOLDEN_SCENARIOS = tuple(
-    (m, t, b)
-    for m, tasks in (("t5-11b", ("S", "C1")), ("opt-13b", ("S", "T", "C1")), ("gpt3-39b", ("S", "C1")),
-                     ("gpt3-175b", ("G", "C2")), ("gpt3-341b", ("C1",)))
-    for t in tasks for b in ("p10", "p30", "inf"))
-
-
 @dataclass(frozen=True, slots=True)
 class Outcome:
     key: str
@@ -47,23 +35,6 @@ class Outcome:
 def scenario_key(model: str, task: str, bound: str, mode: str = "ours") -> str:
     """`model/cluster/task/bound`, with ` mode=paper` appended for the paper's reading."""
     return f"{model}/{PAPER_CLUSTER[model]}/{task}/{bound}" + ("" if mode == "ours" else f" mode={mode}")
-
-
-def run_scenarios(bounds_s: dict[str, float | None] | None = None) -> dict[str, Outcome]:
-    """Search every golden scenario in both readings (harness/specs/mode.py); at the golden's
-    stored bound when given, else derived (§7)."""
-    out = {}
-    for (model, task, label), mode in ((s, m) for s in GOLDEN_SCENARIOS for m in MODES):
-        key, ctx = scenario_key(model, task, label, mode), scenario_context(model, task, make_mode(mode))
-        if bounds_s is not None and key in bounds_s:
-            b = bounds_s[key]
-        else:
-            b = None if label == "inf" else derive_bounds(ctx).by_label()[label]
-        r = find_schedule(ctx, math.inf if b is None else b)
-        best = r.best
-        out[key] = Outcome(key, b, "ok" if best else "NS", best.policy if best else "",
-                           best.throughput_seq_s if best else 0.0, best.latency_s if best else None)
-    return out
 
 
 def compare(golden: dict[str, dict], now: dict[str, Outcome]) -> tuple[list[dict], list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -19,6 +20,11 @@ from pathlib import Path
 # same scenario in two experiments is one job).
 VOLATILE_KEYS = ("paths", "hydra", "runs_dir", "experiment_name")
 REPO = Path(__file__).resolve().parents[2]
+
+
+def finite(x: float) -> float | None:
+    """inf/nan -> None (JSON has no Infinity); anything else unchanged."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 def config_hash(cfg: dict) -> str:

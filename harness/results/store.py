@@ -7,28 +7,15 @@ already present. `aggregate` joins one experiment's jobs into its tidy
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from harness.atomic import write_frame, write_text
 from harness.errors import UserError
 
 SORT_KEYS = ("model", "cluster", "task", "bound", "mode", "policy")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +39,7 @@ class ResultStore:
 
     def write_job(self, cfg_hash: str, rows: list[dict]) -> Path:
         path = self.job_path(cfg_hash)
-        atomic_write_text(path, json.dumps(rows, sort_keys=True, allow_nan=True))
+        write_text(path, json.dumps(rows, sort_keys=True, allow_nan=True))
         return path
 
     def done(self) -> set[str]:
@@ -73,8 +60,5 @@ class ResultStore:
             raise UserError(f"results: no job results under {self.jobs_dir}")
         keys = [k for k in SORT_KEYS if k in df.columns]
         df = df.sort_values(keys, kind="stable").reset_index(drop=True)
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.parquet.with_suffix(".parquet.tmp")
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, self.parquet)
+        write_frame(df, self.parquet)
         return df

@@ -33,10 +33,10 @@ import numpy as np
 
 from harness.errors import UserError
 from harness.policies.base import Estimate, Plan, StepCosts
+from harness.policies.closed_form import compacted_share, kv_copy_fn
 from harness.policies.program import Op, as_ids
 from harness.simulator.adjust import OFF, RuntimeAdjustment
 from harness.simulator.adjust import Adjuster as _Adjuster
-from harness.simulator.expected import compacted_share, kv_copy_fn
 from harness.simulator.metrics import SimRecords, SimResult, compute_metrics
 from harness.workload.streams import Requests, offline
 from harness.workload.tasks import Workload

@@ -20,7 +20,6 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -177,17 +176,12 @@ def context_for(mode: str, overrides: Sequence[str] = ()) -> Callable[[str, str,
     return make
 
 
-def run(out_dir: Path = Path("runs/equal_throughput"), modes: Sequence[str] = MODES, resolution: str = "fine",
-        overrides: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
-    """Write `out_dir`: equal_throughput.{csv,parquet} (Fig. 6 ∪ Fig. 8 scenarios, each mode),
-    claims.{csv,parquet} and summary.md. About 50 s (ours) + 90 s (paper) on 2 cores, fine grid."""
-    from harness.studies.common import md, write_tables
+def study(modes: Sequence[str] = MODES, resolution: str = "fine",
+          overrides: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
+    """The tables equal_throughput (Fig. 6 ∪ Fig. 8 scenarios, each mode) and claims. About
+    50 s (ours) + 90 s (paper) on 2 cores, fine grid."""
     table = pd.concat([equal_throughput_table(context_for(m, overrides), resolution=resolution) for m in modes],
                       ignore_index=True)
     claims = pd.DataFrame([{"mode": m, **c} for m in table["mode"].unique()
                            for c in equal_throughput_claims(table[table["mode"] == m])])
-    tables = {"equal_throughput": table, "claims": claims}
-    write_tables(Path(out_dir), tables)
-    (Path(out_dir) / "summary.md").write_text("# §8: latency at equal throughput\n\n" + __doc__ + "\n" + md(claims)
-                                              + "\n\n" + md(table.drop(columns=["exegpt_knobs"])) + "\n")
-    return tables
+    return {"equal_throughput": table, "claims": claims}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import pandas as pd
 
@@ -186,23 +185,14 @@ def weight_overhead_claims(df: pd.DataFrame) -> list[dict]:
     return out
 
 
-def run(out_dir: Path = Path("runs/fig9"), modes: Sequence[str] = ("ours", "paper"), resolution: str = "fine",
-        overrides: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
+def study(modes: Sequence[str] = ("ours", "paper"), resolution: str = "fine",
+          overrides: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
     """Fig. 9 as the paper ran it (FIG9_MODELS x FIG9_TASKS on their paper clusters, no bound),
-    each mode: writes memory_groups, weight_overhead (the claims, per mode) and
-    weight_overhead_by_scenario as CSV + parquet, memory_groups[-<mode>].png/.pdf. About 5 s."""
-    from harness.figures.memory import memory_group_bars
-    from harness.studies.common import save_figure, write_tables
+    each mode: the tables memory_groups, weight_overhead (the claims, per mode) and
+    weight_overhead_by_scenario (`harness memory` writes them and draws the bars). About 5 s."""
     from harness.studies.equal_throughput import context_for
-    out_dir = Path(out_dir)
     groups = pd.concat([memory_groups(context_for(mode, overrides)(m, PAPER_CLUSTER[m], t), math.inf, resolution)
                         for mode in modes for m in FIG9_MODELS for t in FIG9_TASKS], ignore_index=True)
     claims = pd.DataFrame([{"mode": m, **c} for m in groups["mode"].unique()
                            for c in weight_overhead_claims(groups[groups["mode"] == m])])
-    tables = {"memory_groups": groups, "weight_overhead": claims, "weight_overhead_by_scenario": overhead_table(groups)}
-    write_tables(out_dir, tables)
-    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
-    for m in groups["mode"].unique():
-        save_figure(memory_group_bars(groups[groups["mode"] == m]), out_dir / "figures",
-                    "memory_groups" if m == "ours" else f"memory_groups-{m}")
-    return tables
+    return {"memory_groups": groups, "weight_overhead": claims, "weight_overhead_by_scenario": overhead_table(groups)}

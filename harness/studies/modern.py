@@ -47,6 +47,7 @@ from harness.policies import (
     weight_copies,
 )
 from harness.results import ResultStore, config_hash, provenance
+from harness.results.record import finite
 
 EXPERIMENTS = ("fig7", "modern", "modern_full")
 ONLINE_COLUMNS = ["model", "cluster", "task", "bound", "stream", "load", "offered_rps", "policy", "chosen_policy", "engine",
@@ -189,12 +190,11 @@ def _row(policy: str, est, reason: str, evaluations: int, search_s: float | None
 
 def offline_rows(cfg, st: StudySettings) -> list[dict]:
     """FT tuned under the bound (§7) and every policy searched under it, as tidy rows."""
-    from harness.cli.commands import context, finite
     from harness.config import build_scenario
     from harness.scheduler.bounds import best_ft, derive_bounds, resolve_bound
     from harness.scheduler.search import search_policy
     s = build_scenario(cfg)
-    ctx = context(s)
+    ctx = Context.of(s)
     label, bound_s = resolve_bound(ctx, cfg.get("bound"), cfg.get("bound_s"))
     bounds = derive_bounds(ctx)
     ft = best_ft(ctx, bound_s, bounds)
@@ -283,11 +283,12 @@ def run_offline(experiment: str, runs_dir: Path, overrides: tuple[str, ...] = ()
 
 
 # ---- online: searched schedules replayed on arrival streams --------------------------------
-def run(overrides: list[str] | tuple[str, ...], runs_dir: Path | None = None) -> dict[str, pd.DataFrame]:
-    """`harness modern experiment=<name> [overrides]`: the offline jobs (resumable), then the
-    online replay where the experiment has one; tables under runs/<experiment>/, its figure."""
-    from harness.figures.modern import draw
-    from harness.studies.common import write_tables
+def run(overrides: list[str] | tuple[str, ...], runs_dir: Path | None = None
+        ) -> tuple[Path, dict[str, pd.DataFrame], dict[str, float]]:
+    """`harness modern experiment=<name> [overrides]`: the offline jobs (resumable, in the result
+    store under `runs_dir`), then the online replay where the experiment has one. Returns the
+    experiment's folder, its tables (results, online) and the seconds each part took; the CLI
+    writes the online table and draws the figures."""
     exp = next((o.partition("=")[2] for o in overrides if o.startswith("experiment=")), None)
     if exp is None:
         raise UserError(f"modern: experiment: missing; valid: {', '.join(EXPERIMENTS)}")
@@ -304,7 +305,4 @@ def run(overrides: list[str] | tuple[str, ...], runs_dir: Path | None = None) ->
         from harness.studies.modern_online import online_rows  # it imports this module
         tables["online"] = online_rows(st, rest, tables["results"])
         timing["online_s"] = time.perf_counter() - t1
-        write_tables(runs_dir / exp, {"online": tables["online"]})
-    (runs_dir / exp / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
-    draw(runs_dir, exp)
-    return tables
+    return runs_dir / exp, tables, timing

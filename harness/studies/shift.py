@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,7 +36,7 @@ from harness.scheduler.bounds import derive_bounds
 from harness.simulator.discrete_event import OFF, RuntimeAdjustment, simulate
 from harness.simulator.expected import evaluate
 from harness.simulator.metrics import sla_a_latency_s, sla_b_latency_s
-from harness.studies.common import load_note, md, save_figure, scenario, write_tables
+from harness.studies.common import load_note, scenario
 from harness.studies.redeploy import redeploy_table
 from harness.workload import Workload, offline, shifted_output
 from harness.workload.shift import moments
@@ -49,8 +48,6 @@ GRID = {"mean": (0.7, 0.85, 1.0, 1.15, 1.3), "std": (0.7, 0.85, 1.0, 1.15, 1.3),
         "skew": (-0.4, -0.2, 0.0, 0.2, 0.4)}
 ADJUST_ON = RuntimeAdjustment(enabled=True)   # default thresholds: 10% input, 10% B_D, +-50% B_E
 TIGHTEN_STEP, TIGHTEN_FLOOR = 0.01, 0.5      # bound grid b' = L (1 - k step), down to L * floor
-PAPER = {"mean_1.15_sla_a": 0.13, "mean_1.15_sla_b": 0.10, "std_1.3_sla_a": 0.05,
-         "rra_nd_throughput_within": 0.28, "rra_nd_latency_within": 0.126}
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,90 +249,3 @@ def study(n: int = 2000, seed: int = 0, overrides: tuple[str, ...] = ()) -> dict
     return {"setup": setup, "shift": shift_table(st, n, seed), "tightening": tightening_table(st, n, seed),
             "rra_retune": rra_retune_table(st), "runtime_adjustment": adjustment_table(st, n, seed),
             "research_time": research_table(st), "redeploy": redeploy_table()}
-
-
-def figure(shift: pd.DataFrame, tight: pd.DataFrame):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
-    for j, axis in enumerate(GRID):
-        s = shift[shift["axis"] == axis]
-        ax = axes[0, j]
-        for col, style in (("ev_thr_change", "o-"), ("des_thr_change", "o--"), ("ev_sla_a_change", "s-"),
-                           ("des_sla_a_change", "s--"), ("ev_sla_b_change", "^-"), ("des_sla_b_change", "^--")):
-            ax.plot(s["value"], 100 * s[col], style, label=col.replace("_change", ""))
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.set(title=f"{axis} shift: change vs nominal", xlabel=axis + (" factor" if axis != "skew" else ""),
-               ylabel="%")
-        ax = axes[1, j]
-        t = tight[(tight["axis"] == axis) & (tight["policy"] == POLICY)]
-        for (model, sla), g in t.groupby(["model", "sla"]):
-            ax.plot(g["value"], 100 * g["tightening"], "o-", label=f"{model} SLA-{sla} (searched)")
-            ax.plot(g["value"], 100 * g["cont_tightening"], "x:", label=f"{model} SLA-{sla} (continuous)")
-        ax.set(title=f"{POLICY}: bound tightening to keep the SLA", xlabel=axis, ylabel="% tighter")
-    axes[0, 0].legend(fontsize=7)
-    axes[1, 0].legend(fontsize=7)
-    fig.suptitle("Fig. 11 - distribution shift, OPT-13B / a40x4 / task T")
-    return fig
-
-
-def _pick(t: pd.DataFrame, axis: str, v: float, sla: str, model: str, policy: str = POLICY) -> pd.Series:
-    return t[(t.axis == axis) & np.isclose(t.value, v) & (t.sla == sla) & (t.model == model)
-             & (t.policy == policy)].iloc[0]
-
-
-def summary(tables: dict[str, pd.DataFrame]) -> str:
-    s, t, rr, adj = tables["setup"].iloc[0], tables["tightening"], tables["rra_retune"], tables["runtime_adjustment"]
-    lines = ["# Fig. 11 - distribution shift (OPT-13B, a40x4, task T)", "",
-             f"Schedule tuned on the nominal distribution: {s.policy} {s.knobs} at the {s.bound} bound "
-             f"{s.bound_s:.2f} s (expected {s.throughput_seq_s:.2f} seq/s, latency {s.latency_s:.2f} s). "
-             + ("" if s.bound == "p30" else "WAA-C has no schedule under the paper's bottom-30% bound "
-                "in our model (its smallest decoding batch, B_E = 1 -> B_D = 128, is already slower), "
-                f"so the study uses the next FT-derived bound, {s.bound}. "),
-             f"RRA (beyond the paper's WAA study) at the paper's p30 bound {s.rra_bound_s:.2f} s: {s.rra_knobs}.", "",
-             "## Bound tightening for +15% mean output (paper vs ours)", "",
-             "| SLA | paper | ours, searched (EV) | ours, continuous (EV) | ours, searched (DES) | ours, continuous (DES) | RRA searched (EV) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for sla, paper in (("a", PAPER["mean_1.15_sla_a"]), ("b", PAPER["mean_1.15_sla_b"])):
-        e, d = _pick(t, "mean", 1.15, sla, "expected"), _pick(t, "mean", 1.15, sla, "discrete-event")
-        r = _pick(t, "mean", 1.15, sla, "expected", "rra")
-        lines.append(f"| SLA-({sla}) | {paper:.0%} | {e.tightening:.0%} | {e.cont_tightening:.1%} | "
-                     f"{d.tightening:.0%} | {d.cont_tightening:.1%} | {r.tightening:.0%} |")
-    e = _pick(t, "std", 1.3, "a", "expected")
-    lines += ["", f"std x1.3, SLA-(a): paper {PAPER['std_1.3_sla_a']:.0%}; ours searched {e.tightening:.0%}, "
-              f"continuous {e.cont_tightening:.1%} (expected-value).",
-              f"Skew -0.4..+0.4, SLA-(a): continuous tightening at most "
-              f"{t[(t.axis == 'skew') & (t.sla == 'a') & (t.policy == POLICY)].cont_tightening.max():.1%} "
-              "(paper: skew barely matters).", "",
-              "## Throughput and latency change of the nominal schedule", "",
-              md(tables["shift"][["axis", "value", "out_mean", "out_std", "out_skew", "out_p99", "ev_thr_change",
-                                  "des_thr_change", "ev_sla_a_change", "des_sla_a_change", "ev_sla_b_change",
-                                  "des_sla_b_change"]]),
-              "", "## RRA re-tuned by N_D only (expected-value, p30)", "",
-              f"Paper: throughput within {PAPER['rra_nd_throughput_within']:.0%}, latency within "
-              f"{PAPER['rra_nd_latency_within']:.1%}. Ours: throughput change "
-              f"{rr.retuned_thr_change.min():+.1%}..{rr.retuned_thr_change.max():+.1%}, latency change "
-              f"{rr.retuned_lat_change.min():+.1%}..{rr.retuned_lat_change.max():+.1%} vs the nominal schedule "
-              f"on the nominal distribution; vs a full re-search {rr.retuned_vs_full_thr.min():+.1%}.."
-              f"{rr.retuned_vs_full_thr.max():+.1%} throughput.", "",
-              md(rr), "", "## Runtime adjustment off/on (discrete-event; no paper counterpart)", "",
-              f"Knobs: {adj.attrs.get('adjustment', 'RuntimeAdjustment(enabled=True)')}", "", md(adj), "",
-              "## Cost of adapting", "",
-              "Re-search wall time (measured here, noisy; load noted):", "", md(tables["research_time"]), "",
-              "Redeploy time, weight bytes over DRAM / SSD bandwidth (constants and sources in "
-              "`harness/studies/redeploy.py`: PCIe 4.0 x16 at 25 GB/s effective per GPU, or one x16 "
-              "shared per node; NVMe 3.5 / 7.0 GB/s per node). Paper Table 4: 0.9-3.5 s DRAM, "
-              "2.1-15.1 s SSD for 39B-341B.", "", md(tables["redeploy"], 2), ""]
-    return "\n".join(lines)
-
-
-def run(out_dir: Path = Path("runs/fig11"), num_requests: int = 2000, seed: int = 0,
-        overrides: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
-    """Write runs/fig11: tables (CSV + parquet), fig11.png/.pdf, summary.md."""
-    out_dir = Path(out_dir)
-    tables = study(num_requests, seed, tuple(overrides))
-    write_tables(out_dir, tables)
-    save_figure(figure(tables["shift"], tables["tightening"]), out_dir, "fig11")
-    (out_dir / "summary.md").write_text(summary(tables))
-    return tables

@@ -37,7 +37,7 @@ from harness.scheduler.bounds import best_ft, derive_bounds
 from harness.simulator.discrete_event import simulate
 from harness.simulator.expected import evaluate
 from harness.simulator.metrics import goodput_rps
-from harness.studies.common import md, save_figure, scenario, write_tables
+from harness.studies.common import scenario
 from harness.workload import Requests, Trace, load_trace, replay
 
 MODELS = (("opt-13b", "a40x4"), ("gpt3-39b", "a40x16"))
@@ -45,7 +45,6 @@ BOUNDS = ("p30", "inf")
 ONLINE_BOUND = "p30"
 ESTIMATE_FRACTION = 0.1
 LOAD_OF_CAPACITY = 0.8         # online replay, slowed: offered rate / ExeGPT offline throughput
-PAPER_GAIN_AVG, PAPER_GAIN_MAX = 4.4, 8.7      # ExeGPT §8, real datasets
 
 
 def trace_files(traces_dir: Path) -> list[Path]:
@@ -161,70 +160,3 @@ def study(traces_dir: Path, n_offline: int = 600, n_online: int = 1000, seed: in
                     cap = row.get("exegpt_thr", math.nan)
                     online += _online(model, tr.name, ev, plans, bound_s, n_online, cap)
     return {"correlation": correlation_table(traces), "gains": pd.DataFrame(gains), "online": pd.DataFrame(online)}
-
-
-def figure(gains: pd.DataFrame, online: pd.DataFrame):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5), constrained_layout=True)
-    g = gains.dropna(subset=["gain_des"]).copy()
-    g["case"] = g["model"] + " " + g["trace"].str.replace("splitwise_", "").str.slice(0, 8) + " " + g["bound"]
-    a.bar(np.arange(len(g)), g["gain_des"], label="discrete-event (90% replayed)")
-    a.plot(np.arange(len(g)), g["gain_expected"], "kx", label="expected-value (10% estimate)")
-    a.axhline(PAPER_GAIN_AVG, color="r", ls="--", label=f"paper average {PAPER_GAIN_AVG}x")
-    a.axhline(PAPER_GAIN_MAX, color="r", ls=":", label=f"paper max {PAPER_GAIN_MAX}x")
-    a.set_xticks(np.arange(len(g)), g["case"], fontsize=7, rotation=60, ha="right")
-    a.set(ylabel="ExeGPT / FT throughput", title="Fig. 10 - real traces, offline")
-    a.legend(fontsize=7)
-    o = online[online["status"] == "ok"].copy()
-    if len(o):
-        o["case"] = o["model"] + " " + o["trace"].str.replace("splitwise_", "") + "\n" + o["load"]
-        piv = o.pivot_table(index="case", columns="policy", values="goodput_share")
-        piv.plot.bar(ax=b, rot=60, fontsize=7)
-        b.set(ylabel="share of requests within the p30 bound", title="online replay (arrival times)")
-    return fig
-
-
-def summary(t: dict[str, pd.DataFrame]) -> str:
-    g = t["gains"].dropna(subset=["gain_des"]) if "gain_des" in t["gains"] else t["gains"].iloc[0:0]
-    corr, on = t["correlation"], t["online"]
-    lines = ["# Fig. 10 - real request traces", "",
-             "Traces (Splitwise/Vidur CSV, `paths.traces`) replace the paper's WMT / Alpaca / CNN-DM. "
-             "10% of each trace (seeded) estimates the distributions; schedules and FT bounds are tuned on "
-             "it; the other 90% is replayed by the discrete-event simulator.", "",
-             "| | paper | ours (discrete-event) | ours (expected-value) |", "|---|---:|---:|---:|"]
-    if len(g):
-        lines += [f"| ExeGPT/FT average | {PAPER_GAIN_AVG}x | {g.gain_des.mean():.2f}x | {g.gain_expected.mean():.2f}x |",
-                  f"| ExeGPT/FT max | {PAPER_GAIN_MAX}x | {g.gain_des.max():.2f}x | {g.gain_expected.max():.2f}x |"]
-    cols = [c for c in ("model", "trace", "bound", "bound_s", "exegpt_policy", "exegpt_knobs", "ft_batch",
-                        "exegpt_thr", "ft_thr", "gain_des", "gain_expected", "ft_slot_use", "output_p99",
-                        "output_max", "note") if c in t["gains"]]
-    lines += ["", md(t["gains"][cols]), "",
-              "**Long tail.** FT is held to the *maximum* output length (ExeGPT §5) and decodes every batch "
-              "until its longest request ends. The traces' outputs have long tails (max / p99 in the "
-              "correlation table), so under a bound FT can afford only tiny batches (often 1), and at any "
-              "batch most slot-iterations idle behind the longest request (`ft_slot_use`); ExeGPT is held "
-              "to the p99 length and terminates early, so its gain grows with the tail, as the paper "
-              "reports for its real datasets.", "",
-              "## Input/output length correlation (XSimulator assumes independence)", "", md(corr), "",
-              f"## Online replay at the {ONLINE_BOUND} bound (trace arrival times)", "",
-              "Goodput: requests whose arrival -> last token is within the bound, per second of the run. "
-              "At the traces' own rate every policy is overloaded (queues grow over the replay); the slowed "
-              "replay offers 0.8x the ExeGPT schedule's offline throughput. Caveat: the traces' prompts "
-              "exceed OPT's 2048 positions; the cost model does not enforce a context limit.", "",
-              md(on) if len(on) else "(no trace with arrival times)", ""]
-    return "\n".join(lines)
-
-
-def run(out_dir: Path = Path("runs/fig10"), n_offline: int = 600, n_online: int = 1000, seed: int = 0,
-        overrides: tuple[str, ...] = ()) -> dict[str, pd.DataFrame]:
-    """Write runs/fig10: tables (CSV + parquet), fig10.png/.pdf, summary.md. The trace folder
-    is the config's `paths.traces` (override with `paths.traces=<dir>`)."""
-    s, _ = scenario(list(overrides))
-    out_dir = Path(out_dir)
-    tables = study(s.paths.traces, n_offline, n_online, seed, tuple(overrides))
-    write_tables(out_dir, tables)
-    save_figure(figure(tables["gains"], tables["online"]), out_dir, "fig10")
-    (out_dir / "summary.md").write_text(summary(tables))
-    return tables
