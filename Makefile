@@ -51,8 +51,9 @@ regress-update: setup ## rewrite the golden file and print what changed
 bench: setup ## run benchmarks/bench_*.py; results in runs/bench/results.json
 	$(PY) -m benchmarks.run
 
-lint: setup ## ruff over harness, tests and benchmarks
+lint: setup ## ruff over harness, tests and benchmarks; the one-way import contract (pyproject.toml)
 	$(VENV)/bin/ruff check harness tests benchmarks
+	$(VENV)/bin/lint-imports
 
 clean: ## remove caches (keeps .venv and runs/)
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -print0 | xargs -0 rm -rf
