@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import ConstCosts  # constant step times (s), whatever the batch
 
 from harness.cost_model import get_cost_model
 from harness.cost_model.memory import usable_bytes
@@ -17,7 +18,6 @@ from harness.simulator.expected import evaluate
 from harness.specs import get_cluster, get_model
 from harness.workload import Requests, get_task
 from harness.workload.tasks import fixed_workload
-from tests.test_discrete_event import ConstCosts  # constant step times (s), whatever the batch
 
 
 def ctx_of(model: str = "opt-13b", cluster: str = "a40x4", task: str = "S", workload=None) -> Context:

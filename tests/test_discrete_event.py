@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from helpers import ConstCosts  # constant step times (s), whatever the batch
 
 from harness.cost_model import get_cost_model
 from harness.policies import Context, Plan, get_policy
@@ -15,33 +16,6 @@ from harness.simulator.discrete_event import estimate_des, simulate
 from harness.simulator.expected import evaluate
 from harness.specs import get_cluster, get_model
 from harness.workload import Requests, Trace, get_task, offline, poisson, replay
-
-
-@dataclass(frozen=True, slots=True)
-class ConstCosts:
-    """StepCosts with constant times (s), whatever the batch."""
-
-    enc: float = 1.0
-    it: float = 0.1
-    drain: float = 0.0
-    period: float = 1.0
-    kv: float = 0.0
-
-    def encode_s(self, batch: int, mean_input_len: float) -> float:
-        return self.enc
-
-    def encode_period_s(self, batch: int, mean_input_len: float) -> float:
-        return self.period
-
-    def decode_iter_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
-        return self.it
-
-    def decode_drain_s(self, batch: int, mean_context_len: float, mean_input_len: float) -> float:
-        return self.drain
-
-    def kv_transfer_s(self, batch: int, mean_input_len: float) -> float:
-        return self.kv
-
 
 PROGRAMS = {"static": "ft", "rra": "rra", "waa": "waa-c"}   # the policy whose program plays it
 

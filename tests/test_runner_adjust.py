@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import CLUSTER, WORKLOAD, UnitCosts, tiny
 
 from harness.engine.pool import MiniCluster, WorkerPool
 from harness.engine.stage import generate
@@ -30,8 +31,6 @@ from harness.simulator.discrete_event import OFF, RuntimeAdjustment, _Adjuster, 
 from harness.workload.distributions import truncated_normal
 from harness.workload.streams import offline
 from harness.workload.tasks import Workload
-from tests.test_runner_dist import CLUSTER, WORKLOAD, UnitCosts
-from tests.test_runner_engine import tiny
 
 SHIFTED = Workload("tiny-shifted", truncated_normal(13, 6, 20), truncated_normal(8, 3, 15))
 ON = RuntimeAdjustment(True, input_tolerance_rel=0.25, decode_tolerance_rel=0.1, max_step_rel=0.5)
@@ -171,11 +170,12 @@ def test_cli_run_threads_runtime_adjustment(tmp_path, monkeypatch, capsys):
     the runner, the decisions and a separate records file come back."""
     import json
 
+    from helpers import cpu_scenario, synthetic_profile
+
     from harness.cli.main import main
-    from tests.test_profiler import _synthetic, scenario
-    s = scenario("model=opt-20m", "task=T-cpu")
+    s = cpu_scenario("model=opt-20m", "task=T-cpu")
     monkeypatch.setenv("HARNESS_PROFILE_DIR", str(tmp_path / "profiles"))
-    _synthetic(s.model, s.cluster, tmp_path / "profiles" / f"{s.model.name}-{s.cluster.name}.parquet")
+    synthetic_profile(s.model, s.cluster, tmp_path / "profiles" / f"{s.model.name}-{s.cluster.name}.parquet")
     args = ["run", "model=opt-20m", "cluster=cpu-2w", "task=T-cpu", "cost_model=profiled", "policy=rra",
             "policy.encode_batch_size=4", "policy.decode_iters=4", "runner.num_requests=12",
             "runner.progress=false", f"runner.out_dir={tmp_path / 'real'}"]

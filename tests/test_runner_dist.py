@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import CLUSTER, WORKLOAD, UnitCosts, tiny
 
-from harness.cost_model.base import LayerTime
 from harness.engine.pool import MiniCluster, WorkerFailure, WorkerPool, run_job
 from harness.engine.stage import generate
 from harness.engine.weights import load_weights
@@ -24,48 +24,13 @@ from harness.runner.drift import CALL_COLUMNS
 from harness.runner.run import execute, prompts_for
 from harness.simulator.discrete_event import simulate
 from harness.specs.hardware import make_cluster
-from harness.workload.distributions import truncated_normal
 from harness.workload.streams import offline
-from harness.workload.tasks import Workload
-from tests.test_runner_engine import tiny
 
-CLUSTER = make_cluster("cpu", 2, 2, name="cpu-2w")
-WORKLOAD = Workload("tiny", truncated_normal(10, 6, 20), truncated_normal(5, 3, 10))
 PLANS = [("ft", {"batch_size": 3}),
          ("rra", {"encode_batch_size": 3, "decode_iters": 2, "tp_degree": 1}),    # 2-stage pipeline
          ("rra", {"encode_batch_size": 2, "decode_iters": 3, "tp_degree": 2}),    # one TP-2 stage
          ("waa-c", {"encode_batch_size": 2, "micro_batches": 1}),
          ("waa-m", {"encode_batch_size": 3, "micro_batches": 2})]
-
-
-class UnitCosts:
-    """A cost model with round numbers: only the plans' layouts matter here."""
-
-    id = "unit"
-
-    def __init__(self, cluster) -> None:
-        self.cluster = cluster
-
-    def encode_layer(self, m, b, s, tp):
-        return LayerTime(1e-4 * b * s / tp, 0.0)
-
-    def decode_layer(self, m, b, c, tp, input_len=0.0):
-        return LayerTime(1e-3 + 1e-4 * b / tp, 0.0)
-
-    def cross_kv_s(self, m, b, s, tp):
-        return 1e-5
-
-    def lm_head_s(self, m, n, tp):
-        return 1e-4
-
-    def allreduce_s(self, nbytes, n, inter_node=False):
-        return 1e-5
-
-    def p2p_s(self, nbytes, inter_node=False):
-        return 1e-5
-
-    def kv_transfer_s(self, nbytes):
-        return 1e-5
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import TINY, tiny
 
 from harness.engine import layers as L
 from harness.engine.stage import StageModel, StageSlice, generate, split_layers
@@ -16,19 +17,7 @@ from harness.engine.weights import build_hf_model, extract
 from harness.errors import UserError
 from harness.specs.models import ModelSpec, model_from_dict
 
-TINY = {
-    "t5": dict(name="t5-tiny", family="t5", num_encoder_layers=2, num_decoder_layers=2, hidden_size=64,
-               num_heads=4, head_dim=16, ffn_size=128, vocab_size=512, bias=False, dtype_bytes=4),
-    "opt": dict(name="opt-tiny", family="opt", num_decoder_layers=2, hidden_size=64, num_heads=4,
-                ffn_size=128, vocab_size=512, learned_positions=130, dtype_bytes=4),
-    "gpt": dict(name="gpt-tiny", family="gpt", num_decoder_layers=2, hidden_size=64, num_heads=4,
-                ffn_size=128, vocab_size=512, learned_positions=128, dtype_bytes=4),
-}
 PROMPT_LENS, OUTPUT_LENS = [5, 1, 12, 7], [6, 3, 9, 2]
-
-
-def tiny(family: str) -> ModelSpec:
-    return model_from_dict(TINY[family])
 
 
 def _prompts(spec: ModelSpec) -> list[list[int]]:

@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from helpers import CLUSTER, WORKLOAD, UnitCosts, tiny
 
 from harness.engine.pool import MiniCluster, WorkerPool
 from harness.engine.stage import generate
@@ -30,8 +31,6 @@ from harness.runner.run import execute, plan_job, prompts_for
 from harness.simulator.discrete_event import trace_ops
 from harness.specs.hardware import make_cluster
 from harness.workload.streams import offline
-from tests.test_runner_dist import CLUSTER, WORKLOAD, UnitCosts
-from tests.test_runner_engine import tiny
 
 
 class Chunked(VLLM):
