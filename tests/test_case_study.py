@@ -8,9 +8,10 @@ import pytest
 
 from harness.cost_model import get_cost_model
 from harness.policies import Context, get_policy
-from harness.scheduler.case_study import PAPER_TABLE6, SCENARIO, case_study_rows
+from harness.scheduler.case_study import SCENARIO, case_study_rows
 from harness.simulator.expected import evaluate
 from harness.specs import get_cluster, get_model
+from harness.specs.paper import PAPER_TABLE6
 from harness.workload import get_task
 
 

@@ -14,7 +14,6 @@ from harness.policies import Context
 from harness.scheduler.bounds import derive_bounds
 from harness.scheduler.monotonicity import (
     COLUMNS,
-    PAPER_DIRECTIONS,
     is_monotone,
     layouts,
     monotone_shares,
@@ -24,6 +23,7 @@ from harness.scheduler.monotonicity import (
     shares_by_model,
 )
 from harness.specs import get_cluster, get_model
+from harness.specs.paper import PAPER_DIRECTIONS
 from harness.workload import get_task
 
 

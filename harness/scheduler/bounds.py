@@ -18,16 +18,7 @@ import numpy as np
 from harness.errors import UserError, unknown_name
 from harness.policies import Context, get_policy
 from harness.simulator.expected import evaluate
-from harness.specs.paper import BOUND_LABELS
-
-BATCH_STEP = 4                                            # "in steps of 4" (§7)
-PERCENTILES = {"p10": 10, "p30": 30, "p70": 70}           # bottom 10/30/70 % of FT latencies (§7)
-# Published bounds in seconds by (model, cluster, task), with their label where the paper
-# gives it (None: the paper names the value but not its percentile).
-PAPER_BOUNDS_S: dict[tuple[str, str, str], tuple[dict[str | None, float], str]] = {
-    ("opt-13b", "a40x4", "S"): ({"p10": 3.1, "p30": 5.9, "p70": 11.5}, "ExeGPT §7 / Table 6 case study"),
-    ("gpt3-39b", "a40x16", "S"): ({None: 9.8}, "ExeGPT §8: 5.4x over FT at L = 9.8 s, one of its bounds"),
-}
+from harness.specs.paper import BOUND_LABELS, FT_BATCH_STEP, FT_BOUND_PERCENTILES, PAPER_BOUNDS_S
 
 
 def percentile_lower(values: list[float] | tuple[float, ...], q: float) -> float:
@@ -58,7 +49,7 @@ def max_ft_batch(ctx: Context) -> int:
 def ft_batch_sizes(ctx: Context) -> list[int]:
     """1, 4, 8, ... up to the largest multiple of 4 that fits (§7); [] if batch 1 does not fit."""
     top = max_ft_batch(ctx)
-    return [1, *range(BATCH_STEP, top + 1, BATCH_STEP)] if top else []
+    return [1, *range(FT_BATCH_STEP, top + 1, FT_BATCH_STEP)] if top else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +95,7 @@ def derive_bounds(ctx: Context) -> Bounds:
         return Bounds((), (), (), None, None, None, reason=f"NS: FT batch 1 does not fit ({reason})")
     ests = [evaluate(ft.plan(ctx, {"batch_size": b}), ctx.workload) for b in batches]
     lat = tuple(e.latency_s for e in ests)
-    p = {k: percentile_lower(lat, q) for k, q in PERCENTILES.items()}
+    p = {k: percentile_lower(lat, q) for k, q in FT_BOUND_PERCENTILES.items()}
     return Bounds(tuple(batches), lat, tuple(e.throughput_seq_s for e in ests), p["p10"], p["p30"], p["p70"])
 
 
@@ -143,8 +134,9 @@ def resolve_bound(ctx: Context, bound: str | None, bound_s: float | None) -> tup
 
 
 def paper_comparison(model: str, cluster: str, task: str, bounds: Bounds) -> dict | None:
-    """Our bounds beside the published ones for this scenario (None if the paper gives none):
-    the same label where the paper names it, else our nearest finite bound."""
+    """Our bounds beside the published ones for this scenario (specs.paper.PAPER_BOUNDS_S, §7;
+    None if the paper gives none): the same label where the paper names it, else our nearest
+    finite bound."""
     if (model, cluster, task) not in PAPER_BOUNDS_S:
         return None
     published, source = PAPER_BOUNDS_S[model, cluster, task]

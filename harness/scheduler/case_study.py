@@ -2,40 +2,21 @@
 
 For each bound: the paper's chosen policy, settings, latency and throughput; ours from the
 search; and the paper's own settings evaluated in our model, which separates "the search
-chose differently" from "the model prices the same schedule differently".
+chose differently" from "the model prices the same schedule differently". The paper's rows
+and bounds are harness.specs.paper's PAPER_TABLE6 and PAPER_BOUNDS_S.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from harness.policies import Context, get_policy
-from harness.scheduler.bounds import PAPER_BOUNDS_S, Bounds, best_ft, derive_bounds
+from harness.scheduler.bounds import Bounds, best_ft, derive_bounds
 from harness.scheduler.search import find_schedule
 from harness.simulator.expected import evaluate
+from harness.specs.paper import PAPER_BOUNDS_S, PAPER_TABLE6, TABLE6_SCENARIO, PaperRow
 
-SCENARIO = ("opt-13b", "a40x4", "S")
-
-
-@dataclass(frozen=True, slots=True)
-class PaperRow:
-    bound_s: float
-    policy: str                        # the paper writes "WAA" (compute/memory split unnamed): waa-c
-    knobs: tuple[tuple[str, int], ...]
-    latency_s: float
-    throughput_seq_s: float
-
-
-# ExeGPT §8 Table 6. "T_P=2" / "T_P=4" read as a TP group of that degree (tp_gpus = degree).
-PAPER_TABLE6 = (
-    PaperRow(3.1, "waa-c", (("encode_batch_size", 4), ("tp_degree", 2), ("tp_gpus", 2)), 3.01, 22.41),
-    PaperRow(5.9, "waa-c", (("encode_batch_size", 10), ("tp_degree", 2), ("tp_gpus", 2)), 4.11, 23.76),
-    PaperRow(11.5, "rra", (("encode_batch_size", 52), ("decode_iters", 13), ("tp_degree", 4), ("tp_gpus", 4)),
-             10.23, 25.23),
-    PaperRow(math.inf, "rra", (("encode_batch_size", 49), ("decode_iters", 7), ("tp_degree", 4), ("tp_gpus", 4)),
-             16.87, 26.15),
-)
+SCENARIO = TABLE6_SCENARIO             # OPT-13B, 4 x A40, task S (§8 case study)
 
 
 def price_paper_schedule(ctx: Context, p: PaperRow):

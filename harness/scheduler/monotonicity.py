@@ -39,6 +39,7 @@ from harness.specs.paper import (
     MONOTONE_SHARES,
     MONOTONE_TOLERANCE_REL,
     PAPER_CLUSTER,
+    PAPER_DIRECTIONS,
     PAPER_TASKS,
     TABLE5_MODEL,
 )
@@ -50,14 +51,9 @@ STUDY_MODEL, STUDY_CLUSTER = TABLE5_MODEL, PAPER_CLUSTER[TABLE5_MODEL]
 # Beyond the paper (which measured GPT-3 39B only): two more models on their paper clusters.
 TABLE5_MODELS = (TABLE5_MODEL, "t5-11b", "gpt3-101b")
 PAPER_SHARES = {k: v.value for k, v in MONOTONE_SHARES.items()}
-# (throughput, latency) direction as the knob grows: ExeGPT §4 table.
-PAPER_DIRECTIONS: dict[str, tuple[int, int]] = {
-    "encode_batch_size": (+1, +1),
-    "decode_iters": (-1, -1),
-    "micro_batches": (-1, -1),
-    "tp_gpus": (-1, -1),
-}
-# Sampled values of each walked knob; other knobs are held at every combination of theirs.
+# (throughput, latency) direction as the knob grows: PAPER_DIRECTIONS, the §4 table (specs.paper).
+# Sampled values of each walked knob (ours: the paper gives no numeric ranges, §4); other
+# knobs are held at every combination of theirs.
 GRID: dict[str, tuple[int, ...]] = {
     "encode_batch_size": (1, 2, 4, 8, 16, 32, 64, 128),
     "decode_iters": (1, 2, 4, 8, 16, 32, 64),

@@ -25,18 +25,15 @@ from dataclasses import dataclass
 
 from harness.policies.base import Context, KnobSpec, Policy
 from harness.policies.common import tp_degrees
+from harness.specs.paper import PAPER_DIRECTIONS
 
-# Grid resolutions: the integers up to `dense`, then `per_octave` points per doubling.
+# Grid resolutions (ours: the paper gives no numeric ranges, §4): the integers up to `dense`,
+# then `per_octave` points per doubling.
 RESOLUTIONS = {"fine": (32, 16), "coarse": (8, 2)}
 
-# ExeGPT §4 table, "as it grows": (throughput, latency) direction of each control variable.
-# Used as axis directions under `monotone_axes=paper`; the T_P degree is categorical (§5).
-PAPER_DIRECTIONS: dict[str, tuple[int, int]] = {
-    "encode_batch_size": (+1, +1),   # B_E: throughput up, latency up
-    "decode_iters": (-1, -1),        # N_D: smaller N_D raises throughput and latency
-    "micro_batches": (-1, -1),       # B_m: latency down, throughput down
-    "tp_gpus": (-1, -1),             # T_P #GPUs: latency down, throughput down
-}
+# PAPER_DIRECTIONS (specs.paper, the §4 table): the axis directions under `monotone_axes=paper`;
+# the T_P degree is categorical (§5).
+
 # Knobs whose throughput is unimodal, not monotone, in our timeline (measured: RRA throughput
 # falls by up to ~30% from its peak N_D down to N_D = 1 at large B_E); latency and memory stay
 # monotone in them. Only under `monotone_axes=measured`.

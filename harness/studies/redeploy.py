@@ -24,12 +24,11 @@ import math
 import pandas as pd
 
 from harness.specs import get_cluster, get_model
-from harness.specs.paper import PAPER_CLUSTER
+from harness.specs.paper import PAPER_CLUSTER, REDEPLOY_S
 
-PCIE4_X16_EFFECTIVE_BPS = 25e9     # bytes/s, see module doc
-NVME_PCIE3_BPS = 3.5e9
+PCIE4_X16_EFFECTIVE_BPS = 25e9     # bytes/s over §7's PCIe 4.0 x16; the rate is not the paper's (module doc)
+NVME_PCIE3_BPS = 3.5e9             # bytes/s, datasheets (module doc); not the paper's
 NVME_PCIE4_BPS = 7.0e9
-PAPER_TABLE4_S = {"gpt3-39b": (0.9, 2.1), "gpt3-341b": (3.5, 15.1)}   # (DRAM, SSD); ends of the range
 MODELS = ("opt-13b", "gpt3-39b", "gpt3-101b", "gpt3-175b", "gpt3-341b")
 
 
@@ -39,7 +38,7 @@ def redeploy_s(model_name: str, cluster_name: str, weight_copies: int = 1) -> di
     total = m.num_params() * m.dtype_bytes * weight_copies
     per_gpu = total / c.num_gpus
     per_node = per_gpu * min(c.num_gpus, c.gpus_per_node)
-    paper = PAPER_TABLE4_S.get(model_name, (math.nan, math.nan))
+    paper = REDEPLOY_S.get(model_name, (math.nan, math.nan))   # §8 (DRAM, SSD), ends of the range
     return {"model": model_name, "cluster": cluster_name, "weight_copies": weight_copies,
             "weights_GB": total / 1e9, "per_gpu_GB": per_gpu / 1e9, "per_node_GB": per_node / 1e9,
             "dram_s": per_gpu / PCIE4_X16_EFFECTIVE_BPS,
