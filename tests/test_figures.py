@@ -293,7 +293,7 @@ def test_report_fidelity_section_from_the_summary_json(tmp_path):
                 "hindsight_over_target_throughput": 20, "hindsight_over_target_latency": 21}
     (tmp_path / "fidelity" / "summary-full.json").write_text(json.dumps(summary))
     text = "\n".join(fidelity_section(tmp_path))
-    assert "(3 runs per configuration, harness/runner/floor.py) | 7.1% | 20.0% | 5.0% | 30.0% |" in text
+    assert "(3 runs per configuration, harness/studies/floor.py) | 7.1% | 20.0% | 5.0% | 30.0% |" in text
     assert "| discrete-event against the same single runs | 9.0% | 35.0% | 8.0% | 40.0% |" in text
     assert "against its runs* | 15.0% | 24.0% | 14.8% | 28.6% |" in text
     assert "20 (throughput) and 21 (latency) of 27 configurations ran so unevenly" in text

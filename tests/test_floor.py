@@ -1,4 +1,4 @@
-"""The repeatability floor of the fidelity study (harness.runner.floor): hand calculations,
+"""The repeatability floor of the fidelity study (harness.studies.floor): hand calculations,
 and a perfect predictor on synthetic noisy runs as the oracle of its scaling."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.runner.floor import floor, loo_errors
+from harness.studies.floor import floor, loo_errors
 
 
 def _runs(real: dict[str, list[float]], sim: dict[str, float]) -> pd.DataFrame:

@@ -178,7 +178,7 @@ def test_ci_sized_profile_and_fidelity_run(tmp_path, capsys, request) -> None:
 
 
 def test_profile_rounds_are_spread_evenly_between_the_runs() -> None:
-    from harness.runner.fidelity import between_runs
+    from harness.studies.fidelity import between_runs
     assert between_runs(9, 2) == [3, 6]          # 9 configurations, rounds 2 and 3 of 3
     assert between_runs(27, 2) == [9, 18]        # 3 passes (runner.fidelity.repeats=3)
     assert between_runs(1, 2) == [0, 1]          # one run: one round before it, one after

@@ -110,19 +110,19 @@ def reproduce(overrides: list[str]) -> None:
 
 def profile(overrides: list[str]) -> None:
     """Time one encoder/decoder layer and the collectives on the mini-cluster (ExeGPT §2); JSON."""
-    from harness.runner.commands import profile as body
+    from harness.cli.real import profile as body
     print(json.dumps(body(overrides), indent=2))
 
 
 def run(overrides: list[str]) -> None:
     """Execute one schedule for real on the mini-cluster (cluster=cpu-2w cost_model=profiled); JSON."""
-    from harness.runner.commands import run as body
+    from harness.cli.real import run as body
     print(json.dumps(body(overrides), indent=2))
 
 
 def fidelity(overrides: list[str]) -> None:
     """Simulator vs real runner on >= 20 configurations (runner.fidelity.size=full|large|tiny); JSON."""
-    from harness.runner.commands import fidelity as body
+    from harness.cli.real import fidelity as body
     print(json.dumps(body(overrides), indent=2, default=str))
 
 

@@ -253,7 +253,7 @@ def fidelity_section(runs_dir: Path) -> list[str]:
     the largest study's summary JSON under runs/fidelity/; nothing when none was run."""
     import json
 
-    from harness.runner.floor import TARGET_MAX_ABS_ERR
+    from harness.studies.floor import TARGET_MAX_ABS_ERR
     for size in ("full", "large", "tiny"):
         path = runs_dir / "fidelity" / f"summary-{size}.json"
         if path.exists():
@@ -277,7 +277,7 @@ def fidelity_section(runs_dir: Path) -> list[str]:
                 f"{pct('median_abs_err_latency_drift')} | {pct('max_abs_err_latency_drift')} |"]
     if "floor_median_abs_err_throughput" in s:
         out += [f"| *repeatability floor: a perfect predictor against single runs* ({s.get('floor_passes')} runs "
-                f"per configuration, harness/runner/floor.py) | {pct('floor_median_abs_err_throughput')} | "
+                f"per configuration, harness/studies/floor.py) | {pct('floor_median_abs_err_throughput')} | "
                 f"{pct('floor_max_abs_err_throughput')} | {pct('floor_median_abs_err_latency')} | "
                 f"{pct('floor_max_abs_err_latency')} |",
                 f"| discrete-event against the same single runs | {pct('sim_per_run_median_abs_err_throughput')} | "

@@ -23,7 +23,7 @@ TASK, BATCH = "T-cpu", 8
 def compare_ct2(spec: ModelSpec, torch_run: RunResult, reqs: Requests, ct2_dir, seed: int = 0,
                 threads: int = 2) -> list[dict]:
     """Rows for one model: our `ft` run (the fidelity configuration FT, batch BATCH, on TASK:
-    `harness.runner.fidelity.is_ct2_reference`, tokens recorded) and ctranslate2 float32 / int8
+    `harness.studies.fidelity.is_ct2_reference`, tokens recorded) and ctranslate2 float32 / int8
     on the same requests."""
     n = len(reqs)
     rec = torch_run.records

@@ -1,0 +1,208 @@
+"""Bodies of `harness profile`, `harness run` and `harness fidelity` (config -> files + JSON).
+
+All three read the `runner` config group (conf/runner/cpu.yaml) and validate it before a
+worker starts; outputs go under runs/ (profiles/, real/, fidelity/), written atomically
+(harness.atomic). `harness fidelity` takes its configurations from
+conf/experiment/fidelity_<size>.yaml (`runner.fidelity.size` picks the file, or name it with
+`experiment=fidelity_<size>`); the study (harness/studies/fidelity.py) returns the tables and
+the summary, the scatter plot is harness/figures/fidelity.py, and this module writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from harness.atomic import atomic_path, write_frame, write_text
+from harness.cli.commands import runtime_adjustment
+from harness.config import Scenario, build_scenario, compose
+from harness.engine.pool import MiniCluster
+from harness.errors import UserError, check
+from harness.policies import Context
+from harness.results.record import finite
+
+
+def mini_cluster(s: Scenario, r: dict) -> MiniCluster:
+    return MiniCluster(s.cluster.num_gpus, int(r.get("threads_per_worker", 1)), str(r.get("backend", "gloo")),
+                       str(r.get("device", "cpu")), float(r.get("timeout_s", 120)))
+
+
+def _runner(cfg: DictConfig) -> dict:
+    check("runner" in cfg, "runner", "missing; choose one with runner=<name> (conf/runner/)")
+    return OmegaConf.to_container(cfg.runner, resolve=True)
+
+
+# ---- harness profile -----------------------------------------------------------------------
+def profile(overrides: list[str]) -> dict:
+    from harness.cost_model.profiled import profile_path
+    from harness.profiler.profile import build_grid, points, run_profile
+    cfg = compose(overrides)
+    s, r = build_scenario(cfg), _runner(cfg)
+    grid = build_grid(dict(r.get("profile") or {}), s.model, s.cluster)    # fails before timing
+    mc = mini_cluster(s, r)
+    out = profile_path(r["profile"]["out_dir"], s.model, s.cluster)
+    t = time.perf_counter()
+    df = run_profile(s.model, s.cluster, mc, grid, out, s.seed, progress=bool(r.get("progress", True)))
+    return {"profile": str(out), "points": len(points(grid, s.model)), "seconds": round(time.perf_counter() - t, 1),
+            "disturbed_share": round(float(df.disturbed.mean()), 3),
+            "median_other_cores": round(float(df.other_cores.median()), 3)}
+
+
+# ---- harness run ---------------------------------------------------------------------------
+def _context(s: Scenario):
+    """The CLI's scenario context (SLA included), refusing the analytic model on the cpu cluster."""
+    if s.cluster.gpu.name == "cpu" and s.cost_model_name != "profiled":
+        raise UserError(f"cost_model: '{s.cost_model_name}' has no constants for the cpu cluster; use "
+                        "cost_model=profiled (after `harness profile`)")
+    return Context.of(s)
+
+
+def _run_json(s: Scenario, ctx, knobs: dict, n: int, dtype: str, adjust, res, sim, path: Path) -> dict:
+    """`harness run`'s JSON: inputs, where the records went, the run's measured metrics beside
+    the discrete-event simulator's on the same requests."""
+    from harness.runner.drift import speed_drift
+    out = {"inputs": {"model": s.model.name, "cluster": s.cluster.name, "workload": s.workload.name,
+                      "policy": s.policy_name, "knobs": knobs, "num_requests": n, "precision": dtype,
+                      "cost_model": ctx.cost_model.id},
+           "records": str(path) if res.records is not None else None,
+           "wall_s": round(res.wall_s, 3), "other_cores": round(res.disturbance.other_cores, 3),
+           "disturbed": res.disturbance.disturbed,
+           # the run's decode-stack time over the cost model's for the same calls (harness.runner.drift)
+           "speed_drift": finite(speed_drift(ctx.cost_model, s.model, res.decode_calls))}
+    if adjust.enabled:
+        out["inputs"]["runtime_adjustment"] = asdict(adjust)
+        out["runtime_adjustment"] = {"encoder_batch_sizes": [a.count for a in res.adjustments],
+                                     "observed_decode_batch": [round(a.observed, 3) for a in res.adjustments]}
+    if res.error:
+        out["error"] = res.error
+    if res.metrics:
+        out["measured"] = {k: finite(getattr(res.metrics, k)) for k in res.metrics.__dataclass_fields__}
+    out["simulated_discrete_event"] = {k: finite(getattr(sim, k)) for k in sim.__dataclass_fields__}
+    return out
+
+
+def run(overrides: list[str]) -> dict:
+    """One policy with its knobs on the mini-cluster; per-request records to runs/real/.
+    `runtime_adjustment.enabled=true`: ExeGPT §3 runtime adjustment (rra/waa), targets from the
+    scenario's workload; records then go to `<tag>-adjust.parquet`, the decisions into the JSON."""
+    from harness.engine.pool import WorkerPool, run_job
+    from harness.policies import get_policy
+    from harness.runner.run import execute, plan_job
+    from harness.simulator.discrete_event import simulate
+    from harness.workload.streams import offline
+    cfg = compose(overrides)
+    s, r = build_scenario(cfg), _runner(cfg)
+    adjust = runtime_adjustment(cfg)
+    ctx = _context(s)
+    pol = get_policy(s.policy_name)
+    knobs = pol.validate(ctx, dict(s.policy_knobs))
+    plan = pol.plan(ctx, knobs)
+    check(plan.feasible, "policy", f"infeasible plan: {plan.reason}")
+    dtype = str(r.get("dtype", "float32"))
+    check(dtype in ("float32", "float64"), "runner.dtype", f"'{dtype}' not in float32, float64")
+    n = int(r.get("num_requests", 48))
+    check(n >= 1, "runner.num_requests", "must be >= 1")
+    reqs = offline(s.workload, n, s.seed)
+    plan_job(plan, s.model, reqs, s.seed, dtype, adjust=adjust, workload=s.workload)   # errors before start
+    with WorkerPool(mini_cluster(s, r)) as pool:
+        run_job(pool, "harness.runner.programs:prepare", (s.model, s.seed, dtype))
+        res = execute(pool, plan, s.model, reqs, s.seed, dtype, progress=bool(r.get("progress", True)),
+                      adjust=adjust, workload=s.workload)
+    tag = f"{s.model.name}-{s.workload.name}-{s.policy_name}-" + "-".join(f"{k}{v}" for k, v in sorted(knobs.items()))
+    path = Path(str(r.get("out_dir", "runs/real"))) / f"{tag}{'-adjust' if adjust.enabled else ''}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if res.records is not None:
+        write_frame(res.records.to_frame(), path)
+    sim = simulate(plan, reqs, adjust, s.workload).metrics
+    out = _run_json(s, ctx, knobs, n, dtype, adjust, res, sim, path)
+    if res.error:
+        print(json.dumps(out, indent=2))
+        raise UserError(res.error)
+    return out
+
+
+# ---- harness fidelity ----------------------------------------------------------------------
+FIDELITY_BASE = ("cluster=cpu-2w", "cost_model=profiled")
+GRID_PREFIX = "fidelity_"        # conf/experiment/fidelity_<size>.yaml: runner.fidelity.{size,configs}
+
+
+def _switch(d: dict, key: str, default: bool) -> bool:
+    """runner.fidelity.<key>: true / false, or null for the size's default."""
+    v = d.get(key)
+    check(v is None or isinstance(v, bool), f"runner.fidelity.{key}", f"must be true, false or null, got {v!r}")
+    return default if v is None else v
+
+
+def _size(cfg: DictConfig) -> str:
+    from harness.studies.fidelity import SIZES
+    size = str(OmegaConf.select(cfg, "runner.fidelity.size", default="full"))
+    check(size in SIZES, "runner.fidelity.size", f"'{size}' not in {', '.join(SIZES)}")
+    return size
+
+
+def fidelity_config(overrides: list[str]) -> DictConfig:
+    """`harness fidelity`'s config: cluster=cpu-2w cost_model=profiled, the overrides, and the
+    grid of `runner.fidelity.size` (experiment=fidelity_<size>) unless an experiment is named."""
+    cfg = compose([*FIDELITY_BASE, *overrides])
+    if not any(o.split("=", 1)[0].lstrip("+~") == "experiment" for o in overrides):
+        return compose([*FIDELITY_BASE, f"experiment={GRID_PREFIX}{_size(cfg)}", *overrides])
+    grid, size = str(cfg.get("experiment_name", "")), _size(cfg)
+    if grid.startswith(GRID_PREFIX):
+        check(grid == f"{GRID_PREFIX}{size}", "runner.fidelity.size",
+              f"'{size}', but experiment={grid} holds the {grid.removeprefix(GRID_PREFIX)} grid")
+    return cfg
+
+
+def fidelity_settings(s: Scenario, r: dict, out_dir: Path):
+    """`runner.fidelity.*` validated into the study's Settings (before any work)."""
+    from harness.studies.fidelity import Settings, configs_from
+    fr = dict(r.get("fidelity") or {})
+    size = str(fr.get("size", "full"))
+    return Settings(size, tuple(configs_from(fr.get("configs"))), Path(str(r["profile"]["out_dir"])),
+                    out_dir / "ct2", repeats=int(fr.get("repeats", 1)), reprofile=bool(fr.get("reprofile", False)),
+                    ct2=_switch(fr, "ct2", size in ("full", "large")), ratio=_switch(fr, "ratio", size == "full"),
+                    seed=s.seed, progress=bool(r.get("progress", True)))
+
+
+def _write_fidelity(res, out_dir: Path, size: str, t0: float) -> dict:
+    """The study's tables, plot and summary JSON under `out_dir`; the summary (with their paths)."""
+    from harness.figures.fidelity import scatter
+    table = write_frame(res.table, out_dir / f"fidelity-{size}.csv")
+    runs = write_frame(res.runs, out_dir / f"fidelity-runs-{size}.csv")
+    with atomic_path(out_dir / f"fidelity-{size}.png") as tmp:
+        scatter(res.table).savefig(tmp, format="png", dpi=120)
+    result = {**res.summary, "table": str(table), "runs_table": str(runs),
+              "plot": str(out_dir / f"fidelity-{size}.png")}
+    if res.ratio is not None:
+        write_frame(pd.DataFrame([res.ratio]), out_dir / f"ft-ratio-{size}.csv")
+        result["ft_ratio"] = {k: finite(v) if not isinstance(v, dict) else v for k, v in res.ratio.items()}
+    if res.ct2_rows:
+        ct = pd.DataFrame(res.ct2_rows)
+        write_frame(ct, out_dir / f"ct2-vs-torch-{size}.csv")
+        result["ct2_vs_torch_ft"] = ct.to_dict(orient="records")
+    result["seconds"] = res.seconds
+    result["total_s"] = round(time.perf_counter() - t0, 1)
+    write_text(out_dir / f"summary-{size}.json", json.dumps(result, indent=2, default=str))
+    return result
+
+
+def fidelity(overrides: list[str]) -> dict:
+    """Real runner vs simulator on the configurations of runner.fidelity.size (full: 27, large:
+    6, tiny: 3; harness/studies/fidelity.py); tables, plot and summary to runner.fidelity.out_dir."""
+    from harness.profiler.profile import build_grid
+    from harness.studies import fidelity as F
+    cfg = fidelity_config(overrides)
+    s, r = build_scenario(cfg), _runner(cfg)
+    out_dir = Path(str(dict(r.get("fidelity") or {}).get("out_dir", "runs/fidelity")))
+    st = fidelity_settings(s, r, out_dir)
+    specs = {m: build_scenario(compose([f"model={m}", "cluster=cpu-2w"])).model
+             for m in dict.fromkeys(c.model for c in st.configs)}
+    grids = {m: build_grid(dict(r["profile"]), spec, s.cluster) for m, spec in specs.items()}   # validate first
+    t0 = time.perf_counter()
+    res = F.run(st, specs, grids, s.cluster, mini_cluster(s, r))
+    return _write_fidelity(res, out_dir, st.size, t0)
