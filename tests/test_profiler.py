@@ -30,6 +30,16 @@ def scenario(*o: str):
     return build_scenario(compose(["cluster=cpu-2w", *o]))
 
 
+def test_every_profile_op_has_a_timing_and_the_grid_makes_only_those() -> None:
+    from harness.cost_model.profiled import PROFILE_OPS
+    from harness.profiler.bench import COMM_OPS, LAYER_OPS
+    assert sorted([*LAYER_OPS, *COMM_OPS]) == sorted(PROFILE_OPS)
+    for m in ("opt-20m", "t5-20m"):
+        s = scenario(f"model={m}")
+        ops = {p.op for p in points(build_grid(GRID, s.model, s.cluster), s.model)}
+        assert ops == set(PROFILE_OPS) - ({"cross_kv"} if m == "opt-20m" else set())
+
+
 @pytest.mark.parametrize(("patch", "field"), [
     ({"batch_sizes": []}, "runner.profile.batch_sizes"),
     ({"batch_sizes": [0, 2]}, "runner.profile.batch_sizes"),
@@ -166,15 +176,32 @@ def test_ci_sized_profile_and_fidelity_run(tmp_path, capsys, request) -> None:
     prof = pd.read_parquet(tmp_path / "profiles" / "opt-20m-cpu-2w.parquet")
     assert set(prof[~prof.op.isin(["allreduce", "p2p"])].repeats) == {3}
     assert df.replanned.all()
-    # every run timed its decode-stack calls against the profile (harness.runner.drift)
+    # every run timed its decode-stack calls against the profile (harness.runner.drift); the
+    # drift-scaled errors are the simulated metrics at that speed: throughput / drift, latency * drift
     assert (df.speed_drift > 0).all() and df[["err_throughput_drift", "err_latency_drift"]].notna().all().all()
-    assert out["median_abs_err_throughput_drift"] >= 0
+    assert df.err_throughput_drift.to_numpy() == pytest.approx(
+        (df.sim_throughput_seq_s / df.speed_drift / df.real_throughput_seq_s - 1).to_numpy())
+    assert df.err_latency_drift.to_numpy() == pytest.approx(
+        (df.sim_latency_p99len_s * df.speed_drift / df.real_latency_p99len_s - 1).to_numpy())
+    assert out["median_abs_err_throughput_drift"] == pytest.approx(df.err_throughput_drift.abs().median())
+    assert out["max_abs_err_latency"] == pytest.approx(df.err_latency.abs().max())
     # two passes: every run is kept in the runs table, and the repeatability floor is computed
     runs = pd.read_csv(tmp_path / "fid" / "fidelity-runs-tiny.csv")
     assert len(runs) == 6 and sorted(runs["pass"]) == [0, 0, 0, 1, 1, 1] and runs.kept.sum() == 3
     assert (runs.speed_drift > 0).all() and out["floor_passes"] == 2
-    assert 0 <= out["floor_median_abs_err_throughput"] <= out["floor_max_abs_err_throughput"]
-    assert 0 <= out["hindsight_median_abs_err_latency"] <= out["hindsight_max_abs_err_latency"] < 1
+    # the floor and the hindsight bound by hand from the two runs (a, b) of each configuration:
+    # leave-one-out with R = 2 predicts run a by b, scaled by sqrt(1/2): |b/a - 1| / sqrt(2) (and
+    # |a/b - 1| / sqrt(2) for run b); per pass the median and max over the 3 configurations, then
+    # the median (= mean) of the two passes. Hindsight: |a - b| / (a + b) per configuration.
+    by = {c: g.sort_values("pass") for c, g in runs.groupby("config")}
+    thr = {c: g.real_throughput_seq_s.to_numpy() for c, g in by.items()}
+    lat = {c: g.real_latency_p99len_s.to_numpy() for c, g in by.items()}
+    loo = [[abs(x[1 - k] / x[k] - 1) / math.sqrt(2) for x in thr.values()] for k in (0, 1)]
+    assert out["floor_median_abs_err_throughput"] == pytest.approx(np.mean([np.median(p) for p in loo]))
+    assert out["floor_max_abs_err_throughput"] == pytest.approx(np.mean([max(p) for p in loo]))
+    hind = [abs(x[0] - x[1]) / (x[0] + x[1]) for x in lat.values()]
+    assert out["hindsight_median_abs_err_latency"] == pytest.approx(np.median(hind))
+    assert out["hindsight_max_abs_err_latency"] == pytest.approx(max(hind))
 
 
 def test_profile_rounds_are_spread_evenly_between_the_runs() -> None:
