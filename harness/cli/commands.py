@@ -19,13 +19,10 @@ if TYPE_CHECKING:
 SIMULATORS = ("expected", "discrete-event")
 
 
-context = Context.of   # TODO(issue 18): until harness/runner/commands.py moves into harness/cli/real.py
-
-
 def estimate_json(s: Scenario, cfg: DictConfig) -> dict:
     sim = str(cfg.get("simulator", "expected"))
     check(sim in SIMULATORS, "simulator", f"'{sim}' not in {', '.join(SIMULATORS)}")
-    ctx = context(s)
+    ctx = Context.of(s)
     policy = get_policy(s.policy_name)
     knobs = policy.validate(ctx, dict(s.policy_knobs))
     plan = policy.plan(ctx, knobs)
@@ -94,7 +91,7 @@ def _discrete_event(plan, s: Scenario, cfg: DictConfig) -> tuple[Estimate, dict 
 def bounds_json(s: Scenario) -> dict:
     """FT sweep and the p10/p30/p70/Inf latency bounds of the scenario (ExeGPT §7)."""
     from harness.scheduler.bounds import derive_bounds, paper_comparison
-    ctx = context(s)
+    ctx = Context.of(s)
     tp, pp = get_policy("ft").layout(ctx)
     b = derive_bounds(ctx)
     paper = paper_comparison(s.model.name, s.cluster.name, s.workload.name, b)
@@ -109,7 +106,7 @@ def search_json(s: Scenario, cfg: DictConfig) -> dict:
     from harness.scheduler import find_schedule
     from harness.scheduler.bounds import best_ft, resolve_bound
     settings = s.search
-    ctx = context(s)
+    ctx = Context.of(s)
     label, bound_s = resolve_bound(ctx, cfg.get("bound"), cfg.get("bound_s"))
     res = find_schedule(ctx, bound_s, settings.policies, settings.resolution,
                         settings.method == "exhaustive", settings.eps_throughput_rel, settings.eps_latency_s)
@@ -162,6 +159,6 @@ def monotonicity_study(overrides: list[str]) -> pd.DataFrame:
         if name not in STUDY_POLICIES:
             raise unknown_name("policy", name, STUDY_POLICIES)
         policies = (name,)
-    tables = [monotonicity_table([(s.workload.name, context(s))], policies).assign(mode=s.mode.label())
+    tables = [monotonicity_table([(s.workload.name, Context.of(s))], policies).assign(mode=s.mode.label())
               for s in scenarios]
     return pd.concat(tables, ignore_index=True)
