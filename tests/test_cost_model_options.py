@@ -69,6 +69,7 @@ def test_attention_time_scales_exactly_with_the_fraction():
 
 def test_named_attention_alternatives_resolve_to_their_stored_value():
     k = decode_attention()
+    assert sum(alt.value is not None for alt in ATTENTION_BW_FRACTIONS.values()) >= 1, "no stored value to check"
     for name, alt in ATTENTION_BW_FRACTIONS.items():
         if alt.value is not None:
             named = get_cost_model("analytic", A40X4, attention_bw_fraction=name)

@@ -125,7 +125,11 @@ def test_poisson_low_rate_measures_from_arrival(opt_s, policy, knobs):
     assert np.all(rec.encode_start_s >= rec.arrival_s)
     assert np.all(rec.first_token_s - rec.arrival_s >= enc)
     assert np.all(rec.finish_s - rec.arrival_s >= enc)
-    assert m.ttft_p50_s >= enc.min() and m.e2e_p99_s >= m.e2e_p50_s >= m.ttft_p50_s
+    # measured from arrival: the request metrics are numpy's quantiles of (stamp - arrival)
+    e2e, ttft = rec.finish_s - rec.arrival_s, rec.first_token_s - rec.arrival_s
+    assert (m.e2e_p50_s, m.e2e_p99_s) == pytest.approx((np.quantile(e2e, 0.5), np.quantile(e2e, 0.99)), rel=1e-12)
+    assert m.ttft_p50_s == pytest.approx(np.quantile(ttft, 0.5), rel=1e-12)
+    assert m.ttft_p50_s >= enc.min() and m.e2e_p50_s >= m.ttft_p50_s
     assert m.tpot_mean_s > 0
 
 
@@ -232,17 +236,19 @@ def test_agrees_with_expected_value_model(agreement):
 
 
 def test_ft_and_waa_throughput_each_within_5pct(agreement):
-    for r in agreement:
-        if r["policy"] != "rra":
-            assert abs(r["thr_err"]) <= 0.05, r["case"]
+    rows = [r for r in agreement if r["policy"] != "rra"]
+    assert len(rows) >= 10, "need the feasible FT and WAA configurations of CASES"
+    for r in rows:
+        assert abs(r["thr_err"]) <= 0.05, r["case"]
 
 
 def test_rra_throughput_each_within_5pct(agreement):
     """Holds since expected.py uses the length-biased steady-state decoding batch; with the
     paper's B_E / sum_U P_D(U) the worst RRA row was 21% off (task T, N_D 16)."""
-    for r in agreement:
-        if r["policy"] == "rra":
-            assert abs(r["thr_err"]) <= 0.05, r["case"]
+    rows = [r for r in agreement if r["policy"] == "rra"]
+    assert len(rows) >= 10, "need the feasible RRA configurations of CASES"
+    for r in rows:
+        assert abs(r["thr_err"]) <= 0.05, r["case"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,7 @@ def _check_decisions(res, plan, reqs) -> _Adjuster:
     inputs, tol = reqs.input_len, ON.input_tolerance_rel
     assert [a.count for a in res.adjustments] == _encoder_batches(res.records)
     assert sum(a.count for a in res.adjustments) == len(reqs)
-    first = 0
+    first = banded = 0
     for a in res.adjustments:
         assert a.first == first
         first += a.count
@@ -93,7 +93,9 @@ def _check_decisions(res, plan, reqs) -> _Adjuster:
         totals = np.cumsum(inputs[a.first:a.first + hi])
         if any(band[0] <= totals[m - 1] <= band[1] for m in range(lo, hi + 1)):
             assert band[0] <= totals[a.count - 1] <= band[1], (a, band)
+            banded += 1
         assert lo <= a.count <= hi
+    assert banded, "no decision had a count in the band: (a) checked nothing"
     return ad
 
 
