@@ -14,6 +14,7 @@ from harness.cost_model import get_cost_model
 from harness.errors import UserError
 from harness.policies import Context, get_policy
 from harness.scheduler.bounds import derive_bounds, ft_batch_sizes, percentile_lower, resolve_bound
+from harness.simulator.expected import evaluate
 from harness.specs import get_cluster, get_model
 from harness.workload import get_task
 
@@ -38,11 +39,16 @@ def test_batch_sizes_step_4_up_to_the_largest_that_fits(opt):
 
 
 def test_bounds_are_sorted_ft_latencies(opt):
+    """§7's rule worked from the sweep: FT's latency rises with its batch, so the bottom q% of
+    the n latencies is the FT run at batch index floor(q/100 (n - 1)), priced on its own."""
     b = derive_bounds(opt)
     assert b.supported and len(b.batch_sizes) == len(b.ft_latencies_s) == len(b.ft_throughputs_seq_s)
-    assert b.p10_s <= b.p30_s <= b.p70_s < b.inf_s == math.inf
-    assert {b.p10_s, b.p30_s, b.p70_s} <= set(b.ft_latencies_s)
-    assert b.as_dict()["bounds_s"]["inf"] is None
+    ft, n = get_policy("ft"), len(b.batch_sizes)
+    lat = [evaluate(ft.plan(opt, {"batch_size": bs}), opt.workload).latency_s for bs in b.batch_sizes]
+    assert list(b.ft_latencies_s) == lat and all(x < y for x, y in zip(lat, lat[1:], strict=False))
+    for q, got in ((10, b.p10_s), (30, b.p30_s), (70, b.p70_s)):
+        assert got == lat[math.floor(q / 100 * (n - 1))], q
+    assert b.inf_s == math.inf and b.as_dict()["bounds_s"]["inf"] is None
 
 
 def test_percentile_lower_hand_check():
