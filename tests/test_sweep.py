@@ -10,8 +10,8 @@ import sys
 import pandas as pd
 import pytest
 
+from harness.atomic import write_text as atomic_write_text
 from harness.results import ResultStore, config_hash
-from harness.results.store import atomic_write_text
 
 
 def sweep(tmp_path, *overrides, timeout=300):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from harness.atomic import atomic_path, write_frame, write_text
+from harness.atomic import save_figure, write_frame, write_text
 from harness.cli.commands import runtime_adjustment
 from harness.config import Scenario, build_scenario, compose
 from harness.engine.pool import MiniCluster
@@ -174,8 +174,7 @@ def _write_fidelity(res, out_dir: Path, size: str, t0: float) -> dict:
     from harness.figures.fidelity import scatter
     table = write_frame(res.table, out_dir / f"fidelity-{size}.csv")
     runs = write_frame(res.runs, out_dir / f"fidelity-runs-{size}.csv")
-    with atomic_path(out_dir / f"fidelity-{size}.png") as tmp:
-        scatter(res.table).savefig(tmp, format="png", dpi=120)
+    save_figure(scatter(res.table), out_dir / f"fidelity-{size}.png", dpi=120)
     result = {**res.summary, "table": str(table), "runs_table": str(runs),
               "plot": str(out_dir / f"fidelity-{size}.png")}
     if res.ratio is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.atomic import write_text
 from harness.cost_model.analytic import AnalyticCostModel
 from harness.cost_model.engines import ENGINES
 from harness.cost_model.fit import (
@@ -281,7 +282,7 @@ def _print_engines(params: FittedParams, engine_json: Path, out) -> None:
 def run(profiles_dir: Path, ft_csv: Path, fit: bool = False, out=print) -> dict[str, float]:
     if fit:
         params = fit_all(profiles_dir, ft_csv)
-        FITTED_PATH.write_text(params.to_json() + "\n")
+        write_text(FITTED_PATH, params.to_json() + "\n")
         load.cache_clear()
         out(f"wrote {FITTED_PATH}")
     params = load()
