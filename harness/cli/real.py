@@ -20,21 +20,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.atomic import save_figure, write_frame, write_text
 from harness.cli.commands import runtime_adjustment
-from harness.config import Scenario, build_scenario, compose
+from harness.config import Scenario, build_runner, build_scenario, compose
 from harness.engine.pool import MiniCluster
-from harness.errors import UserError, check
+from harness.errors import UserError, check, unknown_name
 from harness.policies import Context
 from harness.results.record import finite
+from harness.scenario import RunnerSettings
+from harness.schema.checks import FIDELITY_SIZES
 
 
-def mini_cluster(s: Scenario, r: dict) -> MiniCluster:
-    return MiniCluster(s.cluster.num_gpus, int(r.get("threads_per_worker", 1)), str(r.get("backend", "gloo")),
-                       str(r.get("device", "cpu")), float(r.get("timeout_s", 120)))
+def mini_cluster(s: Scenario, r: RunnerSettings) -> MiniCluster:
+    return MiniCluster(s.cluster.num_gpus, r.threads_per_worker, r.backend, r.device, r.timeout_s)
 
 
-def _runner(cfg: DictConfig) -> dict:
-    check("runner" in cfg, "runner", "missing; choose one with runner=<name> (conf/runner/)")
-    return OmegaConf.to_container(cfg.runner, resolve=True)
+def _runner(cfg: DictConfig) -> RunnerSettings:
+    """The runner group, validated by its schema (harness.schema) before any work."""
+    return build_runner(cfg)
 
 
 # ---- harness profile -----------------------------------------------------------------------
@@ -43,11 +44,11 @@ def profile(overrides: list[str]) -> dict:
     from harness.profiler.profile import build_grid, points, run_profile
     cfg = compose(overrides)
     s, r = build_scenario(cfg), _runner(cfg)
-    grid = build_grid(dict(r.get("profile") or {}), s.model, s.cluster)    # fails before timing
+    grid = build_grid(dict(r.profile), s.model, s.cluster)    # fails before timing
     mc = mini_cluster(s, r)
-    out = profile_path(r["profile"]["out_dir"], s.model, s.cluster)
+    out = profile_path(r.profile["out_dir"], s.model, s.cluster)
     t = time.perf_counter()
-    df = run_profile(s.model, s.cluster, mc, grid, out, s.seed, progress=bool(r.get("progress", True)))
+    df = run_profile(s.model, s.cluster, mc, grid, out, s.seed, progress=r.progress)
     return {"profile": str(out), "points": len(points(grid, s.model)), "seconds": round(time.perf_counter() - t, 1),
             "disturbed_share": round(float(df.disturbed.mean()), 3),
             "median_other_cores": round(float(df.other_cores.median()), 3)}
@@ -103,18 +104,15 @@ def run(overrides: list[str]) -> dict:
     knobs = pol.validate(ctx, dict(s.policy_knobs))
     plan = pol.plan(ctx, knobs)
     check(plan.feasible, "policy", f"infeasible plan: {plan.reason}")
-    dtype = str(r.get("dtype", "float32"))
-    check(dtype in ("float32", "float64"), "runner.dtype", f"'{dtype}' not in float32, float64")
-    n = int(r.get("num_requests", 48))
-    check(n >= 1, "runner.num_requests", "must be >= 1")
+    dtype, n = r.dtype, r.num_requests
     reqs = offline(s.workload, n, s.seed)
     plan_job(plan, s.model, reqs, s.seed, dtype, adjust=adjust, workload=s.workload)   # errors before start
     with WorkerPool(mini_cluster(s, r)) as pool:
         run_job(pool, "harness.runner.programs:prepare", (s.model, s.seed, dtype))
-        res = execute(pool, plan, s.model, reqs, s.seed, dtype, progress=bool(r.get("progress", True)),
+        res = execute(pool, plan, s.model, reqs, s.seed, dtype, progress=r.progress,
                       adjust=adjust, workload=s.workload)
     tag = f"{s.model.name}-{s.workload.name}-{s.policy_name}-" + "-".join(f"{k}{v}" for k, v in sorted(knobs.items()))
-    path = Path(str(r.get("out_dir", "runs/real"))) / f"{tag}{'-adjust' if adjust.enabled else ''}.parquet"
+    path = Path(r.out_dir) / f"{tag}{'-adjust' if adjust.enabled else ''}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     if res.records is not None:
         write_frame(res.records.to_frame(), path)
@@ -131,17 +129,11 @@ FIDELITY_BASE = ("cluster=cpu-2w", "cost_model=profiled")
 GRID_PREFIX = "fidelity_"        # conf/experiment/fidelity_<size>.yaml: runner.fidelity.{size,configs}
 
 
-def _switch(d: dict, key: str, default: bool) -> bool:
-    """runner.fidelity.<key>: true / false, or null for the size's default."""
-    v = d.get(key)
-    check(v is None or isinstance(v, bool), f"runner.fidelity.{key}", f"must be true, false or null, got {v!r}")
-    return default if v is None else v
-
-
 def _size(cfg: DictConfig) -> str:
-    from harness.studies.fidelity import SIZES
+    """runner.fidelity.size, checked before it names an experiment file."""
     size = str(OmegaConf.select(cfg, "runner.fidelity.size", default="full"))
-    check(size in SIZES, "runner.fidelity.size", f"'{size}' not in {', '.join(SIZES)}")
+    if size not in FIDELITY_SIZES:
+        raise unknown_name("runner.fidelity.size", size, FIDELITY_SIZES)
     return size
 
 
@@ -158,15 +150,17 @@ def fidelity_config(overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def fidelity_settings(s: Scenario, r: dict, out_dir: Path):
-    """`runner.fidelity.*` validated into the study's Settings (before any work)."""
+def fidelity_settings(s: Scenario, r: RunnerSettings, out_dir: Path):
+    """`runner.fidelity.*` into the study's Settings (before any work); ct2 / ratio null: on for
+    the sizes that have them (ct2: full, large; ratio: full)."""
     from harness.studies.fidelity import Settings, configs_from
-    fr = dict(r.get("fidelity") or {})
-    size = str(fr.get("size", "full"))
-    return Settings(size, tuple(configs_from(fr.get("configs"))), Path(str(r["profile"]["out_dir"])),
-                    out_dir / "ct2", repeats=int(fr.get("repeats", 1)), reprofile=bool(fr.get("reprofile", False)),
-                    ct2=_switch(fr, "ct2", size in ("full", "large")), ratio=_switch(fr, "ratio", size == "full"),
-                    seed=s.seed, progress=bool(r.get("progress", True)))
+    f = r.fidelity
+    entries = [{"model": e.model, "task": e.task, "policy": e.policy, "num_requests": e.num_requests,
+                "knobs": dict(e.knobs)} for e in f.configs]
+    return Settings(f.size, tuple(configs_from(entries)), Path(r.profile["out_dir"]), out_dir / "ct2",
+                    repeats=f.repeats, reprofile=f.reprofile,
+                    ct2=f.size in ("full", "large") if f.ct2 is None else f.ct2,
+                    ratio=f.size == "full" if f.ratio is None else f.ratio, seed=s.seed, progress=r.progress)
 
 
 def _write_fidelity(res, out_dir: Path, size: str, t0: float) -> dict:
@@ -197,11 +191,11 @@ def fidelity(overrides: list[str]) -> dict:
     from harness.studies import fidelity as F
     cfg = fidelity_config(overrides)
     s, r = build_scenario(cfg), _runner(cfg)
-    out_dir = Path(str(dict(r.get("fidelity") or {}).get("out_dir", "runs/fidelity")))
+    out_dir = Path(r.fidelity.out_dir)
     st = fidelity_settings(s, r, out_dir)
     specs = {m: build_scenario(compose([f"model={m}", "cluster=cpu-2w"])).model
              for m in dict.fromkeys(c.model for c in st.configs)}
-    grids = {m: build_grid(dict(r["profile"]), spec, s.cluster) for m, spec in specs.items()}   # validate first
+    grids = {m: build_grid(dict(r.profile), spec, s.cluster) for m, spec in specs.items()}   # validate first
     t0 = time.perf_counter()
     res = F.run(st, specs, grids, s.cluster, mini_cluster(s, r))
     return _write_fidelity(res, out_dir, st.size, t0)

@@ -31,6 +31,13 @@ def at_least(d: dict, prefix: str, key: str, low: float, *, null: bool = False, 
         raise UserError(f"{prefix}{key}: must be {what} >= {low:g}{' or null' if null else ''}, got {v!r}")
 
 
+def boolean(d: dict, prefix: str, key: str, *, null: bool = False) -> None:
+    """`prefix.key` is true or false (or null, where `null`): a Flag of the schema."""
+    v = d.get(key)
+    if not (null and v is None) and not isinstance(v, bool):
+        raise UserError(f"{prefix}{key}: must be true or false{' or null' if null else ''}, got {v!r}")
+
+
 def one_of(d: dict, prefix: str, key: str, valid, *, null: bool = False) -> None:
     v = d.get(key)
     if not (null and v is None) and v not in valid:
@@ -54,6 +61,8 @@ def check_model(d: dict) -> None:
         one_of(d, "model.", "name", MODELS)
     options = {f.name for f in fields(ModelOptions)}
     typed(ModelOptions, {k: v for k, v in d.items() if k in options}, "model.")
+    for key in ("gated_mlp", "bias", "tied_embeddings"):
+        boolean(d, "model.", key, null=True)
 
 
 def check_cluster(d: dict) -> None:
@@ -113,11 +122,15 @@ def check_runner(d: dict) -> None:
     one_of(d, "runner.", "dtype", DTYPES)
     at_least(d, "runner.", "threads_per_worker", 1)
     at_least(d, "runner.", "num_requests", 1)
+    boolean(d, "runner.", "progress")
     if not (_number(d["timeout_s"]) and d["timeout_s"] > 0):
         raise UserError(f"runner.timeout_s: must be a number of seconds > 0, got {d['timeout_s']!r}")
     fid = d["fidelity"]
     one_of(fid, "runner.fidelity.", "size", FIDELITY_SIZES)
     at_least(fid, "runner.fidelity.", "repeats", 1)
+    boolean(fid, "runner.fidelity.", "reprofile")
+    for key in ("ct2", "ratio"):
+        boolean(fid, "runner.fidelity.", key, null=True)
     extra = sorted(set(fid) - {f.name for f in fields(Fidelity)} - {"configs"})
     if extra:
         raise unknown_name("runner.fidelity key", extra[0], [*(f.name for f in fields(Fidelity)), "configs"])
@@ -133,6 +146,8 @@ def check_root(c: dict) -> None:
     from harness.specs.paper import BOUND_LABELS
     from harness.workload.streams import STREAM_KINDS
     at_least(c, "", "num_requests", 1)
+    boolean(c, "", "use_paper_cluster")
+    boolean(c["runtime_adjustment"], "runtime_adjustment.", "enabled")
     one_of(c, "", "simulator", SIMULATORS)
     one_of(c["arrivals"], "arrivals.", "kind", STREAM_KINDS)
     at_least(c["arrivals"], "arrivals.", "rate_per_s", 0, null=True, what="a number")

@@ -8,6 +8,10 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+# A true/false switch. Not `bool`: OmegaConf's BooleanNode reads any integer as a bool (3 ->
+# true), so switches are typed here as Any and checked to be real booleans by checks.boolean.
+Flag = Any
+
 # ---- groups -----------------------------------------------------------------------------
 
 
@@ -39,10 +43,10 @@ class ModelOptions:
     num_encoder_layers: int | None = None
     head_dim: int | None = None
     num_kv_heads: int | None = None
-    gated_mlp: bool | None = None
-    bias: bool | None = None
+    gated_mlp: Flag = None
+    bias: Flag = None
     learned_positions: int | None = None
-    tied_embeddings: bool | None = None
+    tied_embeddings: Flag = None
     dtype_bytes: int | None = None
     published_params_b: int | float | None = None
 
@@ -122,10 +126,10 @@ class Fidelity:
 
     size: str = MISSING
     out_dir: str = MISSING
-    reprofile: bool = MISSING
+    reprofile: Flag = MISSING
     repeats: int = MISSING
-    ct2: bool | None = None
-    ratio: bool | None = None
+    ct2: Flag = None
+    ratio: Flag = None
 
 
 @dataclass
@@ -137,7 +141,7 @@ class Runner:
     timeout_s: int | float = MISSING    # seconds
     dtype: str = MISSING
     num_requests: int = MISSING
-    progress: bool = MISSING
+    progress: Flag = MISSING
     out_dir: str = MISSING
     profile: Profile = field(default_factory=Profile)
     fidelity: Any = MISSING             # an open Fidelity node (runner_node)
@@ -148,7 +152,7 @@ class Runner:
 
 @dataclass
 class RuntimeAdjustment:
-    enabled: bool = MISSING
+    enabled: Flag = MISSING
     input_tolerance_rel: int | float = MISSING
     decode_tolerance_rel: int | float = MISSING
     max_step_rel: int | float = MISSING
@@ -193,7 +197,7 @@ class Root:
 
     experiment_name: str | None = MISSING   # null: adhoc
     runs_dir: str | None = MISSING          # null: <repo>/runs
-    use_paper_cluster: bool = MISSING
+    use_paper_cluster: Flag = MISSING
     seed: int = MISSING
     simulator: str = MISSING
     num_requests: int = MISSING

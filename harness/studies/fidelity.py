@@ -43,6 +43,9 @@ from harness.profiler.profile import Grid, ProfileSession
 from harness.runner.baseline import BATCH, TASK, compare_ct2
 from harness.runner.drift import speed_drift
 from harness.runner.run import RunResult, execute, plan_job
+from harness.schema.checks import (
+    FIDELITY_SIZES,  # the grids of conf/experiment/fidelity_<size>.yaml
+)
 from harness.simulator.discrete_event import simulate
 from harness.simulator.expected import evaluate
 from harness.specs.hardware import ClusterSpec
@@ -335,7 +338,6 @@ def ft_ratio(spec: ModelSpec, task: str, cluster: ClusterSpec, pools: Pools, pro
 
 
 # ---- the whole study (`harness fidelity`) ------------------------------------------------------
-SIZES = ("tiny", "full", "large")     # the grids of conf/experiment/fidelity_<size>.yaml
 RATIO_MODEL = "opt-20m"              # the model the searched-vs-FT ratio runs on (T-cpu)
 
 
@@ -355,7 +357,7 @@ class Settings:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        check(self.size in SIZES, "runner.fidelity.size", f"'{self.size}' not in {', '.join(SIZES)}")
+        check(self.size in FIDELITY_SIZES, "runner.fidelity.size", f"'{self.size}' not in {', '.join(FIDELITY_SIZES)}")
         check(self.repeats >= 1, "runner.fidelity.repeats", f"must be an integer >= 1, got {self.repeats}")
         if not self.configs:
             raise UserError("runner.fidelity.configs: empty; choose a grid with runner.fidelity.size")
