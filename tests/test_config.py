@@ -8,8 +8,6 @@ from harness.config import GROUPS, Scenario, build_scenario, compose, conf_dir, 
 from harness.errors import UserError
 from harness.specs.models import MODELS
 
-GROUP_FILES = [(g, name) for g in GROUPS for name in group_options(g)]
-
 
 def scenario(*overrides: str) -> Scenario:
     return build_scenario(compose(list(overrides)))
@@ -18,14 +16,6 @@ def scenario(*overrides: str) -> Scenario:
 def test_every_group_has_options() -> None:
     assert {p.name for p in conf_dir().iterdir() if p.is_dir()} >= set(GROUPS)
     assert set(MODELS) <= set(group_options("model"))
-
-
-@pytest.mark.parametrize(("group", "name"), GROUP_FILES, ids=[f"{g}={n}" for g, n in GROUP_FILES])
-def test_every_yaml_builds_a_scenario(group: str, name: str) -> None:
-    s = scenario(f"{group}={name}")
-    built = {"model": s.model.name, "cluster": s.cluster.name, "task": s.workload.name,
-             "cost_model": s.cost_model_name, "policy": s.policy_name, "search": s.search.name, "mode": s.mode.name}
-    assert built[group] == name
 
 
 def test_defaults() -> None:
@@ -120,9 +110,10 @@ def one_line_error(*overrides: str) -> str:
 
 
 @pytest.mark.parametrize(("group", "name"), SCHEMA_FILES, ids=[f"{g}={n}" for g, n in SCHEMA_FILES])
-def test_every_yaml_extends_its_schema_and_composes_to_its_own_keys(group: str, name: str) -> None:
+def test_every_yaml_extends_its_schema_and_builds_a_scenario(group: str, name: str) -> None:
     """The YAML names a schema of its group, then `_self_`; the composed group holds exactly
-    the YAML's keys and values (the schema adds no default: every config hash is unchanged)."""
+    the YAML's keys and values (the schema adds no default: every config hash is unchanged),
+    and the scenario built from it carries the option chosen."""
     from omegaconf import OmegaConf
 
     from harness.schema import SCHEMAS
@@ -131,7 +122,11 @@ def test_every_yaml_extends_its_schema_and_composes_to_its_own_keys(group: str, 
     assert schema_name in SCHEMAS[group] and self_ == "_self_"
     cfg = compose([f"{group}={name}"])
     assert OmegaConf.to_container(cfg[group], resolve=True) == raw
-    build_scenario(cfg)
+    s = build_scenario(cfg)
+    built = {"model": s.model.name, "cluster": s.cluster.name, "task": s.workload.name,
+             "cost_model": s.cost_model_name, "policy": s.policy_name, "search": s.search.name,
+             "mode": s.mode.name, "runner": name}
+    assert built[group] == name
 
 
 def test_the_root_extends_its_schema() -> None:

@@ -46,16 +46,12 @@ def estimate_json(s: Scenario, cfg: DictConfig) -> dict:
 
 
 def runtime_adjustment(cfg: DictConfig):
-    """`runtime_adjustment.*` -> RuntimeAdjustment (validated, errors name the key)."""
+    """`runtime_adjustment.*` -> RuntimeAdjustment (its keys and types are the schema's,
+    harness.schema, checked when the scenario was built)."""
     from omegaconf import OmegaConf
 
     from harness.simulator.discrete_event import RuntimeAdjustment
-    d = OmegaConf.to_container(cfg.get("runtime_adjustment") or {}, resolve=True)
-    unknown = set(d) - set(RuntimeAdjustment.__dataclass_fields__)
-    if unknown:
-        raise unknown_name("runtime_adjustment", sorted(unknown)[0], RuntimeAdjustment.__dataclass_fields__)
-    check(isinstance(d.get("enabled", False), bool), "runtime_adjustment.enabled", "must be true or false")
-    return RuntimeAdjustment(**d)
+    return RuntimeAdjustment(**OmegaConf.to_container(cfg.runtime_adjustment, resolve=True))
 
 
 def _discrete_event(plan, s: Scenario, cfg: DictConfig) -> tuple[Estimate, dict | None]:
