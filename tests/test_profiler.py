@@ -6,28 +6,21 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import PROFILE_GRID as GRID
+from helpers import cpu_scenario as scenario
+from helpers import synthetic_profile as _synthetic
 
 from harness.cli.main import main
-from harness.config import build_scenario, compose
 from harness.cost_model import get_cost_model
 from harness.cost_model.profiled import ProfiledCostModel, profile_path
 from harness.errors import UserError
 from harness.policies import Context, get_policy
-from harness.profiler.bench import Point
 from harness.profiler.profile import build_grid, points
 from harness.simulator.expected import evaluate
-
-GRID = {"batch_sizes": [1, 4, 16], "encode_lengths": [4, 16], "decode_contexts": [4, 32],
-        "input_lengths": [4, 64], "tp_degrees": [1, 2], "message_bytes": [1024, 65536], "warmup": 0, "repeats": 1}
-
-
-def scenario(*o: str):
-    return build_scenario(compose(["cluster=cpu-2w", *o]))
 
 
 def test_every_profile_op_has_a_timing_and_the_grid_makes_only_those() -> None:
@@ -72,22 +65,6 @@ def test_cli_profile_fails_before_starting_workers(capsys) -> None:
 def test_cli_run_needs_the_profiled_cost_model_on_cpu(capsys) -> None:
     assert main(["run", "model=opt-20m", "cluster=cpu-2w", "task=T-cpu", "policy=ft"]) == 2
     assert "cost_model=profiled" in capsys.readouterr().err
-
-
-def _synthetic(model, cluster, path: Path) -> None:
-    """time = 1 ms + 10 us * tokens (encode), 1 ms + 0.1 ms * b + 1 us * b * ctx (decode)."""
-    g = build_grid(GRID, model, cluster)
-    rows = []
-    for p in points(g, model):
-        t = {"encode_layer": 1e-3 + 1e-5 * p.batch_size * p.length,
-             "decode_layer": 1e-3 + 1e-4 * p.batch_size + 1e-6 * p.batch_size * p.length,
-             "kv_select": 2e-5 + 1e-7 * p.batch_size * p.length, "kv_join": 4e-5 + 2e-7 * p.batch_size * p.length,
-             "cross_kv": 2e-6 * p.batch_size * p.length, "lm_head": 5e-4 + 1e-5 * p.batch_size,
-             "allreduce": 1e-4 + p.message_bytes * 1e-9, "p2p": 5e-5 + p.message_bytes * 1e-9}[p.op]
-        rows.append({**{f: getattr(p, f) for f in Point.__dataclass_fields__}, "time_s": t / p.tp_degree})
-    df = pd.DataFrame(rows).assign(model=model.name, cluster=cluster.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(path)
 
 
 def test_profiled_cost_model_interpolates_the_table(tmp_path) -> None:
