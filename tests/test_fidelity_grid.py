@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.cli.real import _runner, fidelity_config, fidelity_settings
-from harness.config import build_scenario, conf_dir
+from harness.cli.real import fidelity_config, fidelity_settings
+from harness.config import build_runner, build_scenario, conf_dir
 from harness.errors import UserError
 from harness.studies.fidelity import CONFIG_KEYS, configs_from
 
@@ -62,7 +62,7 @@ EXPECTED = {
 
 def _configs(overrides: list[str]):
     cfg = fidelity_config(overrides)
-    return fidelity_settings(build_scenario(cfg), _runner(cfg), Path("unused"))
+    return fidelity_settings(build_scenario(cfg), build_runner(cfg), Path("unused"))
 
 
 @pytest.mark.parametrize("size", ["tiny", "full", "large"])

@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from harness.atomic import save_figure, write_text
+from harness.atomic import write_text
+from harness.cli.output import write_figure
 from harness.figures.frame import Output
 from harness.figures.report import outputs, report_markdown
 
-PNG_DPI = 130      # the report's embedded PNGs; PDFs keep matplotlib's default
+PNG_DPI = 130      # the report's embedded PNGs (PDFs are vector; the dpi only sizes raster parts)
 
 
 def write_outputs(items: Iterable[Output]) -> list[Path]:
     """Write each Output (figure in its formats, text, or remove a stale file); the paths written."""
-    import matplotlib.pyplot as plt
     written: list[Path] = []
     for o in items:
         if o.content is None:
@@ -26,11 +26,7 @@ def write_outputs(items: Iterable[Output]) -> list[Path]:
         elif isinstance(o.content, str):
             written.append(write_text(o.path, o.content))
         else:
-            try:
-                written += [save_figure(o.content, o.path.with_suffix(f".{ext}"), dpi=PNG_DPI if ext == "png" else None)
-                            for ext in o.formats]
-            finally:
-                plt.close(o.content)
+            written += write_figure(o.content, o.path.parent, o.path.name, o.formats, dpi=PNG_DPI)
     return written
 
 

@@ -18,11 +18,12 @@ def write_tables(out_dir: Path, tables: dict[str, pd.DataFrame], formats: tuple[
     return [write_frame(df, Path(out_dir) / f"{name}.{fmt}") for name, df in tables.items() for fmt in formats]
 
 
-def write_figure(fig, out_dir: Path, stem: str) -> list[Path]:
-    """A matplotlib figure as `<out_dir>/<stem>.png` and `.pdf`; closes it."""
+def write_figure(fig, out_dir: Path, stem: str, formats: tuple[str, ...] = FIGURE_FORMATS,
+                 dpi: int = 120) -> list[Path]:
+    """A matplotlib figure as `<out_dir>/<stem>.<format>` for each of `formats`; closes it."""
     import matplotlib.pyplot as plt
     try:
-        return [save_figure(fig, Path(out_dir) / f"{stem}.{ext}") for ext in FIGURE_FORMATS]
+        return [save_figure(fig, Path(out_dir) / f"{stem}.{ext}", dpi=dpi) for ext in formats]
     finally:
         plt.close(fig)
 

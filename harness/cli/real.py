@@ -33,17 +33,12 @@ def mini_cluster(s: Scenario, r: RunnerSettings) -> MiniCluster:
     return MiniCluster(s.cluster.num_gpus, r.threads_per_worker, r.backend, r.device, r.timeout_s)
 
 
-def _runner(cfg: DictConfig) -> RunnerSettings:
-    """The runner group, validated by its schema (harness.schema) before any work."""
-    return build_runner(cfg)
-
-
 # ---- harness profile -----------------------------------------------------------------------
 def profile(overrides: list[str]) -> dict:
     from harness.cost_model.profiled import profile_path
     from harness.profiler.profile import build_grid, points, run_profile
     cfg = compose(overrides)
-    s, r = build_scenario(cfg), _runner(cfg)
+    s, r = build_scenario(cfg), build_runner(cfg)
     grid = build_grid(dict(r.profile), s.model, s.cluster)    # fails before timing
     mc = mini_cluster(s, r)
     out = profile_path(r.profile["out_dir"], s.model, s.cluster)
@@ -97,7 +92,7 @@ def run(overrides: list[str]) -> dict:
     from harness.simulator.discrete_event import simulate
     from harness.workload.streams import offline
     cfg = compose(overrides)
-    s, r = build_scenario(cfg), _runner(cfg)
+    s, r = build_scenario(cfg), build_runner(cfg)
     adjust = runtime_adjustment(cfg)
     ctx = _context(s)
     pol = get_policy(s.policy_name)
@@ -190,7 +185,7 @@ def fidelity(overrides: list[str]) -> dict:
     from harness.profiler.profile import build_grid
     from harness.studies import fidelity as F
     cfg = fidelity_config(overrides)
-    s, r = build_scenario(cfg), _runner(cfg)
+    s, r = build_scenario(cfg), build_runner(cfg)
     out_dir = Path(r.fidelity.out_dir)
     st = fidelity_settings(s, r, out_dir)
     specs = {m: build_scenario(compose([f"model={m}", "cluster=cpu-2w"])).model

@@ -77,8 +77,8 @@ def equal_throughput(overrides: list[str]) -> None:
     tables = eq.study(resolution="fine" if fine else "coarse",
                       overrides=tuple(o for o in overrides if not o.startswith("search.resolution")))
     claims, table = tables["claims"], tables["equal_throughput"]
-    summary = ("# §8: latency at equal throughput\n\n" + eq.__doc__ + "\n" + markdown_table(claims.round(3), ".3f")
-               + "\n\n" + markdown_table(table.drop(columns=["exegpt_knobs"]).round(3), ".3f") + "\n")
+    summary = ("# §8: latency at equal throughput\n\n" + eq.__doc__ + "\n" + markdown_table(claims, ".3f")
+               + "\n\n" + markdown_table(table.drop(columns=["exegpt_knobs"]), ".3f") + "\n")
     write_study(Path("runs/equal_throughput"), tables, texts={"summary.md": summary})
     print(markdown_table(claims.drop(columns=["how"]), ".3f"))
 
