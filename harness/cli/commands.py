@@ -16,12 +16,9 @@ from harness.simulator.expected import evaluate
 if TYPE_CHECKING:
     import pandas as pd
 
-SIMULATORS = ("expected", "discrete-event")
-
 
 def estimate_json(s: Scenario, cfg: DictConfig) -> dict:
-    sim = str(cfg.get("simulator", "expected"))
-    check(sim in SIMULATORS, "simulator", f"'{sim}' not in {', '.join(SIMULATORS)}")
+    sim = cfg.simulator          # expected | discrete-event (harness.schema.checks.SIMULATORS)
     ctx = Context.of(s)
     policy = get_policy(s.policy_name)
     knobs = policy.validate(ctx, dict(s.policy_knobs))
