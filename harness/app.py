@@ -18,7 +18,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config import REPO_ROOT, build_scenario, conf_dir
+from harness.config import CONF_URI, build_scenario
 from harness.policies import SEARCHED, Context, weight_copies
 from harness.results import ResultStore, config_hash, provenance
 from harness.results.record import finite
@@ -84,7 +84,7 @@ def job_identity(cfg: DictConfig) -> tuple[dict, str]:
 def run_job(cfg: DictConfig) -> str:
     """Compute (or skip) one job; returns "skipped", "ok", "NS" or "failed"."""
     experiment = str(cfg.get("experiment_name") or "adhoc")
-    store = ResultStore(Path(str(cfg.get("runs_dir") or REPO_ROOT / "runs")) / experiment)
+    store = ResultStore(Path(str(cfg.get("runs_dir") or "runs")) / experiment)
     plain, h = job_identity(cfg)
     if store.has(h):
         return "skipped"
@@ -95,7 +95,7 @@ def run_job(cfg: DictConfig) -> str:
     except Exception as e:   # noqa: BLE001 - a failing job is a row, not a crashed sweep
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         rows = [{"model": plain.get("model", {}).get("name"), "cluster": plain.get("cluster", {}).get("name"),
-                 "task": plain.get("task", {}).get("name"), "bound": plain.get("bound") or plain.get("bound_s"),
+                 "task": plain.get("task", {}).get("name"), "bound": str(plain.get("bound") or plain.get("bound_s")),
                  "policy": SEARCHED, "status": "failed", "reason": f"{type(e).__name__}: {first}",
                  "traceback": traceback.format_exc(limit=5)}]
         status = "failed"
@@ -106,7 +106,7 @@ def run_job(cfg: DictConfig) -> str:
     return status
 
 
-@hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")
+@hydra.main(config_path=CONF_URI, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> str:
     return run_job(cfg)
 

@@ -39,7 +39,7 @@ class Paths:
 
 @dataclass(frozen=True, slots=True)
 class SearchSettings:
-    """`search.*` (conf/search/): how XScheduler searches (ExeGPT §5)."""
+    """`search.*` (harness/conf/search/): how XScheduler searches (ExeGPT §5)."""
 
     name: str = "default"
     method: str = "branch-and-bound"
@@ -60,7 +60,7 @@ class Scenario:
     seed: int
     paths: Paths
     policy_name: str = "rra"
-    policy_knobs: tuple[tuple[str, int], ...] = ()   # knobs set in conf/policy (null = policy default)
+    policy_knobs: tuple[tuple[str, int], ...] = ()   # knobs set in harness/conf/policy (null = policy default)
     search: SearchSettings = SearchSettings()
     sla: SLA = SLA()
     mode: Mode = OURS
@@ -94,7 +94,7 @@ class FidelitySettings:
 
 @dataclass(frozen=True, slots=True)
 class RunnerSettings:
-    """The `runner` group (conf/runner/), validated: harness run / profile / fidelity."""
+    """The `runner` group (harness/conf/runner/), validated: harness run / profile / fidelity."""
 
     name: str
     device: str

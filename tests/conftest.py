@@ -14,7 +14,8 @@ import pytest
 
 @cache
 def _shared_dir() -> Path:
-    """`paths.shared` of the default config: $HARNESS_SHARED_DIR, else `<repo>/../shared`."""
+    """`paths.shared` of the default config: $HARNESS_SHARED_DIR, a checkout's `../shared`,
+    else the user data directory `harness data fetch` fills (harness/data/locate.py)."""
     from harness.config import compose
 
     return Path(compose().paths.shared).resolve()
@@ -25,7 +26,8 @@ def requires_shared(*relpaths: str) -> Path:
     root = _shared_dir()
     for rel in relpaths:
         if not (root / rel).exists():
-            pytest.skip(f"needs ../shared/{rel}: absent on this machine ({root / rel})")
+            pytest.skip(f"needs {rel} under paths.shared: absent on this machine ({root / rel}; "
+                        "`harness data fetch` gets it)")
     return root
 
 

@@ -1,4 +1,4 @@
-"""Every YAML under conf/ composes into a Scenario; config mistakes are one-line UserErrors."""
+"""Every YAML under harness/conf/ composes into a Scenario; config mistakes are one-line UserErrors."""
 
 from __future__ import annotations
 
@@ -211,17 +211,19 @@ def test_a_knob_range_is_its_policy_s() -> None:
 
 
 def test_a_bad_yaml_names_the_key_and_the_file(tmp_path, monkeypatch) -> None:
-    import shutil
-
+    """Also for a tree outside the package (a plugin's): the message names its file."""
     import harness.config as config
-    shutil.copytree(conf_dir(), tmp_path / "conf")
+    (tmp_path / "conf" / "cluster").mkdir(parents=True)
     head = "defaults:\n  - base_cluster\n  - _self_\nname: bad\ngpu: a40\n"
     (tmp_path / "conf" / "cluster" / "bad.yaml").write_text(head + "num_gpus: four\ngpus_per_node: 8\n")
     (tmp_path / "conf" / "cluster" / "typo.yaml").write_text(head + "num_gpus: 4\ngpus_per_nod: 8\n")
-    monkeypatch.setattr(config, "conf_dir", lambda: tmp_path / "conf")
+    monkeypatch.setattr(config, "plugin_conf_dirs", lambda: [tmp_path / "conf"])
     with pytest.raises(UserError) as e:
         compose(["cluster=bad"])
-    assert str(e.value) == "cluster.num_gpus: must be an integer, got 'four' (in conf/cluster/bad.yaml)"
+    assert str(e.value) == f"cluster.num_gpus: must be an integer, got 'four' (in {tmp_path}/conf/cluster/bad.yaml)"
+    with pytest.raises(UserError) as e:
+        compose(["cluster=a40x4", "cluster.num_gpus=four"])
+    assert str(e.value).startswith("cluster.num_gpus: must be an integer, got 'four'")
     with pytest.raises(UserError) as e:
         compose(["cluster=typo"])
     assert str(e.value).startswith("config key: unknown 'cluster.gpus_per_nod' (did you mean "

@@ -1,4 +1,4 @@
-"""The fidelity study's configurations live in conf/experiment/fidelity_<size>.yaml: the grids
+"""The fidelity study's configurations live in harness/conf/experiment/fidelity_<size>.yaml: the grids
 must reproduce, in order, the list the Python `configs(size)` returned before it was removed
 (captured by hand below: label and request count of every configuration)."""
 

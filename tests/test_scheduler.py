@@ -84,3 +84,15 @@ def test_branch_and_bound_needs_fewer_evaluations(oracle_rows):
     bb = sum(r[1].evaluations for r in oracle_rows)
     ex = sum(r[2].evaluations for r in oracle_rows)
     assert bb < ex / 3
+
+
+def test_a_stepped_knob_is_searched_only_on_its_steps() -> None:
+    """A knob of step 25 over [25, 100] accepts 25, 50, 75, 100 (KnobSpec.validate): the
+    search grid is exactly those, monotone or not; a long stepped range keeps its ends and
+    only on-step values (the powers of two 32 and 64 are not multiples of 24 from 24)."""
+    from harness.policies.base import KnobSpec
+    from harness.scheduler.space import knob_grid
+    for dirs in ((0, 0), (+1, +1)):
+        assert knob_grid(KnobSpec("pct", 25, 100, 25, *dirs), None, 4, 2) == [25, 50, 75, 100]
+    long = knob_grid(KnobSpec("tokens", 24, 24 * 40, 24, 0, 0), None, 4, 2)
+    assert long[0] == 24 and long[-1] == 960 and all(v % 24 == 0 for v in long)

@@ -23,6 +23,7 @@ from harness.cli.studies import (
     traces,
 )
 from harness.config import build_scenario, compose
+from harness.data.manifest import missing_data
 from harness.errors import UserError, unknown_name
 from harness.workload import LengthDistribution
 
@@ -60,9 +61,10 @@ def calibrate(overrides: list[str]) -> None:
         raise UserError("calibrate: harness.cost_model.calibration is not implemented yet") from None
     fit = "--fit" in overrides
     paths = build_scenario(compose([o for o in overrides if o != "--fit"])).paths
-    for key, path in (("paths.profiles", paths.profiles), ("paths.ft_calibration", paths.ft_calibration)):
+    for key, path, dataset in (("paths.profiles", paths.profiles, "vidur-profiles"),
+                               ("paths.ft_calibration", paths.ft_calibration, "ft-reference")):
         if not path.exists():
-            raise UserError(f"{key}: {path} does not exist (set paths.shared or HARNESS_SHARED_DIR)")
+            raise missing_data(key, path, dataset)
     run_calibration(paths.profiles, paths.ft_calibration, fit=fit)
 
 
@@ -126,7 +128,13 @@ def fidelity(overrides: list[str]) -> None:
     print(json.dumps(body(overrides), indent=2, default=str))
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"show": show, "calibrate": calibrate, "attribute": attribute,
+def data(overrides: list[str]) -> None:
+    """Measured data under paths.shared: `data status`, or `data fetch [dataset...] [--mirror URL]` (sha256-checked)."""
+    from harness.cli.data import data as body
+    body(overrides)
+
+
+COMMANDS: dict[str, Callable[[list[str]], None]] = {"data": data, "show": show, "calibrate": calibrate, "attribute": attribute,
                                                      "memory": memory, "equal-throughput": equal_throughput,
                                                      "estimate": estimate, "bounds": bounds, "search": search,
                                                      "monotonicity": monotonicity, "case-study": case_study,
@@ -140,7 +148,7 @@ def _help() -> str:
     width = max(map(len, COMMANDS))
     rows = [f"  {name:<{width}}  {fn.__doc__.splitlines()[0]}" for name, fn in sorted(COMMANDS.items())]
     return "\n".join([USAGE, "", "commands:", *rows,
-                      "", "overrides select config groups and keys under conf/ (see README.md)."])
+                      "", "overrides select config groups and keys under harness/conf/ (see README.md)."])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,9 @@
 """Bodies of `harness profile`, `harness run` and `harness fidelity` (config -> files + JSON).
 
-All three read the `runner` config group (conf/runner/cpu.yaml) and validate it before a
+All three read the `runner` config group (harness/conf/runner/cpu.yaml) and validate it before a
 worker starts; outputs go under runs/ (profiles/, real/, fidelity/), written atomically
 (harness.atomic). `harness fidelity` takes its configurations from
-conf/experiment/fidelity_<size>.yaml (`runner.fidelity.size` picks the file, or name it with
+harness/conf/experiment/fidelity_<size>.yaml (`runner.fidelity.size` picks the file, or name it with
 `experiment=fidelity_<size>`); the study (harness/studies/fidelity.py) returns the tables and
 the summary, the scatter plot is harness/figures/fidelity.py, and this module writes them.
 """
@@ -121,7 +121,7 @@ def run(overrides: list[str]) -> dict:
 
 # ---- harness fidelity ----------------------------------------------------------------------
 FIDELITY_BASE = ("cluster=cpu-2w", "cost_model=profiled")
-GRID_PREFIX = "fidelity_"        # conf/experiment/fidelity_<size>.yaml: runner.fidelity.{size,configs}
+GRID_PREFIX = "fidelity_"        # harness/conf/experiment/fidelity_<size>.yaml: runner.fidelity.{size,configs}
 
 
 def _size(cfg: DictConfig) -> str:

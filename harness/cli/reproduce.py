@@ -39,7 +39,7 @@ FULL = (
     ("modern", ["modern", "experiment=modern"]),
     ("figures", ["figures"]),
 )
-OPTIONAL = ("calibration", "fig10")   # need ../shared data; skipped with the reason when absent
+OPTIONAL = ("calibration", "fig10")   # need measured data (harness data); skipped with the command to get it
 QUICK = (
     ("quick", ["sweep", "experiment=quick"]),
     ("table6", ["case-study"]),
@@ -53,7 +53,7 @@ def reproduce(overrides: list[str], commands: Mapping[str, Callable[[list[str]],
     quick = "--quick" in overrides
     steps = QUICK if quick else FULL
     t_all = time.perf_counter()
-    timings = []
+    timings, skipped = [], []
     for i, (name, argv) in enumerate(steps, 1):
         print(f"==> [{i}/{len(steps)}] harness {' '.join(argv)}", file=sys.stderr, flush=True)
         t0, out = time.perf_counter(), io.StringIO()
@@ -64,6 +64,7 @@ def reproduce(overrides: list[str], commands: Mapping[str, Callable[[list[str]],
             if name not in OPTIONAL:
                 raise
             print(f"    {name}: skipped ({e})", file=sys.stderr)
+            skipped.append(f"{name}: {e}")
             out.write(f"skipped: {e}\n")
         write_text(Path("runs/logs") / f"{name}.txt", out.getvalue())
         timings.append((name, time.perf_counter() - t0))
@@ -72,3 +73,7 @@ def reproduce(overrides: list[str], commands: Mapping[str, Callable[[list[str]],
     lines = [f"{n}\t{s:.1f}" for n, s in timings] + [f"total\t{total:.1f}"]
     write_text(Path("runs/logs") / f"reproduce{'-quick' if quick else ''}-timing.tsv", "\n".join(lines) + "\n")
     print(f"reproduce{' --quick' if quick else ''}: done in {total:.0f} s; see runs/REPORT.md", file=sys.stderr)
+    if skipped:
+        print(f"reproduce: {len(skipped)} step(s) skipped for want of data; `make data` (harness data fetch) "
+              "gets it, then rerun (finished steps are kept):", *(f"  {s}" for s in skipped), sep="\n",
+              file=sys.stderr)

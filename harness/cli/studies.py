@@ -12,6 +12,7 @@ from pathlib import Path
 from harness.atomic import write_frame, write_text
 from harness.cli.output import write_figure, write_study, write_tables
 from harness.config import build_scenario, compose
+from harness.data.manifest import missing_data
 from harness.errors import UserError
 from harness.results.markdown import markdown_table
 
@@ -130,7 +131,7 @@ def traces(overrides: list[str]) -> None:
     from harness.studies.traces import study
     s = build_scenario(compose(overrides))
     if not s.paths.traces.exists():
-        raise UserError(f"paths.traces: {s.paths.traces} does not exist (set paths.shared or HARNESS_SHARED_DIR)")
+        raise missing_data("paths.traces", s.paths.traces, "traces")
     tables = study(s.paths.traces, overrides=tuple(overrides))
     text = summary(tables)
     write_study(Path("runs/fig10"), tables, {"fig10": fig10(tables["gains"], tables["online"])}, {"summary.md": text})

@@ -19,7 +19,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from harness.config import build_scenario, compose, conf_dir, group_options, searchpath_overrides
+from harness.config import build_scenario, compose, group_options, load_option, searchpath_overrides
 from harness.errors import UserError, unknown_name
 from harness.results import ResultStore, config_hash
 
@@ -44,7 +44,7 @@ def _split(overrides: list[str]) -> tuple[str, dict[str, str], list[str]]:
 def plan_jobs(overrides: list[str]) -> tuple[str, list[list[str]], list[str], dict[str, str]]:
     """(experiment, per-job override lists, pass-through overrides, swept params)."""
     exp, kv, rest = _split(overrides)
-    spec = OmegaConf.load(conf_dir() / "experiment" / f"{exp}.yaml")
+    spec = load_option("experiment", exp)
     params = {k: str(v) for k, v in (OmegaConf.select(spec, "hydra.sweeper.params") or {}).items()}
     params.update({k: v for k, v in kv.items() if k in params})      # narrow a swept key
     fixed = [f"{k}={v}" for k, v in kv.items() if k not in params]
@@ -73,7 +73,7 @@ def sweep(overrides: list[str]) -> None:
     print(f"{exp}: wrote {store.parquet} ({len(df)} rows; jobs {counts})", file=sys.stderr)
     missing = set(hashes) - store.done()
     if missing:
-        raise UserError(f"sweep: {len(missing)} of {len(jobs)} jobs left no result (did conf/ change during "
+        raise UserError(f"sweep: {len(missing)} of {len(jobs)} jobs left no result (did harness/conf/ change during "
                         f"the sweep?); see {store.root}/hydra/sweep.log")
 
 

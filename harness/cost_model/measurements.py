@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.errors import UserError
+from harness.data.manifest import missing_data
 from harness.specs.models import ModelSpec
 
 # Non-attention operators in the Vidur compute profiles (attention kernels were not shipped).
@@ -23,9 +23,9 @@ VIDUR_OPS = ("input_layernorm", "attn_pre_proj", "attn_rope", "attn_post_proj",
              "post_attention_layernorm", "mlp_up_proj", "mlp_act", "mlp_down_proj", "add")
 
 
-def _require(path: Path, what: str) -> Path:
+def _require(path: Path, what: str, dataset: str) -> Path:
     if not path.exists():
-        raise UserError(f"{what}: not found at {path} (set paths.shared / HARNESS_SHARED_DIR)")
+        raise missing_data(what, path, dataset)
     return path
 
 
@@ -48,7 +48,7 @@ def _spec_from_vidur_row(name: str, row: pd.Series) -> ModelSpec:
 
 
 def load_vidur_compute(profiles_dir: Path) -> list[VidurComputeProfile]:
-    root = _require(Path(profiles_dir) / "compute", "Vidur compute profiles")
+    root = _require(Path(profiles_dir) / "compute", "Vidur compute profiles", "vidur-profiles")
     out = []
     for csv in sorted(root.glob("*/*/*/mlp.csv")):
         gpu, org, name = csv.parts[-4], csv.parts[-3], csv.parts[-2]
@@ -68,7 +68,7 @@ def load_vidur_compute(profiles_dir: Path) -> list[VidurComputeProfile]:
 
 def load_vidur_network(profiles_dir: Path) -> pd.DataFrame:
     """Rows: node (e.g. a100_dgx), collective, num_workers, devices_per_node, size_bytes, time_s."""
-    root = _require(Path(profiles_dir) / "network", "Vidur network profiles")
+    root = _require(Path(profiles_dir) / "network", "Vidur network profiles", "vidur-profiles")
     frames = []
     for csv in sorted(root.glob("*/*.csv")):
         df = pd.read_csv(csv)
@@ -92,7 +92,7 @@ def load_ft_calibration(csv_path: Path) -> pd.DataFrame:
     output_len, latency_s. T5 rows are throughput over a test set with beam search/sampling
     (tokens/s, not a latency), and are not modelled.
     """
-    df = pd.read_csv(_require(Path(csv_path), "FT calibration CSV"))
+    df = pd.read_csv(_require(Path(csv_path), "FT calibration CSV", "ft-reference"))
     keep = (df["model"].str.startswith("GPT") & (df["precision"] == "FP16")
             & df["latency_ms"].notna() & df["notes"].str.contains("framework=FT"))
     df = df[keep].copy()

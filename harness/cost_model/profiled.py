@@ -43,13 +43,13 @@ from harness.errors import UserError
 from harness.specs.hardware import ClusterSpec
 from harness.specs.models import ModelSpec
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 KV_TENSORS_PER_LAYER = 2
 PROFILE_OPS = ("encode_layer", "decode_layer", "kv_select", "kv_join", "cross_kv", "lm_head", "allreduce", "p2p")
 
 
 def default_profile_dir() -> Path:
-    return Path(os.environ.get("HARNESS_PROFILE_DIR", REPO_ROOT / "runs" / "profiles"))
+    """`$HARNESS_PROFILE_DIR`, else runs/profiles under the current directory."""
+    return Path(os.environ.get("HARNESS_PROFILE_DIR", Path("runs") / "profiles"))
 
 
 def profile_path(out_dir: str | Path, model: ModelSpec, cluster: ClusterSpec) -> Path:

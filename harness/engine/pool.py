@@ -31,7 +31,7 @@ DEVICES = ("cpu", "cuda")
 
 @dataclass(frozen=True, slots=True)
 class MiniCluster:
-    """`runner.*` settings of conf/runner/: how the cluster's workers are started."""
+    """`runner.*` settings of harness/conf/runner/: how the cluster's workers are started."""
 
     num_workers: int                 # processes = the cluster's "GPUs"
     threads_per_worker: int = 1      # torch intra-op threads per worker

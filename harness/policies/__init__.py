@@ -1,7 +1,7 @@
 """Scheduling policies (ExeGPT §3): one file each, registered by name.
 
 Add one: copy `_template.py`, register it here (or through the `harness.policies`
-entry-point group), add `conf/policy/<name>.yaml`; the contract test picks it up.
+entry-point group), add `harness/conf/policy/<name>.yaml`; the contract test picks it up.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def build_grid(d: dict, model: ModelSpec, cluster: ClusterSpec) -> Grid:
     if need >= cluster.gpu.memory_bytes:
         raise UserError(f"model: {model.name} needs {need / 1e9:.1f} GB of float32 weights, more than a "
                         f"{cluster.gpu.name} worker's {cluster.gpu.memory_bytes / 1e9:.1f} GB; use a small "
-                        "model (conf/model/*-20m, *-100m)")
+                        "model (harness/conf/model/*-20m, *-100m)")
     allowed = {"out_dir", *Grid.__dataclass_fields__}
     extra = sorted(set(d) - allowed)
     check(not extra, "runner.profile", f"unknown key(s) {', '.join(extra)}; valid: {', '.join(sorted(allowed))}")

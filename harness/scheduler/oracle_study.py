@@ -1,7 +1,7 @@
 """Branch-and-bound against the exhaustive oracle on the fine grid (ExeGPT §5), per reading.
 
 The paper reports its search as 3 s - 5 min against 5 h - 1 day exhaustively (§5) and gives
-no optimality gap. Here, on the 80 scenarios of Fig. 6 ∪ Fig. 8 (conf/experiment/fig6.yaml,
+no optimality gap. Here, on the 80 scenarios of Fig. 6 ∪ Fig. 8 (harness/conf/experiment/fig6.yaml,
 fig8.yaml: 20 model x task pairs on their paper clusters x bounds p10/p30/p70/Inf, §7), each
 variant's `find_schedule` is compared with the oracle: every grid point of the same policies
 through the same plan/evaluate, the best throughput under the bound. The grid is the same in

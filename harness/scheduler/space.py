@@ -112,6 +112,9 @@ class SearchSpace:
         return sum(g.size() for g in self.groups)
 
 
+MAX_STEPPED = 16      # a stepped knob with this many values or fewer is searched exhaustively
+
+
 def _options(k: KnobSpec) -> list[int]:
     vals = {k.low, k.high} | {v for v in (1 << i for i in range(12)) if k.low <= v <= k.high}
     return sorted(vals)
@@ -136,8 +139,19 @@ def knob_grid(k: KnobSpec, degree: int | None, dense: int, per_octave: int) -> l
     if k.name == "tp_gpus":
         return [0] if degree in (None, 1) else [v for v in _options(k) if v and v % degree == 0]
     if k.throughput_dir != 0 and k.throughput_dir == k.latency_dir:
-        return list(ladder(k.low, k.high, dense, per_octave))
-    return _options(k)
+        return _on_step(k, list(ladder(k.low, k.high, dense, per_octave)))
+    return _on_step(k, _options(k))
+
+
+def _on_step(k: KnobSpec, grid: list[int]) -> list[int]:
+    """Only values the knob accepts (`low + i * step`): a knob of step > 1 with at most
+    MAX_STEPPED values is searched over all of them, else over the grid's values on its step."""
+    if k.step == 1:
+        return grid
+    own = list(k.values())
+    if len(own) <= MAX_STEPPED:
+        return own
+    return sorted({v for v in grid if (v - k.low) % k.step == 0} | {own[0], own[-1]})
 
 
 def build_space(policy: Policy, ctx: Context, resolution: str = "fine") -> SearchSpace:

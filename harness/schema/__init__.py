@@ -1,6 +1,6 @@
-"""The config schema: one dataclass per group of `conf/` (harness/schema/types.py), registered
+"""The config schema: one dataclass per group of `harness/conf/` (harness/schema/types.py), registered
 in Hydra's ConfigStore under the names below, which each YAML extends (`defaults:
-[base_<group>, _self_]`, Hydra's "extending configs"); conf/config.yaml extends `base_config`.
+[base_<group>, _self_]`, Hydra's "extending configs"); harness/conf/config.yaml extends `base_config`.
 
 OmegaConf checks the types while Hydra composes (`cluster.num_gpus=abc` fails there, one line
 by messages.py); the ranges and names a type cannot say are checks.py's `check_<group>`, one
@@ -12,7 +12,7 @@ exactly the keys of its YAMLs and the config hash of every job is what it was.
 Four nodes are open (extra keys allowed, closed like the rest once Hydra has composed the
 root): the root (an experiment's `study`), `policy` (a policy's own knobs, plugins' included;
 typed by check_policy, ranged by each policy's KnobSpec), a shaped `model` (the ModelOptions it
-sets) and `runner.fidelity` (its `configs`, set by conf/experiment/fidelity_*.yaml).
+sets) and `runner.fidelity` (its `configs`, set by harness/conf/experiment/fidelity_*.yaml).
 """
 
 from __future__ import annotations

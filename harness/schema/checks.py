@@ -1,4 +1,4 @@
-"""Ranges and names a type cannot say, one `check_<group>` per group of conf/ (plus the
+"""Ranges and names a type cannot say, one `check_<group>` per group of harness/conf/ (plus the
 root's), run on the resolved config (plain containers) before any work. Cross-field rules
 are not here: harness.scenario's builders hold them."""
 
@@ -140,7 +140,7 @@ def check_runner(d: dict) -> None:
 
 
 def check_root(c: dict) -> None:
-    """The root's own keys (conf/config.yaml)."""
+    """The root's own keys (harness/conf/config.yaml)."""
     from harness.policies.base import SLA_KINDS
     from harness.specs.mode import KV_RESERVATIONS
     from harness.specs.paper import BOUND_LABELS

@@ -4,6 +4,7 @@ type of the schema) or the valid keys, and the value given."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -48,14 +49,15 @@ def _leaf_keys(node: object, prefix: str = "") -> list[str]:
     return [k for key, v in node.items() for k in _leaf_keys(v, f"{prefix}.{key}".lstrip("."))]
 
 
-def composition_error(error: Exception, override_keys: list[str]) -> UserError:
+def composition_error(error: Exception, override_keys: list[str],
+                      locate: Callable[[str], str] = lambda name: f"{name}.yaml") -> UserError:
     """A failed composition: a type error names the key, what it must be and the value; a key
     the schema lacks is named with the valid keys (all of them for an override's, with the
-    `+key=` hint; its node's for a YAML's, naming the file)."""
+    `+key=` hint; its node's for a YAML's, naming the file: `locate("cluster/x")` says where)."""
     e, where = error, re.match(r"In '([^']+)'", str(error))
     while e is not None and not isinstance(e, OmegaConfBaseException):
         e = e.__cause__ or e.__context__
-    in_yaml = f" (in conf/{where[1]}.yaml)" if where else ""
+    in_yaml = f" (in {locate(where[1])})" if where else ""
     if isinstance(e, ValidationError):
         return UserError(f"{type_error(e)}{in_yaml}")
     if isinstance(e, ConfigKeyError | AttributeError) and getattr(e, "parent_node", None) is not None:

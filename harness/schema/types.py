@@ -193,7 +193,7 @@ class Workload:
 
 @dataclass
 class Root:
-    """conf/config.yaml. Open: an experiment may add `study` (harness.studies.modern checks it)."""
+    """harness/conf/config.yaml. Open: an experiment may add `study` (harness.studies.modern checks it)."""
 
     experiment_name: str | None = MISSING   # null: adhoc
     runs_dir: str | None = MISSING          # null: <repo>/runs

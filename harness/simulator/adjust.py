@@ -3,7 +3,7 @@ simulator (`harness.simulator.discrete_event`) and the real runner (`harness.run
 both choose the same encoder batch from the same observed decoding batch.
 
 The rules (thresholds *unknown* in the paper, here config knobs of `RuntimeAdjustment`,
-`runtime_adjustment.*` in conf/config.yaml, default off):
+`runtime_adjustment.*` in harness/conf/config.yaml, default off):
 - input rule: an encoder batch is the arrival-order prefix of the waiting requests whose
   total input length lies within `input_tolerance_rel` of the expected total (target count
   x E[input], the schedule's workload); it grows or shrinks one request at a time from the

@@ -1,5 +1,5 @@
 """How the paper's text is read: `mode=paper` (the text taken literally) or `mode=ours` (our
-correction), one named option per interpretation point (`conf/mode/<name>.yaml`).
+correction), one named option per interpretation point (`harness/conf/mode/<name>.yaml`).
 
 Each option cites the section it reads and says why ours differs; both readings stay
 runnable, every result row records the mode, and `make reproduce` runs both. Individual

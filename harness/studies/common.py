@@ -9,7 +9,7 @@ from harness.policies import Context
 
 
 def scenario(overrides: list[str] | tuple[str, ...]) -> tuple[Scenario, Context]:
-    """The composed scenario (conf/, `overrides` applied) and its policy context."""
+    """The composed scenario (harness/conf/, `overrides` applied) and its policy context."""
     s = build_scenario(compose(list(overrides)))
     return s, Context.of(s)
 

@@ -168,7 +168,7 @@ def equal_throughput_claims(df: pd.DataFrame) -> list[dict]:
 
 
 def context_for(mode: str, overrides: Sequence[str] = ()) -> Callable[[str, str, str], Context]:
-    """(model, cluster, task) -> the composed scenario's Context under `mode` (conf/, `overrides`)."""
+    """(model, cluster, task) -> the composed scenario's Context under `mode` (harness/conf/, `overrides`)."""
     from harness.studies.common import scenario
 
     def make(model: str, cluster: str, task: str) -> Context:

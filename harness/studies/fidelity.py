@@ -17,7 +17,7 @@ Plus, under one latency bound (the p70 of FT latencies over batches 1-16, §7): 
 and the best FT batch, both executed; measured throughput ratio beside the predicted one.
 
 The configurations come from the config (`runner.fidelity.configs`, one grid per size in
-conf/experiment/fidelity_<size>.yaml). `run` returns the tables and the summary; the CLI
+harness/conf/experiment/fidelity_<size>.yaml). `run` returns the tables and the summary; the CLI
 (harness/cli/real.py) writes them and harness/figures/fidelity.py draws the scatter plot.
 The files written on the way are inputs, not outputs: a (re)profile, by the profiler, where
 the profiled cost model reads it, and the ctranslate2 conversions of the models.
@@ -44,7 +44,7 @@ from harness.runner.baseline import BATCH, TASK, compare_ct2
 from harness.runner.drift import speed_drift
 from harness.runner.run import RunResult, execute, plan_job
 from harness.schema.checks import (
-    FIDELITY_SIZES,  # the grids of conf/experiment/fidelity_<size>.yaml
+    FIDELITY_SIZES,  # the grids of harness/conf/experiment/fidelity_<size>.yaml
 )
 from harness.simulator.discrete_event import simulate
 from harness.simulator.expected import evaluate
@@ -88,12 +88,12 @@ def _config(entry, i: int) -> Config:
 
 
 def configs_from(entries) -> list[Config]:
-    """The configurations of `runner.fidelity.configs`, in order (conf/experiment/fidelity_<size>.yaml:
+    """The configurations of `runner.fidelity.configs`, in order (harness/conf/experiment/fidelity_<size>.yaml:
     `full` 27 on the three ~20M models varying batch, N_D, TP (RRA at TP 1 = 2-stage pipeline,
     TP 2 = one TP stage; FT at TP 2) and the WAA micro-batches; `large` 6 on the ~100M
     models; `tiny` 3 short ones for CI)."""
     check(isinstance(entries, list | tuple) and len(entries) > 0, "runner.fidelity.configs",
-          "empty; choose a grid with runner.fidelity.size=tiny|full|large (conf/experiment/fidelity_<size>.yaml)")
+          "empty; choose a grid with runner.fidelity.size=tiny|full|large (harness/conf/experiment/fidelity_<size>.yaml)")
     return [_config(e, i) for i, e in enumerate(entries)]
 
 

@@ -1,7 +1,7 @@
 """Baselines beside ExeGPT: the paper's Fig. 7 and modern schedulers (issue 17, items 4-5).
 
 `harness modern experiment=<fig7|modern|modern_full>` runs one experiment of this study;
-the experiment file (conf/experiment/) declares the matrix (`hydra.sweeper.params`, the
+the experiment file (harness/conf/experiment/) declares the matrix (`hydra.sweeper.params`, the
 sweeps' syntax) and a `study` section:
 - `policies`: searched by XScheduler (harness.scheduler.search) under each bound, the same
   search every policy gets; `exegpt`: the subset whose best is the `exegpt` row (ExeGPT §5);
@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from harness.config import compose, conf_dir
+from harness.config import compose, load_option
 from harness.cost_model.engines import engine_of, with_engine
 from harness.errors import UserError
 from harness.policies import (
@@ -85,11 +85,11 @@ def load_settings(experiment: str) -> StudySettings:
     """The experiment file's `study` section and matrix, validated (one-line errors)."""
     if experiment not in EXPERIMENTS:
         raise UserError(f"modern: experiment={experiment} is not one of this study's ({', '.join(EXPERIMENTS)})")
-    raw = OmegaConf.to_container(OmegaConf.load(conf_dir() / "experiment" / f"{experiment}.yaml"))
+    raw = OmegaConf.to_container(load_option("experiment", experiment))
     st = raw.get("study") or {}
     pols = tuple(st.get("policies") or ())
     if not pols:
-        raise UserError(f"study.policies: missing in conf/experiment/{experiment}.yaml")
+        raise UserError(f"study.policies: missing in harness/conf/experiment/{experiment}.yaml")
     exe = tuple(st["exegpt"]) if st.get("exegpt") is not None else EXEGPT_POLICIES
     if set(exe) - set(pols):
         raise UserError(f"study.exegpt: {sorted(set(exe) - set(pols))} not in study.policies")

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness.cost_model.engines import engine_of
+from harness.data.manifest import missing_data
 from harness.policies import SEARCHED, Context, Plan, get_policy
 from harness.simulator.discrete_event import simulate
 from harness.simulator.metrics import SimRecords
@@ -138,7 +139,7 @@ def trace_rows(s, ctx: Context, st: StudySettings, base: dict) -> list[dict]:
         path = s.paths.traces / name
         if not path.exists():
             rows.append({**base, "stream": name, "policy": SEARCHED, "status": "skipped",
-                         "reason": f"paths.traces: {path} does not exist"})
+                         "reason": str(missing_data("paths.traces", path, "traces"))})
             continue
         est, ev = load_trace(path).split(0.1, on.seed)
         tctx = replace(ctx, workload=est.workload())

@@ -1,0 +1,1 @@
+"""Config tree of the example (pkg://harness_example.conf): policy/, model/, experiment/."""
