@@ -9,9 +9,11 @@ HARNESS := $(VENV)/bin/harness
 STAMP := $(VENV)/.installed
 EXTRAS := figures,launchers,engine,dev
 # torch first, pinned: the machine image ships this CPU wheel; a bare `torch` pulls a multi-GB CUDA build.
-TORCH := torch==2.13.0
+# Elsewhere: `make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu` (the GitHub workflow does).
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 
-.PHONY: help setup test reproduce reproduce-quick fidelity figures regress regress-update bench lint clean clean-runs
+.PHONY: help setup data data-status test reproduce reproduce-quick fidelity figures regress regress-update bench lint clean clean-runs
 
 help: ## list the targets
 	@echo "usage: make <target>"
@@ -21,11 +23,17 @@ $(PY):
 	python3.11 -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(PY)
-	$(VENV)/bin/pip install $(TORCH)
+	$(VENV)/bin/pip install $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(VENV)/bin/pip install -e '.[$(EXTRAS)]'
 	touch $@
 
 setup: $(STAMP) ## create .venv and install the package with all extras (once; again when pyproject.toml changes)
+
+data: setup ## download the measured data (profiles, traces) from upstream, sha256-checked (harness data fetch)
+	$(HARNESS) data fetch
+
+data-status: setup ## which data files are present, missing or corrupt (harness data status)
+	$(HARNESS) data status
 
 test: setup ## run the test suite
 	$(PY) -m pytest -q

@@ -113,3 +113,23 @@ def test_missing_data_says_how_to_get_it(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert f"paths.profiles: {tmp_path}/profiles/vidur does not exist; get it with `harness data fetch " \
            "vidur-profiles`" in err
+
+
+def test_reproduce_without_data_runs_the_other_steps_and_says_how_to_get_it(tmp_path, monkeypatch,
+                                                                           capsys) -> None:
+    """The real calibrate and traces commands against an empty paths.shared; every other step
+    of the full reproduction is a stub that records it ran."""
+    from harness.cli import reproduce as rep
+    from harness.cli.main import COMMANDS
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HARNESS_SHARED_DIR", str(tmp_path / "empty"))
+    ran = []
+    commands = {name: (lambda argv, name=name: ran.append(name)) for name in COMMANDS}
+    commands.update(calibrate=COMMANDS["calibrate"], traces=COMMANDS["traces"])
+    rep.reproduce([], commands)
+    err = capsys.readouterr().err
+    needs_data = {"calibration", "fig10"}
+    assert len(ran) == len(rep.FULL) - len(needs_data)
+    assert "reproduce: 2 step(s) skipped for want of data" in err
+    assert "calibration: paths.profiles: " in err and "`harness data fetch vidur-profiles`" in err
+    assert "fig10: paths.traces: " in err and "`harness data fetch traces`" in err

@@ -85,19 +85,23 @@ def equal_throughput(overrides: list[str]) -> None:
 
 
 def regress(overrides: list[str]) -> None:
-    """Searched throughput vs the committed golden file; fails on a >1% drop, a violated bound or a feasibility change (--update rewrites it)."""
+    """Searched throughput vs the golden file (a checkout's benchmarks/golden/regress.json or --golden=PATH); fails on a >1% drop, a violated bound or a feasibility change (--update rewrites it)."""
     import pandas as pd
 
     from harness.results.golden import benchmark_json, compare, golden_document, load_golden
     from harness.results.record import provenance
     from harness.studies.regress import run_scenarios
     update = "--update" in overrides
-    extra = [o for o in overrides if o != "--update"]
+    paths = [o.removeprefix("--golden=") for o in overrides if o.startswith("--golden=")]
+    extra = [o for o in overrides if o != "--update" and not o.startswith("--golden=")]
     if extra:
-        raise UserError(f"regress: takes no overrides (the scenario set is fixed), got {' '.join(extra)}; use --update")
-    golden = load_golden(GOLDEN) if GOLDEN.exists() else None
+        raise UserError(f"regress: takes no overrides (the scenario set is fixed), got {' '.join(extra)}; "
+                        "use --update or --golden=PATH")
+    golden_path = Path(paths[-1]) if paths else GOLDEN
+    golden = load_golden(golden_path) if golden_path.exists() else None
     if golden is None and not update:
-        raise UserError(f"regress: no golden file at {GOLDEN}; create it with `make regress-update`")
+        raise UserError(f"regress: no golden file at {golden_path}; create it with `harness regress --update"
+                        f"{' --golden=' + str(golden_path) if paths else ''}` (in a checkout: make regress-update)")
     now = run_scenarios({k: v["bound_s"] for k, v in golden.items()} if golden and not update else None)
     out = Path("runs/regress")
     write_text(out / "benchmark.json", json.dumps(benchmark_json(now), indent=2))
@@ -105,8 +109,8 @@ def regress(overrides: list[str]) -> None:
         rows, failures = compare(golden, now)
         print(markdown_table(pd.DataFrame(rows), ".3f"))
     if update:
-        write_text(GOLDEN, json.dumps(golden_document(now, provenance()["git_commit"]), indent=2) + "\n")
-        print(f"wrote {GOLDEN} ({len(now)} scenarios)", file=sys.stderr)
+        write_text(golden_path, json.dumps(golden_document(now, provenance()["git_commit"]), indent=2) + "\n")
+        print(f"wrote {golden_path} ({len(now)} scenarios)", file=sys.stderr)
         return
     print(f"wrote {out}/benchmark.json (github-action-benchmark, customBiggerIsBetter)", file=sys.stderr)
     if failures:

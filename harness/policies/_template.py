@@ -17,7 +17,8 @@ Checklist:
    with a reason, never an exception). Pass `program=self`.
 4. `run(plan, x)`: the batching program against the Executor (harness/policies/program.py).
 5. Register: one line in harness/policies/__init__.py, or entry points in your package
-   (`harness.policies` for the class, `harness.conf` for the folder holding harness/conf/policy/<name>.yaml).
+   (`harness.policies` for the class; a Hydra SearchPathPlugin or a `harness.conf` entry point
+   for the folder holding conf/policy/<name>.yaml: examples/harness-example-policy).
 6. harness/conf/policy/<name>.yaml with `name:` and a default for every knob; `make test`.
 """
 
