@@ -23,7 +23,7 @@ from harness.policies import EXEGPT_POLICIES
 from harness.policies.base import SLA
 from harness.specs.hardware import ClusterSpec, make_cluster
 from harness.specs.mode import OURS, FTBaseline, Mode, mode_from_dict
-from harness.specs.models import ModelSpec, get_model, model_from_dict
+from harness.specs.models import MODELS, ModelSpec, get_model, model_from_dict, with_overrides
 from harness.workload import Workload, fixed_workload, get_task
 
 
@@ -123,9 +123,18 @@ def validated(cfg: DictConfig) -> dict:
 
 
 def build_model(d: dict) -> ModelSpec:
-    """A registry model when only `name` is given, else a model declared by shape."""
-    d = {k: v for k, v in d.items() if v is not None}     # null: ModelSpec's default
-    return get_model(d["name"]) if set(d) == {"name"} else model_from_dict(d)
+    """`hf_config`: the model of that Hugging Face config.json (harness.specs.hf_config), named
+    `name` unless that is a registry model's (the default `model=opt-13b` sets one): then by the
+    config. Else a registry name is that model, else the model declared by shape. Fields set
+    beside an hf_config or a registry name override its values (null: not set)."""
+    d = {k: v for k, v in d.items() if v is not None}
+    hf_config, name = d.pop("hf_config", None), str(d.pop("name", ""))
+    if hf_config is not None:
+        from harness.specs.hf_config import spec_from_hf_config
+        return spec_from_hf_config(str(hf_config), name=None if name in MODELS else name or None, **d)
+    if name in MODELS:
+        return with_overrides(get_model(name), **d)
+    return model_from_dict({"name": name, **d})
 
 
 def build_cluster(d: dict) -> ClusterSpec:

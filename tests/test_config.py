@@ -231,13 +231,18 @@ def test_a_bad_yaml_names_the_key_and_the_file(tmp_path, monkeypatch) -> None:
 
 
 def test_open_nodes_take_their_extra_keys_and_stay_closed_to_typos() -> None:
-    """`+key=` adds a key (a knob, a model option, a root key); a plain override of a key the
-    config lacks is an error with the `+` hint, as before the schema."""
+    """`+key=` adds a key (a knob, a root key); a plain override of a key the config lacks is
+    an error with the `+` hint, as before the schema. Every ModelSpec field takes a plain
+    override (issue 19); a typo of one is named with the nearest field."""
     assert scenario("model=llama2-7b", "+model.num_kv_heads=8").model.num_kv_heads == 8
+    assert scenario("model=llama2-7b", "model.num_kv_heads=8").model.num_kv_heads == 8
     assert compose(["+study.x=1"]).study.x == 1
-    for o in ("policy.foo=1", "model.num_kv_heads=8", "study.x=1"):
+    for o in ("policy.foo=1", "study.x=1"):
         with pytest.raises(UserError, match=r"^config key: unknown .*; add a new key with \+"):
             compose([o])
+    with pytest.raises(UserError, match=r"^config key: unknown 'model.num_kv_head' \(did you mean "
+                                        r"'model.num_kv_heads'\?\)"):
+        scenario("model.num_kv_head=8")
 
 
 def test_runner_settings_are_validated_and_frozen() -> None:

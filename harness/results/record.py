@@ -28,8 +28,15 @@ def finite(x: float) -> float | None:
 
 
 def config_hash(cfg: dict) -> str:
-    """sha256 (16 hex) of the canonical JSON of `cfg` minus VOLATILE_KEYS."""
+    """sha256 (16 hex) of the canonical JSON of `cfg` minus VOLATILE_KEYS. A model read from a
+    Hugging Face config.json (`model.hf_config`) counts by the file's content, not its path:
+    an edited file is a new job, the same file elsewhere the same one."""
     core = {k: v for k, v in cfg.items() if k not in VOLATILE_KEYS}
+    model = core.get("model")
+    if isinstance(model, dict) and model.get("hf_config"):
+        from harness.specs.hf_config import config_file
+        digest = hashlib.sha256(config_file(model["hf_config"]).read_bytes()).hexdigest()
+        core["model"] = {**model, "hf_config": f"sha256:{digest}"}
     return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -9,10 +9,14 @@ across fields live with the builders (harness.scenario). Keys a YAML does not se
 default here (MISSING, or null for an option no YAML omits), so a composed config holds
 exactly the keys of its YAMLs and the config hash of every job is what it was.
 
-Four nodes are open (extra keys allowed, closed like the rest once Hydra has composed the
-root): the root (an experiment's `study`), `policy` (a policy's own knobs, plugins' included;
-typed by check_policy, ranged by each policy's KnobSpec), a shaped `model` (the ModelOptions it
-sets) and `runner.fidelity` (its `configs`, set by harness/conf/experiment/fidelity_*.yaml).
+Four nodes are open (extra keys allowed): the root (an experiment's `study`), `policy` (a
+policy's own knobs, plugins' included; typed by check_policy, ranged by each policy's
+KnobSpec) and `runner.fidelity` (its `configs`, set by harness/conf/experiment/fidelity_*.yaml),
+closed like the rest once Hydra has composed the root (a new key needs `+key=`); and `model`,
+which stays open (types.model_node): any ModelSpec field or `hf_config` takes a plain override
+(`model.num_kv_heads=8`), typed and named by check_model against types.ModelFields. Declaring
+those fields with null defaults instead would put them in every composed config (and change
+every config hash).
 """
 
 from __future__ import annotations
@@ -26,19 +30,22 @@ from harness.schema.messages import composition_error, one_line, type_error
 from harness.schema.types import (
     AnalyticCostModel,
     Cluster,
+    HFModel,
     Mode,
     Named,
     RegistryModel,
     Root,
     Search,
     ShapedModel,
+    model_node,
     open_node,
     runner_node,
 )
 
 SCHEMAS: dict[str, dict[str, Any]] = {     # group ("" = root) -> {name in ConfigStore: node}
     "": {"base_config": open_node(Root)},
-    "model": {"registry_model": RegistryModel, "shaped_model": open_node(ShapedModel)},
+    "model": {"registry_model": model_node(RegistryModel), "shaped_model": model_node(ShapedModel),
+              "hf_model": model_node(HFModel)},
     "cluster": {"base_cluster": Cluster},
     "task": {"base_task": Named},
     "cost_model": {"base_cost_model": Named, "analytic_cost_model": AnalyticCostModel},

@@ -12,7 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from harness.errors import UserError, unknown_name
 from harness.schema.messages import type_error
-from harness.schema.types import Fidelity, FidelityConfig, ModelOptions
+from harness.schema.types import Fidelity, FidelityConfig, ModelFields
 
 SIMULATORS = ("expected", "discrete-event")
 SEARCH_METHODS = ("branch-and-bound", "exhaustive")
@@ -54,13 +54,17 @@ def typed(schema: type, d: dict, prefix: str) -> None:
 
 
 def check_model(d: dict) -> None:
-    """A name alone is a registry model; a shape's options are typed by ModelOptions, its
-    ranges checked by ModelSpec (and unknown keys by harness.specs.models.model_from_dict)."""
+    """The open model node (types.model_node): its keys are ModelFields' and of their types;
+    without `family` or `hf_config` the name is a registry model's. Ranges are ModelSpec's, an
+    hf_config's file harness.specs.hf_config's."""
     from harness.specs.models import MODELS
-    if set(d) == {"name"}:
+    valid = [f.name for f in fields(ModelFields)]
+    extra = sorted(set(d) - set(valid))
+    if extra:
+        raise unknown_name("config key", f"model.{extra[0]}", [f"model.{k}" for k in valid])
+    typed(ModelFields, d, "model.")
+    if d.get("family") is None and d.get("hf_config") is None:
         one_of(d, "model.", "name", MODELS)
-    options = {f.name for f in fields(ModelOptions)}
-    typed(ModelOptions, {k: v for k, v in d.items() if k in options}, "model.")
     for key in ("gated_mlp", "bias", "tied_embeddings"):
         boolean(d, "model.", key, null=True)
 

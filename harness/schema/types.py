@@ -17,15 +17,16 @@ Flag = Any
 
 @dataclass
 class RegistryModel:
-    """A model of harness.specs.models.MODELS, by name only."""
+    """A model of harness.specs.models.MODELS, by name (ModelFields set beside it override its
+    shape; `hf_config` replaces it by that config's model)."""
 
     name: str = MISSING
 
 
 @dataclass
 class ShapedModel:
-    """A model declared by shape (harness.specs.models.ModelSpec). Open: a YAML adds the
-    ModelOptions it sets (absent = ModelSpec's default), typed by check_model."""
+    """A model declared by shape (harness.specs.models.ModelSpec): these fields, and any other
+    ModelFields it sets (absent = ModelSpec's default)."""
 
     name: str = MISSING
     family: str = MISSING
@@ -37,11 +38,29 @@ class ShapedModel:
 
 
 @dataclass
-class ModelOptions:
-    """The ModelSpec fields a shaped model may add (their defaults are ModelSpec's)."""
+class HFModel:
+    """A model from a Hugging Face config.json (harness.specs.hf_config), and any ModelFields
+    set beside it (they override the config's; `name` absent: the config's name)."""
 
+    hf_config: str = MISSING
+
+
+@dataclass
+class ModelFields:
+    """The keys a `model` node may hold (every ModelSpec field, and `hf_config`), typed by
+    check_model: a model node is open (model_node), so each takes a plain override
+    (`model.num_kv_heads=8`) and a composed config holds only the keys set."""
+
+    name: str | None = None
+    hf_config: str | None = None            # a config.json (or its folder): harness.specs.hf_config
+    family: str | None = None
     num_encoder_layers: int | None = None
+    num_decoder_layers: int | None = None
+    hidden_size: int | None = None
+    num_heads: int | None = None
     head_dim: int | None = None
+    ffn_size: int | None = None
+    vocab_size: int | None = None
     num_kv_heads: int | None = None
     gated_mlp: Flag = None
     bias: Flag = None
@@ -225,6 +244,15 @@ def open_node(schema: type) -> DictConfig:
     typed, node = OmegaConf.structured(schema), OmegaConf.create({})
     for f in fields(schema):
         node[f.name] = typed._get_node(f.name)      # the typed node itself (copied), not its value
+    return node
+
+
+def model_node(schema: type) -> DictConfig:
+    """An open_node that stays open after Hydra closes the root (its own struct flag, false,
+    wins over the root's): `model.<field>=` adds the field without `+`; check_model types and
+    names the keys instead (ModelFields)."""
+    node = open_node(schema)
+    OmegaConf.set_struct(node, False)
     return node
 
 

@@ -7,7 +7,7 @@ shapes, never typed in: tests hold them against published totals.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from harness.errors import UserError, check, unknown_name
 
@@ -171,12 +171,37 @@ def get_model(name: str) -> ModelSpec:
     return MODELS[name]
 
 
-def model_from_dict(d: dict) -> ModelSpec:
-    """A model declared by shape in config; unknown keys are errors naming the key."""
-    allowed = set(ModelSpec.__dataclass_fields__)
+def _check_fields(d: dict) -> None:
+    """Unknown keys of a model are one error naming them and the valid ones."""
+    allowed = {f.name for f in fields(ModelSpec) if f.init}
     extra = set(d) - allowed
     if extra:
         raise UserError(f"model: unknown field(s) {', '.join(sorted(extra))}; valid: {', '.join(sorted(allowed))}")
+
+
+# Fields that leave the shape, and so a published parameter total, as they are.
+SHAPE_FREE = frozenset({"name", "dtype_bytes", "published_params_b"})
+
+
+def with_overrides(spec: ModelSpec, **changes: object) -> ModelSpec:
+    """`spec` with some fields replaced (`model=opt-13b model.dtype_bytes=1`, or the fields set
+    beside `model.hf_config`). head_dim follows hidden_size / num_heads when it was their
+    quotient and is not itself set; a changed shape drops published_params_b unless it is set."""
+    _check_fields(changes)
+    if not changes:
+        return spec
+    if ("head_dim" not in changes and {"hidden_size", "num_heads"} & set(changes)
+            and spec.head_dim * spec.num_heads == spec.hidden_size):
+        heads = changes.get("num_heads", spec.num_heads)
+        changes["head_dim"] = changes.get("hidden_size", spec.hidden_size) // heads if heads > 0 else 0
+    if "published_params_b" not in changes and set(changes) - SHAPE_FREE:
+        changes["published_params_b"] = 0.0
+    return replace(spec, **changes)
+
+
+def model_from_dict(d: dict) -> ModelSpec:
+    """A model declared by shape in config; unknown keys are errors naming the key."""
+    _check_fields(d)
     missing = {"name", "family", "num_decoder_layers", "hidden_size", "num_heads", "ffn_size",
                "vocab_size"} - set(d)
     if missing:
