@@ -76,6 +76,21 @@ def test_the_wheel_carries_the_configs_the_fitted_constants_and_the_manifest(fre
     assert not [n for n in names if n.endswith((".csv", ".parquet"))]        # no data file
 
 
+def test_what_the_default_config_needs_is_a_core_dependency(fresh) -> None:
+    """The fresh venv borrows this venv's packages, so a dependency missing from the wheel's
+    metadata would go unseen there: the default launcher's plugin must be a core one (a plain
+    `pip install exegpt-harness` failed on `hydra/launcher/joblib` before)."""
+    import zipfile
+    whl = zipfile.ZipFile(fresh[3])
+    meta = whl.read(next(n for n in whl.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    core = {line.split(":", 1)[1].split(";")[0].strip().split(">")[0].split("=")[0].split("[")[0].strip()
+            for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line}
+    config = (REPO / "harness" / "conf" / "config.yaml").read_text()
+    launcher = config.split("override hydra/launcher:")[1].split()[0]
+    assert f"hydra-{launcher}-launcher" in core
+    assert {"hydra-core", "omegaconf", "pandas", "pyarrow", "platformdirs", "tabulate"} <= core
+
+
 def test_harness_runs_from_the_wheel_in_an_empty_directory(fresh) -> None:
     bin_dir, env, work, _ = fresh
     where = _run([bin_dir / "python", "-c", "import harness; print(harness.__file__)"], work, env)
