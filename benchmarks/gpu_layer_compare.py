@@ -1,6 +1,6 @@
 """Analytic cost model vs a layer timed on a real GPU (benchmarks/gpu_layer_probe.py).
 
-    python -m benchmarks.gpu_layer_compare benchmarks/data/h100_layer_probe.csv [gpu]
+    python -m benchmarks.gpu_layer_compare harness/cost_model/measured/h100_layer_probe.csv [gpu]
 The probe is an independent check: its times were not used by any fit. The committed CSV was
 measured on a lent NVIDIA H100 80GB HBM3 (PyTorch 2.11.0+cu130, SDPA attention, FP16).
 """
@@ -34,7 +34,7 @@ def compare(csv_path: str, gpu: str = "h100") -> pd.DataFrame:
 def run() -> dict:
     """Benchmark-runner entry: median |error| of the committed H100 probe."""
     from pathlib import Path
-    df = compare(str(Path(__file__).with_name("data") / "h100_layer_probe.csv"))
+    df = compare(str(Path(__file__).resolve().parents[1] / "harness" / "cost_model" / "measured" / "h100_layer_probe.csv"))
     return {"h100_layer_median_abs_rel_err": float(df["abs_rel_err"].median()),
             "h100_layer_max_abs_rel_err": float(df["abs_rel_err"].max()), "points": len(df)}
 

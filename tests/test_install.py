@@ -21,6 +21,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from harness.data.manifest import load_manifest
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "harness-example-policy"
 
@@ -72,8 +74,11 @@ def test_the_wheel_carries_the_configs_the_fitted_constants_and_the_manifest(fre
     import zipfile
     names = set(zipfile.ZipFile(fresh[3]).namelist())
     assert {"harness/conf/config.yaml", "harness/conf/experiment/quick.yaml", "harness/conf/model/opt-13b.yaml",
-            "harness/cost_model/fitted/analytic-v1.json", "harness/data/manifest.json"} <= names
-    assert not [n for n in names if n.endswith((".csv", ".parquet"))]        # no data file
+            "harness/cost_model/fitted/analytic-v1.json", "harness/data/manifest.json",
+            "harness/cost_model/measured/h100_layer_probe.csv"} <= names   # the project's own H100 probe
+    # none of the upstream data (harness data fetch gets those)
+    upstream = {f.rel_path.rpartition("/")[2] for d in load_manifest() for f in d.files}
+    assert not [n for n in names if n.rpartition("/")[2] in upstream]
 
 
 def test_what_the_default_config_needs_is_a_core_dependency(fresh) -> None:
@@ -117,3 +122,18 @@ def test_an_external_package_adds_a_policy_a_model_and_an_experiment(fresh) -> N
     mine = df[df.policy == "refill-threshold"]
     assert len(mine) == 4 and (mine.status == "ok").all() and (mine.throughput_seq_s > 0).all()
     assert set(df.model) == {"opt-6.7b"}
+
+
+def test_data_fetched_into_the_user_data_dir_serve_calibrate_and_fig10(fresh) -> None:
+    """From a `file://` mirror of ../shared into the platformdirs directory (the default
+    paths.shared of an installed harness), then the two commands that read the data."""
+    from conftest import requires_shared
+    shared = requires_shared("profiles/vidur", "traces", "reference/ft-published-calibration.csv")
+    bin_dir, env, work, _ = fresh
+    _run([bin_dir / "harness", "data", "fetch", "--mirror", shared.as_uri()], work, env)
+    assert "missing" not in _run([bin_dir / "harness", "data", "status"], work, env)
+    report = _run([bin_dir / "harness", "calibrate"], work, env)
+    # the FT table's first row (ft-published-calibration.csv: GPT 20B, TP 1, batch 1, 225 ms)
+    assert "GPT 20B    1     1   20    8        225.0" in report
+    _run([bin_dir / "harness", "traces"], work, env)
+    assert list((work / "runs" / "fig10").glob("*.csv")) or list((work / "runs" / "fig10").glob("*.parquet"))

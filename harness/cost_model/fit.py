@@ -51,7 +51,7 @@ from harness.specs.hardware import GPUS, INTER_NODE_BPS, make_cluster
 from harness.specs.models import ModelSpec
 
 VERSION = "v1"
-H100_PROBE_CSV = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "h100_layer_probe.csv"
+H100_PROBE_CSV = Path(__file__).resolve().parent / "measured" / "h100_layer_probe.csv"   # package data
 VLLM_FITS = Path("engines") / "distserve-vllm-a100-80g.json"    # under the shared reference folder
 _NEUTRAL_FRAMEWORK = FrameworkParams(attention_bw_fraction=1.0, per_iteration_overhead_s=0.0,
                                      per_layer_overhead_s=0.0)

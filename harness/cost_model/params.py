@@ -123,9 +123,9 @@ ATTENTION_BW_FRACTIONS: dict[str, AttentionAlternative] = {
     "ft-a100": AttentionAlternative(None, "fitted to FasterTransformer's published A100 GPT latencies "
                                     "(TP=1 rows; fitted/analytic-v1.json framework), transferred to every GPU"),
     # fit.attention_fraction_h100_probe: least squares (log) of the 12 decode rows of
-    # benchmarks/data/h100_layer_probe.csv (PyTorch 2.11 SDPA/flash-decoding, FP16, lent H100).
-    "sdpa-h100": AttentionAlternative(0.9390607898244216, "PyTorch SDPA decode on a lent H100 (benchmarks/"
-                                      "data/h100_layer_probe.csv, 12 decode rows; fit.attention_fraction_h100_probe)"),
+    # harness/cost_model/measured/h100_layer_probe.csv (PyTorch 2.11 SDPA/flash-decoding, FP16, lent H100).
+    "sdpa-h100": AttentionAlternative(0.9390607898244216, "PyTorch SDPA decode on a lent H100 (cost_model/"
+                                      "measured/h100_layer_probe.csv, 12 decode rows; fit.attention_fraction_h100_probe)"),
     # fit.attention_fraction_vllm: DistServe's vLLM fit for OPT-13B TP=1 on A100-80GB,
     # decoding_largebs per-cached-token coefficient -> KV bytes/s; / (A100 peak x gemm_bw_fraction).
     # Its decoding_smallbs coefficient gives 0.835 (reference/engines/PROVENANCE.md: fits, not raw).
