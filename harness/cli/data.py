@@ -56,8 +56,12 @@ def data(args: list[str]) -> None:
         states = [s for n, _, s in rows if n == d.name]
         summary = ", ".join(f"{states.count(s)} {s}" for s in ("present", "missing", "corrupt") if states.count(s))
         print(f"  {d.name:<15} {summary:<24} needed by: {', '.join(d.needed_by)}")
+        if action == "status":
+            print(f"    {d.what}; from {d.source} @ {d.revision[:12]} ({d.licence})")
         if action == "status" and states.count("missing") == len(states):
-            print(f"    get it: harness data fetch {d.name}")
+            no_url = all(f.url is None for f in d.files)
+            print(f"    get it: {d.manual} (place it under {root / d.dest})" if no_url
+                  else f"    get it: harness data fetch {d.name}")
         elif action == "status":
             for _, rel, s in (r for r in rows if r[0] == d.name and r[2] != "present"):
                 print(f"    {s:<8} {rel}   (harness data fetch {d.name} replaces it)")

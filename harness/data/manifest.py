@@ -78,12 +78,6 @@ def state(root: Path, f: DataFile) -> str:
     return "present"
 
 
-def dataset_of(rel_path: str) -> str:
-    """The dataset a path under paths.shared belongs to (for messages: `harness data fetch <it>`)."""
-    return next((d.name for d in load_manifest() if rel_path.startswith(f"{d.dest}/") or rel_path == d.dest),
-                "")
-
-
 def missing_data(key: str, path: Path, dataset: str) -> UserError:
     """The one-line error of a command whose data are absent: what to type to get them."""
     return UserError(f"{key}: {path} does not exist; get it with `harness data fetch {dataset}` "
