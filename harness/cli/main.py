@@ -134,7 +134,13 @@ def data(overrides: list[str]) -> None:
     body(overrides)
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"data": data, "show": show, "calibrate": calibrate, "attribute": attribute,
+def decide(overrides: list[str]) -> None:
+    """Decision fidelity: does the simulator's chosen schedule win for real? (regret, Kendall tau, bound attainment); JSON."""
+    from harness.cli.real import decide as body
+    print(json.dumps(body(overrides), indent=2, default=str))
+
+
+COMMANDS: dict[str, Callable[[list[str]], None]] = {"data": data, "decide": decide, "show": show, "calibrate": calibrate, "attribute": attribute,
                                                      "memory": memory, "equal-throughput": equal_throughput,
                                                      "estimate": estimate, "bounds": bounds, "search": search,
                                                      "monotonicity": monotonicity, "case-study": case_study,

@@ -194,3 +194,50 @@ def fidelity(overrides: list[str]) -> dict:
     t0 = time.perf_counter()
     res = F.run(st, specs, grids, s.cluster, mini_cluster(s, r))
     return _write_fidelity(res, out_dir, st.size, t0)
+
+
+# ---- harness decide ------------------------------------------------------------------------
+def decide_settings(cfg: DictConfig, s: Scenario, r: RunnerSettings):
+    """The experiment's `study` section (harness/conf/experiment/decide*.yaml) as Settings."""
+    from harness.studies.decide import Settings
+    st = OmegaConf.to_container(cfg.get("study") or {}, resolve=True)
+    check(isinstance(st, dict) and st.get("scenarios"), "study.scenarios",
+          "missing; run with experiment=decide or decide_tiny (harness/conf/experiment/)")
+    for i, sc in enumerate(st["scenarios"]):
+        check(isinstance(sc, list | tuple) and len(sc) == 2, f"study.scenarios[{i}]", f"must be [model, task], got {sc!r}")
+    return Settings(tuple(tuple(sc) for sc in st["scenarios"]), tuple(st.get("bounds", ("p30", "p70"))),
+                    tuple(st.get("policies", ("rra", "waa-c", "waa-m", "vllm", "sarathi"))),
+                    int(st.get("passes", 3)), int(st.get("num_requests", 64)), int(st.get("batches_per_run", 4)),
+                    s.seed, r.progress)
+
+
+def decide(overrides: list[str]) -> dict:
+    """Decision fidelity (harness/studies/decide.py): the search's candidates run for real,
+    regret / tau / bound attainment per scenario; tables, plot, summary to runs/<experiment>/."""
+    from harness.cost_model.profiled import profile_path
+    from harness.figures.decide import ranking
+    from harness.profiler.profile import build_grid, run_profile
+    from harness.studies import decide as D
+    from harness.studies.fidelity import Pools
+    has_exp = any(o.split("=", 1)[0].lstrip("+~") == "experiment" for o in overrides)
+    cfg = compose([*FIDELITY_BASE, *([] if has_exp else ["experiment=decide"]), *overrides])
+    s, r = build_scenario(cfg), build_runner(cfg)
+    st = decide_settings(cfg, s, r)
+    specs = {m: build_scenario(compose([f"model={m}", "cluster=cpu-2w"])).model for m, _ in st.scenarios}
+    grids = {m: build_grid(dict(r.profile), spec, s.cluster) for m, spec in specs.items()}  # validate first
+    for task in {t for _, t in st.scenarios}:
+        compose([f"task={task}"])
+    t0, mc = time.perf_counter(), mini_cluster(s, r)
+    profile_dir = Path(r.profile["out_dir"])
+    for m, spec in specs.items():                    # a profile per model, taken if missing
+        path = profile_path(profile_dir, spec, s.cluster)
+        if not path.exists():
+            run_profile(spec, s.cluster, mc, grids[m], path, s.seed, progress=r.progress)
+    cands, runs, scores, notes, summ = D.run(st, specs, s.cluster, Pools(mc), profile_dir)
+    out = Path(str(cfg.runs_dir)) / str(cfg.experiment_name)
+    files = {name: str(write_frame(df, out / f"{name}.csv"))
+             for name, df in (("candidates", cands), ("runs", runs), ("scores", scores), ("notes", notes))}
+    save_figure(ranking(cands, runs, scores), out / "decide.png", dpi=120)
+    result = {**summ, **files, "plot": str(out / "decide.png"), "total_s": round(time.perf_counter() - t0, 1)}
+    write_text(out / "summary.json", json.dumps(result, indent=2, default=str))
+    return result

@@ -34,6 +34,9 @@ FULL = (
     # The real engine: the 27-configuration study, profiles retaken (about 4-4.5 min on 2
     # cores; docs/real-execution.md). The CI-sized version is `pytest -m slow tests/test_profiler.py`.
     ("fidelity", ["fidelity", "runner.fidelity.size=full", "runner.fidelity.reprofile=true"]),
+    # Decision fidelity: the search's candidates run for real (8 scenarios x 3 passes, the
+    # smallest form issue 20 asks for; about 8 min here).
+    ("decide", ["decide"]),
     # Baselines (issue 17): §7 Fig. 7 (FT vs DSI, vLLM, ORCA) and ExeGPT vs modern schedulers.
     ("fig7", ["modern", "experiment=fig7"]),
     ("modern", ["modern", "experiment=modern"]),

@@ -91,6 +91,8 @@ class Context:
     sla: SLA = SLA()
     mode: Mode = OURS               # how the paper's text is read (harness/specs/mode.py)
     ft: FTBaseline = FTBaseline()   # how the FT baseline runs (§7): batch range, KV reservation
+    batch_cap: int | None = None    # the largest batch the search tries (BATCH_KNOBS); None: memory
+                                    # decides. A finite stream (harness decide) needs it to reach steady state.
 
     @classmethod
     def of(cls, scenario) -> Context:

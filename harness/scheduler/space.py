@@ -21,7 +21,7 @@ axes.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness.policies.base import Context, KnobSpec, Policy
 from harness.policies.common import tp_degrees
@@ -154,9 +154,20 @@ def _on_step(k: KnobSpec, grid: list[int]) -> list[int]:
     return sorted({v for v in grid if (v - k.low) % k.step == 0} | {own[0], own[-1]})
 
 
+# The knobs that set how many requests a batch holds, by policy: FT/DSI, RRA/WAA (the encoder
+# batch), vLLM/Sarathi/ORCA/DistServe, the template's. `Context.batch_cap` caps them.
+BATCH_KNOBS = ("batch_size", "encode_batch_size", "max_num_seqs", "max_batch")
+
+
+def _capped(k: KnobSpec, cap: int | None) -> KnobSpec:
+    if cap is None or k.name not in BATCH_KNOBS or k.high <= cap:
+        return k
+    return replace(k, high=max(k.low, k.low + (cap - k.low) // k.step * k.step))
+
+
 def build_space(policy: Policy, ctx: Context, resolution: str = "fine") -> SearchSpace:
     dense, per_octave = RESOLUTIONS[resolution]
-    knobs = policy.search_space(ctx)
+    knobs = [_capped(k, ctx.batch_cap) for k in policy.search_space(ctx)]
     axis_knobs = [k for k in knobs if is_axis(k, ctx)]
     enumerated = [k for k in knobs if not is_axis(k, ctx) and k.name != "tp_degree"]
     measured = ctx.mode.monotone_axes == "measured"

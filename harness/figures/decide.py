@@ -1,0 +1,74 @@
+"""Decision fidelity's figure: per scenario x bound, each candidate's measured throughput
+against the search's estimate (the chosen one marked, the bound's misses hollow)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def ranking(cands: pd.DataFrame, runs: pd.DataFrame, scores: pd.DataFrame):
+    import matplotlib.pyplot as plt
+    keys = list(scores[["model", "task", "bound"]].itertuples(index=False, name=None)) if len(scores) else []
+    cols = max(1, min(4, len(keys)))
+    rows = max(1, math.ceil(len(keys) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    real = runs.groupby(["model", "task", "candidate"]).agg(thr=("real_throughput_seq_s", "mean"),
+                                                              lat=("real_latency_s", "mean")).reset_index()
+    for ax, (model, task, bound) in zip(axes.flat, keys, strict=False):
+        c = cands[(cands.model == model) & (cands.task == task) & (cands.bound == bound) & cands.runnable]
+        c = c.drop_duplicates("candidate").merge(real, on=["model", "task", "candidate"], how="left")
+        meets = c.lat < c.bound_s
+        ax.scatter(c.est_throughput_seq_s[meets], c.thr[meets], s=30, c="tab:blue")
+        ax.scatter(c.est_throughput_seq_s[~meets], c.thr[~meets], s=30, facecolors="none", edgecolors="tab:blue")
+        ch = c[c.chosen]
+        ax.scatter(ch.est_throughput_seq_s, ch.thr, s=120, marker="*", c="tab:red", zorder=3)
+        for _, r in c.iterrows():
+            ax.annotate(r.policy, (r.est_throughput_seq_s, r.thr), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        sc = scores[(scores.model == model) & (scores.task == task) & (scores.bound == bound)].iloc[0]
+        ax.set_title(f"{model} {task} {bound}: regret {sc.get('regret', math.nan):.1%}, τ {sc.get('tau', math.nan):.2f}",
+                     fontsize=7)
+        ax.set_xlabel("search estimate (seq/s)", fontsize=7)
+        ax.set_ylabel("measured (seq/s)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle("Decision fidelity (★ chosen; hollow: misses the bound for real)", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def decide_section(runs_dir) -> list[str]:
+    """REPORT.md's decision-fidelity section from runs/decide/ (`harness decide`); nothing when
+    it was not run."""
+    import json
+    from pathlib import Path
+
+    from harness.results.markdown import markdown_table
+    d = Path(runs_dir) / "decide"
+    if not (d / "summary.json").exists() or not (d / "scores.csv").exists():
+        return []
+    s, sc = json.loads((d / "summary.json").read_text()), pd.read_csv(d / "scores.csv")
+    pct = lambda v: f"{100 * v:.1f}%" if isinstance(v, int | float) and not math.isnan(v) else "n/a"  # noqa: E731
+    t = s.get("targets", {})
+    show = sc.assign(regret=[f"{pct(r)} [{pct(lo)}, {pct(hi)}]" for r, lo, hi in zip(sc.regret, sc.regret_lo, sc.regret_hi,
+                                                                                    strict=True)],
+                     tau=[f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in zip(sc.tau, sc.tau_lo, sc.tau_hi, strict=True)],
+                     bound_met=sc.bound_met_share.map(pct))
+    cols = ["model", "task", "bound", "candidates", "passes", "chosen", "real_best", "regret", "tau", "tau_des",
+            "bound_met"]
+    out = ["## Decision fidelity: does the simulator's choice win for real? (CPU mini-cluster; not in the paper)", "",
+           f"`harness decide` ({s.get('scored')} of {s.get('scenarios')} scenarios scored): the search's candidates "
+           "(each policy's best under the bound, FT tuned under it, the chosen policy's runner-up) run on the "
+           "2-worker mini-cluster, pass by pass; regret = real best meeting the bound / real chosen - 1; tau = "
+           "Kendall tau of the search's estimates vs the measurements (tau_des: the discrete-event simulator on "
+           "the run's requests); intervals: bootstrap over passes.", "",
+           f"Median regret {pct(s.get('median_regret'))} (target <= {pct(t.get('median_regret'))}), max "
+           f"{pct(s.get('max_regret'))} (<= {pct(t.get('max_regret'))}); median tau {s.get('median_tau', math.nan):.2f} "
+           f"(>= {t.get('tau')}), tau_des {s.get('median_tau_des', math.nan):.2f}; the chosen schedule met its bound "
+           f"in {pct(s.get('bound_met_share'))} of runs (>= {pct(t.get('bound_met_share'))}).", "",
+           markdown_table(show[[c for c in cols if c in show]]), ""]
+    if (d / "decide.png").exists():
+        out += ["![decision fidelity](decide/decide.png)", ""]
+    return out

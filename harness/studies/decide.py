@@ -1,0 +1,248 @@
+"""`harness decide`: decision fidelity. Does the schedule the simulator picks win for real?
+
+Per scenario (model x task on the cpu-2w mini-cluster, profiled cost model) and per latency
+bound (p30, p70 of FT's latencies, ExeGPT §7), XScheduler (§5) searches every policy of
+`study.policies`; the candidates are each policy's best under the bound (the chosen one among
+them) plus FT tuned under it, and a runner-up of the chosen policy under 0.9 x its latency
+(so even a scenario where few policies fit has four). The search prices a steady state, so
+its batches are capped at `num_requests / batches_per_run` (`Context.batch_cap`): uncapped, it
+picks B_E = 512 for a 48-request run, which never leaves its ramp (regret 125% in a first
+try). Every candidate of a model is executed
+by the real runner on the same requests, pass by pass (all candidates once, then again), for
+`study.passes` passes. Per scenario and bound:
+
+- regret = real throughput of the best candidate that meets the bound for real / real
+  throughput of the chosen one - 1 (0: the simulator chose the real best);
+- bound met = share of passes in which the chosen one's real p99-length latency (§5) is
+  under the bound;
+- Kendall tau between the search's throughput estimates and the measured ones over the
+  candidates the search judged feasible under the bound;
+
+each with a bootstrap interval over passes (resampling whole passes: a pass is one sweep of
+the machine's speed over every candidate). Also tau of the discrete-event simulator played
+on the very requests of the run (no steady-state assumption), beside the search's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
+
+from harness.cost_model.profiled import ProfiledCostModel
+from harness.engine.pool import WorkerFailure
+from harness.errors import check
+from harness.policies import Context, get_policy
+from harness.scheduler import find_schedule
+from harness.scheduler.bounds import best_ft, derive_bounds, resolve_bound
+from harness.simulator.discrete_event import simulate
+from harness.simulator.expected import evaluate
+from harness.specs.hardware import ClusterSpec
+from harness.specs.mode import FTBaseline
+from harness.specs.models import ModelSpec
+from harness.studies.fidelity import Pools, _measure
+from harness.workload import get_task
+from harness.workload.streams import offline
+
+RUNNER_UP_LATENCY = 0.9      # the chosen policy's runner-up: its best under 0.9 x the chosen latency
+BOOTSTRAP_RESAMPLES = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The `study` section of harness/conf/experiment/decide*.yaml, validated."""
+
+    scenarios: tuple[tuple[str, str], ...]     # (model, task)
+    bounds: tuple[str, ...] = ("p30", "p70")
+    policies: tuple[str, ...] = ("rra", "waa-c", "waa-m", "vllm", "sarathi")
+    passes: int = 3
+    num_requests: int = 64
+    batches_per_run: int = 4       # the search's batches are capped at num_requests / this
+    seed: int = 0
+    progress: bool = True
+
+    @property
+    def batch_cap(self) -> int:
+        """The largest batch searched (`Context.batch_cap`, FT's sweep too): the search prices
+        a steady state, which a run of `num_requests` reaches only with several batches."""
+        return max(1, self.num_requests // self.batches_per_run)
+
+    def __post_init__(self) -> None:
+        check(len(self.scenarios) > 0, "study.scenarios", "empty")
+        check(self.passes >= 1, "study.passes", f"must be an integer >= 1, got {self.passes}")
+        check(self.num_requests >= 1, "study.num_requests", f"must be an integer >= 1, got {self.num_requests}")
+        check(self.batches_per_run >= 1, "study.batches_per_run", f"must be an integer >= 1, got {self.batches_per_run}")
+        for b in self.bounds:
+            check(b in ("p10", "p30", "p70"), "study.bounds", f"'{b}' not in p10, p30, p70")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    model: str
+    task: str
+    policy: str
+    knobs: tuple[tuple[str, int], ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.policy} " + ",".join(f"{k}={v}" for k, v in self.knobs)
+
+
+def _search(ctx: Context, st: Settings) -> tuple[list[dict], list[dict]]:
+    """Per bound: the search's candidates (policy, knobs, estimate, chosen?) and NS notes."""
+    rows, notes = [], []
+    bounds = derive_bounds(ctx)
+    for label in st.bounds:
+        _, bound_s = resolve_bound(ctx, label, None)
+        res = find_schedule(ctx, bound_s, st.policies, "coarse")
+        found = [(p.policy, p.best) for p in res.per_policy if p.best is not None]
+        notes += [{"bound": label, "policy": p.policy, "reason": p.reason} for p in res.per_policy if p.best is None]
+        ft = best_ft(ctx, bound_s, bounds)
+        if ft is not None:
+            found.append(("ft", evaluate(get_policy("ft").plan(ctx, {"batch_size": ft["batch_size"]}), ctx.workload)))
+        if res.best is not None:
+            second = find_schedule(ctx, RUNNER_UP_LATENCY * res.best.latency_s, (res.best.policy,), "coarse").best
+            if second is not None:
+                found.append((second.policy, second))
+        chosen = res.best
+        for pol, est in found:
+            rows.append({"bound": label, "bound_s": bound_s, "policy": pol, "knobs": tuple(sorted(est.knobs)),
+                         "est_throughput_seq_s": est.throughput_seq_s, "est_latency_s": est.latency_s,
+                         "chosen": chosen is not None and pol == chosen.policy and dict(est.knobs) == dict(chosen.knobs)})
+    return rows, notes
+
+
+def plan_scenario(spec: ModelSpec, task: str, cluster: ClusterSpec, profile_dir, st: Settings):
+    """(candidates table, the plans to run keyed by Candidate, notes) of one model x task."""
+    ctx = Context(spec, cluster, get_task(task), ProfiledCostModel(cluster, profile_dir),
+                  ft=FTBaseline(max_batch=st.batch_cap), batch_cap=st.batch_cap)
+    rows, notes = _search(ctx, st)
+    plans = {}
+    for r in rows:
+        cand = Candidate(spec.name, task, r["policy"], r["knobs"])
+        r |= {"model": spec.name, "task": task, "candidate": cand.label}
+        plan = get_policy(cand.policy).plan(ctx, dict(cand.knobs))
+        why = get_policy(cand.policy).runner_support(plan)
+        r["runnable"] = not why
+        if why:
+            notes.append({"bound": r["bound"], "policy": cand.policy, "reason": f"not run: {why}"})
+        elif cand not in plans:
+            plans[cand] = plan
+    return pd.DataFrame(rows), plans, [{"model": spec.name, "task": task, **n} for n in notes]
+
+
+def run_candidates(plans: dict, specs: dict[str, ModelSpec], pools: Pools, st: Settings) -> pd.DataFrame:
+    """Every candidate once per pass, pass by pass (one model's candidates at a time, its pool
+    warm); one row per run. A run that fails is a row with its error; the study goes on."""
+    rows = []
+    by_model: dict[str, list] = {}
+    for cand, plan in plans.items():
+        by_model.setdefault(cand.model, []).append((cand, plan))
+    for model, items in by_model.items():
+        spec = specs[model]
+        reqs = {task: offline(get_task(task), st.num_requests, st.seed) for task in {c.task for c, _ in items}}
+        for k in range(st.passes):
+            for cand, plan in items:
+                row = {"model": model, "task": cand.task, "candidate": cand.label, "pass": k}
+                try:
+                    res, _ = _measure(pools.get(spec, st.seed), plan, spec, reqs[cand.task], st.seed,
+                                      st.progress, f"{model}/{cand.task} {cand.label} ({k + 1}/{st.passes})")
+                except WorkerFailure as e:
+                    pools.close()
+                    rows.append(row | {"error": str(e)})
+                    continue
+                if res.error:
+                    pools.close()
+                m = res.metrics
+                rows.append(row | {"error": res.error, "other_cores": res.disturbance.other_cores,
+                                   "real_throughput_seq_s": m.throughput_seq_s if m else math.nan,
+                                   "real_latency_s": m.latency_p99len_s if m else math.nan,
+                                   "des_throughput_seq_s": simulate(plan, reqs[cand.task]).metrics.throughput_seq_s})
+    return pd.DataFrame(rows)
+
+
+def _tau(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or np.allclose(a, a[0]) or np.allclose(b, b[0]):
+        return math.nan
+    return float(kendalltau(a, b).statistic)
+
+
+def decision_metrics(cands: pd.DataFrame, real: np.ndarray, lat: np.ndarray, bound_s: float) -> dict:
+    """Regret, bound met and tau of one scenario x bound from per-candidate real throughputs
+    and latencies (means over the passes used); `cands` in the same order (est_*, chosen)."""
+    chosen = int(np.flatnonzero(cands.chosen.to_numpy())[0])
+    meets = lat < bound_s
+    best = real[meets].max() if meets.any() else math.nan
+    return {"regret": best / real[chosen] - 1 if meets.any() else math.nan,
+            "chosen_meets_bound": bool(meets[chosen]),
+            "tau": _tau(cands.est_throughput_seq_s, real)}
+
+
+def _per_pass(runs: pd.DataFrame, cands: pd.DataFrame, col: str) -> np.ndarray:
+    """passes x candidates matrix of `col` (NaN where a run failed)."""
+    piv = runs.pivot_table(index="pass", columns="candidate", values=col, aggfunc="first")
+    return piv.reindex(columns=cands.candidate.tolist()).to_numpy(float)
+
+
+def score(cands: pd.DataFrame, runs: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """One row per model x task x bound: the metrics on the mean over passes, their bootstrap
+    intervals (2.5 and 97.5 percentiles over resampled passes), bound attainment per run."""
+    rng, out = np.random.default_rng(seed), []
+    for (model, task, bound), c in cands[cands.runnable].groupby(["model", "task", "bound"], sort=False):
+        c = c.drop_duplicates("candidate").reset_index(drop=True)
+        r = runs[(runs.model == model) & (runs.task == task)]
+        thr, lat = _per_pass(r, c, "real_throughput_seq_s"), _per_pass(r, c, "real_latency_s")
+        bound_s = float(c.bound_s.iloc[0])
+        row = {"model": model, "task": task, "bound": bound, "bound_s": bound_s, "candidates": len(c),
+               "passes": len(thr), "chosen": c.candidate[c.chosen].iloc[0] if c.chosen.any() else ""}
+        if not c.chosen.any() or np.isnan(thr).all():
+            out.append(row | {"status": "no chosen schedule ran"})
+            continue
+        m = decision_metrics(c, np.nanmean(thr, 0), np.nanmean(lat, 0), bound_s)
+        ch = int(np.flatnonzero(c.chosen.to_numpy())[0])
+        des = np.nanmean(_per_pass(r, c, "des_throughput_seq_s"), 0)
+        boots = [decision_metrics(c, np.nanmean(thr[i], 0), np.nanmean(lat[i], 0), bound_s)
+                 for i in rng.integers(0, len(thr), (BOOTSTRAP_RESAMPLES, len(thr)))]
+        for key in ("regret", "tau"):
+            vals = np.array([b[key] for b in boots], float)
+            vals = vals[~np.isnan(vals)]
+            row[f"{key}_lo"], row[f"{key}_hi"] = ((float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5)))
+                                                  if len(vals) else (math.nan, math.nan))
+        out.append(row | {"status": "ok", **m, "bound_met_share": float(np.mean(lat[:, ch] < bound_s)),
+                          "real_best": c.candidate[int(np.nanargmax(np.where(np.nanmean(lat, 0) < bound_s,
+                                                                              np.nanmean(thr, 0), -np.inf)))],
+                          "tau_des": _tau(des, np.nanmean(thr, 0))})
+    return pd.DataFrame(out)
+
+
+def summary(scores: pd.DataFrame) -> dict:
+    ok = scores[scores.status == "ok"] if len(scores) else scores
+    return {"scenarios": int(len(scores)), "scored": int(len(ok)),
+            "median_regret": float(ok.regret.median()) if len(ok) else math.nan,
+            "max_regret": float(ok.regret.max()) if len(ok) else math.nan,
+            "median_tau": float(ok.tau.median()) if len(ok) else math.nan,
+            "median_tau_des": float(ok.tau_des.median()) if len(ok) else math.nan,
+            "bound_met_share": float(ok.bound_met_share.mean()) if len(ok) else math.nan,
+            "targets": {"median_regret": 0.03, "max_regret": 0.10, "tau": 0.8, "bound_met_share": 0.9}}
+
+
+def run(st: Settings, specs: dict[str, ModelSpec], cluster: ClusterSpec, pools: Pools, profile_dir):
+    """Search, run, score. Returns (candidates, runs, scores, notes, summary)."""
+    tables, plans, notes = [], {}, []
+    for model, task in st.scenarios:
+        c, p, n = plan_scenario(specs[model], task, cluster, profile_dir, st)
+        tables.append(c)
+        plans |= p
+        notes += n
+    cands = pd.concat(tables, ignore_index=True)
+    try:
+        runs = run_candidates(plans, specs, pools, st)
+    finally:
+        pools.close()
+    scores = score(cands, runs, st.seed)
+    cands = cands.assign(knobs=cands.knobs.map(lambda k: str(dict(k))))
+    return cands, runs, scores, pd.DataFrame(notes), summary(scores)
