@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.studies.decide import decision_metrics, score
+from harness.studies.decide import decision_metrics, score, summary
 
 
 def _cands(est, chosen, bound_s=2.0):
@@ -37,6 +37,56 @@ def test_score_means_over_passes_and_brackets_with_the_bootstrap() -> None:
     assert s.bound_met_share == 0.5                 # c0 met 2 s in pass 0 (1 s), not in pass 1 (3 s)
     assert s.regret_lo <= s.regret <= s.regret_hi
     assert s.real_best == "c1" and s.tau == pytest.approx(-1.0)
+
+
+def _noisy_runs() -> pd.DataFrame:
+    """Passes of c0, c1, c2: throughputs (8, 10, 5) then (9, 11, 12.5); c2 took 3 s in pass 1."""
+    return pd.DataFrame({"model": "m", "task": "t", "candidate": ["c0", "c1", "c2"] * 2, "pass": [0, 0, 0, 1, 1, 1],
+                         "real_throughput_seq_s": [8.0, 10.0, 5.0, 9.0, 11.0, 12.5],
+                         "real_latency_s": [1.0, 1.0, 1.0, 1.0, 1.0, 3.0], "des_throughput_seq_s": [3.0, 2.0, 1.0] * 2})
+
+
+def test_the_noise_floor_of_regret_and_tau_by_hand() -> None:
+    """Estimates 10, 8, 6, c0 chosen, bound 2 s. Means over the two passes: c0 8.5, c1 10.5, c2 8.75
+    at 2.0 s (misses), so a perfect chooser takes c1. Per pass, the chosen c0: pass 0 all meet,
+    best 10 -> 10/8 - 1; pass 1 c2 misses, best 11 -> 11/9 - 1. The perfect chooser's c1 is the
+    best meeting the bound in both passes: regret 0. Tau of the estimates per pass: (8, 10, 5) has
+    (c0, c1) discordant -> 1/3; (9, 11, 12.5) has all three pairs discordant -> -1. Tau of the
+    means (8.5, 10.5, 8.75): against pass 0 (c0, c2) discordant -> 1/3; pass 1 (c1, c2) -> 1/3."""
+    s = score(_cands([10.0, 8.0, 6.0], 0), _noisy_runs()).iloc[0]
+    assert s.regret == pytest.approx(10.5 / 8.5 - 1)              # on the means, as before
+    assert s.regret_per_pass == pytest.approx((10 / 8 - 1 + 11 / 9 - 1) / 2)
+    assert s.regret_floor == pytest.approx(0.0)
+    assert s.tau_per_pass == pytest.approx((1 / 3 - 1) / 2)
+    assert s.tau_floor == pytest.approx(1 / 3)
+    summ = summary(score(_cands([10.0, 8.0, 6.0], 0), _noisy_runs()))
+    assert summ["median_regret_per_pass"] == pytest.approx(17 / 72) and summ["max_regret_floor"] == pytest.approx(0.0)
+    assert summ["median_tau_floor"] == pytest.approx(1 / 3)
+    one = score(_cands([10.0, 8.0, 6.0], 0), _noisy_runs().query("`pass` == 0")).iloc[0]
+    assert np.isnan([one.regret_per_pass, one.regret_floor, one.tau_per_pass, one.tau_floor]).all()  # 1 pass: none
+
+
+def test_the_report_prints_the_noise_floor_beside_regret_and_tau(tmp_path) -> None:
+    import json
+
+    from harness.figures.decide import decide_section
+    (tmp_path / "decide").mkdir()
+    scores = pd.DataFrame([{"model": "m", "task": "t", "bound": "p30", "candidates": 3, "passes": 3, "chosen": "c0",
+                            "real_best": "c1", "regret": 0.05, "regret_lo": 0.0, "regret_hi": 0.1, "tau": 0.5,
+                            "tau_lo": 0.2, "tau_hi": 0.9, "tau_des": 0.6, "bound_met_share": 1.0,
+                            "regret_per_pass": 0.08, "regret_floor": 0.03, "tau_per_pass": 0.4, "tau_floor": 0.7}])
+    scores.to_csv(tmp_path / "decide" / "scores.csv", index=False)
+    summ = {"scenarios": 1, "scored": 1, "median_regret": 0.05, "max_regret": 0.05, "median_tau": 0.5,
+            "median_tau_des": 0.6, "bound_met_share": 1.0, "median_regret_per_pass": 0.08,
+            "max_regret_per_pass": 0.08, "median_regret_floor": 0.03, "max_regret_floor": 0.03,
+            "median_tau_per_pass": 0.4, "median_tau_floor": 0.7, "targets": {}}
+    (tmp_path / "decide" / "summary.json").write_text(json.dumps(summ))
+    text = "\n".join(decide_section(tmp_path))
+    assert "median regret 8.0% (floor 3.0%), max 8.0% (floor 3.0%); median tau 0.40 (floor 0.70)." in text
+    assert "| 5.0% [0.0%, 10.0%] | 8.0% (floor 3.0%) | 0.50 [0.20, 0.90] | 0.40 (floor 0.70) |" in text
+    summ |= {"median_regret_floor": float("nan"), "median_tau_floor": float("nan")}
+    (tmp_path / "decide" / "summary.json").write_text(json.dumps(summ))
+    assert "**Noise floor not measured: run with study.passes>=2**" in "\n".join(decide_section(tmp_path))
 
 
 def test_the_batch_cap_bounds_every_batch_knob_the_search_tries() -> None:

@@ -283,17 +283,73 @@ def test_report_fidelity_section_from_the_summary_json(tmp_path):
     text = "\n".join(fidelity_section(tmp_path))
     assert "speed drift (diagnostic, harness/runner/drift.py) | 3.1% | 9.4% | 4.2% | 12.0% |" in text
     assert "12.46x (expected-value), 6.50x (discrete-event x each run's speed drift)." in text
-    assert "repeatability floor" not in text                  # one run per configuration: no floor
+    # one run per configuration: no floor, said so; the two targets stated
+    assert "**floor not measured: run with runner.fidelity.repeats>=2**" in text
+    assert "**Target here: at the floor**" in text
+    assert ("median <= 5% and max <= 10%, is the target on a quiet machine (a lent GPU or a dedicated host)"
+            in text)
     summary |= {"floor_passes": 3, "floor_median_abs_err_throughput": 0.071, "floor_max_abs_err_throughput": 0.2,
                 "floor_median_abs_err_latency": 0.05, "floor_max_abs_err_latency": 0.3,
                 "sim_per_run_median_abs_err_throughput": 0.09, "sim_per_run_max_abs_err_throughput": 0.35,
                 "sim_per_run_median_abs_err_latency": 0.08, "sim_per_run_max_abs_err_latency": 0.4, "floor_configs": 27,
                 "hindsight_median_abs_err_throughput": 0.15, "hindsight_max_abs_err_throughput": 0.24,
                 "hindsight_median_abs_err_latency": 0.148, "hindsight_max_abs_err_latency": 0.286,
-                "hindsight_over_target_throughput": 20, "hindsight_over_target_latency": 21}
+                "hindsight_over_target_throughput": 20, "hindsight_over_target_latency": 21, "repeats": 3}
     (tmp_path / "fidelity" / "summary-full.json").write_text(json.dumps(summary))
     text = "\n".join(fidelity_section(tmp_path))
-    assert "(3 runs per configuration, harness/studies/floor.py) | 7.1% | 20.0% | 5.0% | 30.0% |" in text
-    assert "| discrete-event against the same single runs | 9.0% | 35.0% | 8.0% | 40.0% |" in text
-    assert "against its runs* | 15.0% | 24.0% | 14.8% | 28.6% |" in text
+    # a summary from before `vs_floor`: the discrete-event rows from its floor keys, verdicts by
+    # the 2-point rule: 9.0 vs 7.1 at the floor; 35 vs 20, 8 vs 5, 40 vs 30 above
+    assert "floor not measured" not in text
+    assert "| throughput median | 7.1% | 15.0% | 9.0%: at the floor |" in text
+    assert "| throughput max | 20.0% | 24.0% | 35.0%: above the floor by 15.0 points |" in text
+    assert "| latency median | 5.0% | 14.8% | 8.0%: above the floor by 3.0 points |" in text
+    assert "| latency max | 30.0% | 28.6% | 40.0%: above the floor by 10.0 points |" in text
     assert "20 (throughput) and 21 (latency) of 27 configurations ran so unevenly" in text
+    assert "median-throughput run of 3 kept" in text and "| discrete-event (same requests) | 8.7% | 27.1% |" in text
+
+
+def _floor_row(scope, pred, metric, err, floor, verdicts, configs=27):
+    return {"scope": scope, "predictor": pred, "metric": metric, "configs": configs, "median_abs_err": err[0],
+            "max_abs_err": err[1], "floor_median_abs_err": floor[0], "floor_max_abs_err": floor[1],
+            "hindsight_median_abs_err": None if floor[0] is None else 0.074,
+            "hindsight_max_abs_err": None if floor[0] is None else 0.236,
+            "median_verdict": verdicts[0], "max_verdict": verdicts[1]}
+
+
+def test_report_prints_every_error_beside_the_floor_of_the_same_run(tmp_path):
+    """The summary's `vs_floor` rows (harness/studies/floor.py) as the section's tables: each
+    error with its verdict, the floor and hindsight beside it, per policy against its own floor."""
+    import json
+
+    from harness.figures.report import fidelity_section
+    (tmp_path / "fidelity").mkdir()
+    above = lambda x: f"above the floor by {x} points"  # noqa: E731
+    rows = [_floor_row("all", "discrete-event", "throughput", (0.137, 0.295), (0.066, 0.251), (above(7.1), above(4.4))),
+            _floor_row("all", "expected-value", "throughput", (0.08, 0.26), (0.066, 0.251), ("at the floor",) * 2),
+            _floor_row("all", "drift-scaled", "throughput", (0.07, 0.2), (0.066, 0.251), ("at the floor",) * 2),
+            _floor_row("all", "discrete-event", "latency", (0.138, 0.431), (0.076, 0.289), (above(6.2), above(14.2))),
+            _floor_row("rra", "discrete-event", "throughput", (0.091, 0.2), (0.05, 0.1), (above(4.1), above(10.0)), 9),
+            _floor_row("rra", "expected-value", "throughput", (0.06, 0.2), (0.05, 0.1), ("at the floor", above(10.0)), 9)]
+    summary = {"configs": 27, "ok": 27, "disturbed": 0, "repeats": 3, "median_abs_err_throughput": 0.114,
+               "max_abs_err_throughput": 0.208, "median_abs_err_latency": 0.135, "max_abs_err_latency": 0.337,
+               "vs_floor": {"measured": True, "note": None, "margin": 0.02, "rule": "...", "rows": rows}}
+    (tmp_path / "fidelity" / "summary-full.json").write_text(json.dumps(summary))
+    text = "\n".join(fidelity_section(tmp_path))
+    assert "floor not measured" not in text
+    assert ("| throughput median | 6.6% | 7.4% | 13.7%: above the floor by 7.1 points | 8.0%: at the floor "
+            "| 7.0%: at the floor |") in text
+    assert ("| throughput max | 25.1% | 23.6% | 29.5%: above the floor by 4.4 points | 26.0%: at the floor "
+            "| 20.0%: at the floor |") in text
+    assert "| latency max | 28.9% | 23.6% | 43.1%: above the floor by 14.2 points |" in text
+    assert "| RRA | throughput | 9 | 5.0% | 9.1%: above the floor by 4.1 points | 6.0%: at the floor |" in text
+    assert "target on a quiet machine (a lent GPU or a dedicated host)" in text
+    # one run per configuration: the errors without a floor, and the line that says why
+    none = (None, None)
+    rows = [_floor_row("all", "discrete-event", "throughput", (0.114, 0.208), none, ("floor not measured",) * 2),
+            _floor_row("ft", "discrete-event", "throughput", (0.05, 0.1), none, ("floor not measured",) * 2, 6)]
+    summary |= {"repeats": 1, "vs_floor": {"measured": False, "note": "floor not measured", "rows": rows}}
+    (tmp_path / "fidelity" / "summary-full.json").write_text(json.dumps(summary))
+    text = "\n".join(fidelity_section(tmp_path))
+    assert "**floor not measured: run with runner.fidelity.repeats>=2**" in text
+    assert "| throughput median | not measured | not measured | 11.4% |" in text
+    assert "| FT | throughput | 6 | not measured | 5.0% |" in text

@@ -69,3 +69,85 @@ def test_floor_estimates_what_a_perfect_predictor_scores() -> None:
     assert out["hindsight_max_abs_err_throughput"] <= worst.max() and out["hindsight_median_abs_err_throughput"] <= worst.median()
     # without the sqrt((R-1)/R) scaling the estimate would be 22% high, outside the tolerance
     assert out["floor_median_abs_err_throughput"] / math.sqrt(2 / 3) > 1.12 * out["sim_per_run_median_abs_err_throughput"]
+
+
+# ---- every number beside the floor (issue 20, point 3) -------------------------------------------
+def test_verdict_rule_by_hand() -> None:
+    from harness.studies.floor import verdict
+    assert verdict(0.09, 0.07) == "at the floor"                        # exactly 2 points above
+    assert verdict(0.03, 0.06) == "at the floor"                        # below it
+    assert verdict(0.121, 0.10) == "above the floor by 2.1 points"
+    assert verdict(0.137, 0.066) == "above the floor by 7.1 points"
+    assert verdict(0.05, None) == verdict(0.05, math.nan) == "floor not measured"
+
+
+def _two_pass_runs() -> pd.DataFrame:
+    """a (rra): runs 10, 15, simulator 12, expected-value 15, drift 1.25 then 0.8; b (ft): runs
+    20, 20, simulator 22, expected-value 30, drift 1.1; `one` (ft) ran once (left out)."""
+    rows = [("a", "rra", 0, 10, 12, 15, 1.25), ("a", "rra", 1, 15, 12, 15, 0.8),
+            ("b", "ft", 0, 20, 22, 30, 1.1), ("b", "ft", 1, 20, 22, 30, 1.1), ("one", "ft", 0, 7, 70, 70, 1.0)]
+    return pd.DataFrame([{"config": c, "policy": p, "pass": k, "real_throughput_seq_s": x,
+                          "real_latency_p99len_s": 1 / x, "sim_throughput_seq_s": s, "sim_latency_p99len_s": 1 / s,
+                          "ev_throughput_seq_s": e, "ev_latency_s": 1 / e, "speed_drift": d}
+                         for c, p, k, x, s, e, d in rows])
+
+
+def _row(out: dict, scope: str, pred: str, metric: str = "throughput") -> dict:
+    (r,) = [r for r in out["rows"] if (r["scope"], r["predictor"], r["metric"]) == (scope, pred, metric)]
+    return r
+
+
+def test_every_predictor_beside_the_floor_by_hand() -> None:
+    from harness.studies.floor import vs_floor
+    out = vs_floor(_two_pass_runs())
+    assert out["measured"] and out["note"] is None and out["margin"] == 0.02
+    s = math.sqrt(1 / 2)                       # R = 2: leave-one-out scaled by sqrt(1/2)
+    # floor: a's LOO 0.5 s (pass 0), -1/3 s (pass 1); b's 0 -> per pass median 0.25 s, 1/6 s; max 0.5 s, 1/3 s
+    des = _row(out, "all", "discrete-event")
+    assert des["configs"] == 2                                            # `one` left out
+    assert des["floor_median_abs_err"] == pytest.approx(5 / 24 * s)
+    assert des["floor_max_abs_err"] == pytest.approx(5 / 12 * s)
+    assert des["hindsight_max_abs_err"] == pytest.approx(5 / 25)          # a: (15 - 10) / (15 + 10)
+    # simulator 12, 22 against (10, 20) and (15, 20): |0.2|, 0.1 each pass
+    assert des["median_abs_err"] == pytest.approx(0.15) and des["max_abs_err"] == pytest.approx(0.2)
+    assert des["median_verdict"] == "at the floor" and des["max_verdict"] == "at the floor"   # 0.15 vs 0.147
+    # expected-value 15, 30: pass 0 (0.5, 0.5), pass 1 (0, 0.5) -> median (0.5 + 0.25) / 2, max 0.5
+    ev = _row(out, "all", "expected-value")
+    assert ev["median_abs_err"] == pytest.approx(0.375) and ev["max_abs_err"] == pytest.approx(0.5)
+    assert ev["median_verdict"] == f"above the floor by {100 * (0.375 - 5 / 24 * s):.1f} points" == \
+        "above the floor by 22.8 points"
+    assert ev["max_verdict"] == "above the floor by 20.5 points"           # 0.5 - 5/12 s
+    # at the run's speed: 12 / 1.25 = 9.6 vs 10, 12 / 0.8 = 15 vs 15, 22 / 1.1 = 20 vs 20
+    dr = _row(out, "all", "drift-scaled")
+    assert dr["median_abs_err"] == pytest.approx(0.01) and dr["max_abs_err"] == pytest.approx(0.02)
+    # latency: 1/12 against 1/10 and 1/15 -> 10/12 - 1 and 15/12 - 1; b 20/22 - 1
+    lat = _row(out, "all", "discrete-event", "latency")
+    assert lat["max_abs_err"] == pytest.approx((1 / 6 + 1 / 4) / 2)
+
+
+def test_each_policy_against_its_own_floor_by_hand() -> None:
+    from harness.studies.floor import vs_floor
+    out = vs_floor(_two_pass_runs())
+    s = math.sqrt(1 / 2)
+    rra, ft = _row(out, "rra", "discrete-event"), _row(out, "ft", "discrete-event")
+    assert (rra["configs"], ft["configs"]) == (1, 1)
+    # rra = a alone: floor per pass 0.5 s and 1/3 s -> 5/12 s (median and max alike)
+    assert rra["floor_median_abs_err"] == pytest.approx(5 / 12 * s) and rra["median_abs_err"] == pytest.approx(0.2)
+    assert rra["median_verdict"] == "at the floor"
+    assert _row(out, "rra", "expected-value")["median_abs_err"] == pytest.approx(0.25)      # (0.5 + 0) / 2
+    # ft = b alone (ran 20, 20: no noise): floor 0, simulator 10% off, expected-value 50%
+    assert ft["floor_median_abs_err"] == pytest.approx(0.0, abs=1e-12)
+    assert ft["median_verdict"] == "above the floor by 10.0 points"
+    assert _row(out, "ft", "expected-value")["median_verdict"] == "above the floor by 50.0 points"
+    assert _row(out, "ft", "drift-scaled")["median_verdict"] == "at the floor"              # 22 / 1.1 = 20
+
+
+def test_one_run_each_says_the_floor_was_not_measured() -> None:
+    from harness.studies.floor import NO_FLOOR, vs_floor
+    out = vs_floor(_two_pass_runs().query("`pass` == 0"))
+    assert not out["measured"] and out["note"] == NO_FLOOR == "floor not measured: run with runner.fidelity.repeats>=2"
+    des = _row(out, "all", "discrete-event")
+    assert des["configs"] == 3 and des["floor_median_abs_err"] is None     # every run counts: no floor to match
+    assert des["median_abs_err"] == pytest.approx(0.2)                    # |0.2|, 0.1, 9 -> median 0.2
+    assert des["median_verdict"] == des["max_verdict"] == "floor not measured"
+    assert vs_floor(pd.DataFrame([])) == {}

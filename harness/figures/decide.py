@@ -1,5 +1,6 @@
 """Decision fidelity's figure: per scenario x bound, each candidate's measured throughput
-against the search's estimate (the chosen one marked, the bound's misses hollow)."""
+against the search's estimate (the chosen one marked, the bound's misses hollow); and
+REPORT.md's section, the per-pass regret and tau beside the noise floor of the same run."""
 
 from __future__ import annotations
 
@@ -39,6 +40,33 @@ def ranking(cands: pd.DataFrame, runs: pd.DataFrame, scores: pd.DataFrame):
     return fig
 
 
+def _beside_floor(sc: pd.DataFrame, pct) -> dict:
+    """The table's per-pass columns, each with the noise floor beside it (studies/decide.py
+    `noise_floor`); none for scores written before them."""
+    if "regret_floor" not in sc:
+        return {}
+    num = lambda v: f"{v:.2f}" if isinstance(v, int | float) and not math.isnan(v) else "n/a"  # noqa: E731
+    return {"regret per pass (noise floor)": [f"{pct(r)} (floor {pct(f)})" for r, f in zip(sc.regret_per_pass,
+                                                                                           sc.regret_floor, strict=True)],
+            "tau per pass (noise floor)": [f"{num(r)} (floor {num(f)})" for r, f in zip(sc.tau_per_pass, sc.tau_floor,
+                                                                                        strict=True)]}
+
+
+def _floor_lines(s: dict, pct) -> list[str]:
+    """The summary's per-pass numbers beside the noise floor measured in the same run, or why none."""
+    if "median_regret_floor" not in s:
+        return []
+    floor = s.get("median_regret_floor")
+    missing = [not isinstance(v, int | float) or math.isnan(v) for v in (floor, s.get("median_tau_floor"))]
+    if all(missing):
+        return ["**Noise floor not measured: run with study.passes>=2** (one pass is its own mean).", ""]
+    return [f"Against single passes (what a one-pass study measures), beside the noise floor of the same run "
+            f"(a perfect chooser: the candidate with the best mean over the passes; a perfect ranker: the "
+            f"mean-over-passes ranking): median regret {pct(s.get('median_regret_per_pass'))} (floor {pct(floor)}), "
+            f"max {pct(s.get('max_regret_per_pass'))} (floor {pct(s.get('max_regret_floor'))}); median tau "
+            f"{s.get('median_tau_per_pass', math.nan):.2f} (floor {s.get('median_tau_floor', math.nan):.2f}).", ""]
+
+
 def decide_section(runs_dir) -> list[str]:
     """REPORT.md's decision-fidelity section from runs/decide/ (`harness decide`); nothing when
     it was not run."""
@@ -55,9 +83,9 @@ def decide_section(runs_dir) -> list[str]:
     show = sc.assign(regret=[f"{pct(r)} [{pct(lo)}, {pct(hi)}]" for r, lo, hi in zip(sc.regret, sc.regret_lo, sc.regret_hi,
                                                                                     strict=True)],
                      tau=[f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in zip(sc.tau, sc.tau_lo, sc.tau_hi, strict=True)],
-                     bound_met=sc.bound_met_share.map(pct))
-    cols = ["model", "task", "bound", "candidates", "passes", "chosen", "real_best", "regret", "tau", "tau_des",
-            "bound_met"]
+                     bound_met=sc.bound_met_share.map(pct), **_beside_floor(sc, pct))
+    cols = ["model", "task", "bound", "candidates", "passes", "chosen", "real_best", "regret",
+            "regret per pass (noise floor)", "tau", "tau per pass (noise floor)", "tau_des", "bound_met"]
     out = ["## Decision fidelity: does the simulator's choice win for real? (CPU mini-cluster; not in the paper)", "",
            f"`harness decide` ({s.get('scored')} of {s.get('scenarios')} scenarios scored): the search's candidates "
            "(each policy's best under the bound, FT tuned under it, the chosen policy's runner-up) run on the "
@@ -68,7 +96,7 @@ def decide_section(runs_dir) -> list[str]:
            f"{pct(s.get('max_regret'))} (<= {pct(t.get('max_regret'))}); median tau {s.get('median_tau', math.nan):.2f} "
            f"(>= {t.get('tau')}), tau_des {s.get('median_tau_des', math.nan):.2f}; the chosen schedule met its bound "
            f"in {pct(s.get('bound_met_share'))} of runs (>= {pct(t.get('bound_met_share'))}).", "",
-           markdown_table(show[[c for c in cols if c in show]]), ""]
+           *_floor_lines(s, pct), markdown_table(show[[c for c in cols if c in show]]), ""]
     if (d / "decide.png").exists():
         out += ["![decision fidelity](decide/decide.png)", ""]
     return out

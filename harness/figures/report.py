@@ -19,6 +19,7 @@ import pandas as pd
 from harness.figures.attribution import causes
 from harness.figures.curves import latency_throughput
 from harness.figures.decide import decide_section
+from harness.figures.fidelity import fidelity_section
 from harness.figures.frame import (
     POLICY_LABELS,
     Output,
@@ -247,59 +248,4 @@ def _study_sections(runs_dir: Path) -> list[str]:
         if (runs_dir / name / f"{name}.png").exists():
             out += [f"![{name}]({name}/{name}.png)", ""]
         out += [*body, ""]
-    return out
-
-
-def fidelity_section(runs_dir: Path) -> list[str]:
-    """Real execution vs the simulators (not in the paper; `harness fidelity`, issue 7), from
-    the largest study's summary JSON under runs/fidelity/; nothing when none was run."""
-    import json
-
-    from harness.studies.floor import TARGET_MAX_ABS_ERR
-    for size in ("full", "large", "tiny"):
-        path = runs_dir / "fidelity" / f"summary-{size}.json"
-        if path.exists():
-            break
-    else:
-        return []
-    s = json.loads(path.read_text())
-    pct = lambda k: f"{100 * s[k]:.1f}%" if isinstance(s.get(k), int | float) else "n/a"  # noqa: E731
-    out = ["## Real execution vs the simulators (CPU mini-cluster; not in the paper)", "",
-           f"`harness fidelity` ({size}: {s.get('ok')} of {s.get('configs')} configurations ran, "
-           f"{s.get('disturbed')} disturbed; docs/real-execution.md). |error| of predicted vs measured, "
-           "target median <= 5%, max <= 10%:", "",
-           "| predictor | throughput median | max | p99-length latency median | max |", "|---|---:|---:|---:|---:|",
-           f"| discrete-event (same requests) | {pct('median_abs_err_throughput')} | {pct('max_abs_err_throughput')} "
-           f"| {pct('median_abs_err_latency')} | {pct('max_abs_err_latency')} |",
-           f"| expected-value (steady state) | {pct('median_abs_ev_err_throughput')} | "
-           f"{pct('max_abs_ev_err_throughput')} | {pct('median_abs_ev_err_latency')} | {pct('max_abs_ev_err_latency')} |"]
-    if "median_abs_err_throughput_drift" in s:
-        out += [f"| discrete-event x the run's speed drift (diagnostic, harness/runner/drift.py) | "
-                f"{pct('median_abs_err_throughput_drift')} | {pct('max_abs_err_throughput_drift')} | "
-                f"{pct('median_abs_err_latency_drift')} | {pct('max_abs_err_latency_drift')} |"]
-    if "floor_median_abs_err_throughput" in s:
-        out += [f"| *repeatability floor: a perfect predictor against single runs* ({s.get('floor_passes')} runs "
-                f"per configuration, harness/studies/floor.py) | {pct('floor_median_abs_err_throughput')} | "
-                f"{pct('floor_max_abs_err_throughput')} | {pct('floor_median_abs_err_latency')} | "
-                f"{pct('floor_max_abs_err_latency')} |",
-                f"| discrete-event against the same single runs | {pct('sim_per_run_median_abs_err_throughput')} | "
-                f"{pct('sim_per_run_max_abs_err_throughput')} | {pct('sim_per_run_median_abs_err_latency')} | "
-                f"{pct('sim_per_run_max_abs_err_latency')} |",
-                f"| *hindsight: the best single number per configuration, against its runs* | "
-                f"{pct('hindsight_median_abs_err_throughput')} | {pct('hindsight_max_abs_err_throughput')} | "
-                f"{pct('hindsight_median_abs_err_latency')} | {pct('hindsight_max_abs_err_latency')} |", "",
-                f"{s.get('hindsight_over_target_throughput')} (throughput) and {s.get('hindsight_over_target_latency')} "
-                f"(latency) of {s.get('floor_configs')} configurations ran so unevenly that no prediction is within "
-                f"{100 * TARGET_MAX_ABS_ERR:.0f}% of all their runs."]
-    out += [""]
-    if (runs_dir / "fidelity" / f"fidelity-{size}.png").exists():
-        out += [f"![fidelity](fidelity/fidelity-{size}.png)", ""]
-    r = s.get("ft_ratio")
-    if r:
-        out += [f"Searched {r['searched_policy']} {r['searched_knobs']} vs FT batch {r['ft_batch']} under "
-                f"{r['bound_s']:.2f} s ({r['model']}, {r['task']}): measured throughput ratio "
-                f"{r['ratio_real']:.2f}x, predicted {r['ratio_sim']:.2f}x (discrete-event), "
-                f"{r['ratio_ev']:.2f}x (expected-value)"
-                + (f", {r['ratio_sim_drift']:.2f}x (discrete-event x each run's speed drift)" if "ratio_sim_drift" in r else "")
-                + ".", ""]
     return out

@@ -21,6 +21,11 @@ by the real runner on the same requests, pass by pass (all candidates once, then
 each with a bootstrap interval over passes (resampling whole passes: a pass is one sweep of
 the machine's speed over every candidate). Also tau of the discrete-event simulator played
 on the very requests of the run (no steady-state assumption), beside the search's.
+
+The noise floor (`noise_floor`, issue 20 point 3): per pass, the regret a perfect chooser (the
+candidate with the best mean over passes) and the tau a perfect ranker (the mean-over-passes
+ranking) score against that pass alone, beside the chosen schedule's regret and the estimates'
+tau against each pass alone: what run-to-run noise costs any chooser on this machine.
 """
 
 from __future__ import annotations
@@ -182,6 +187,38 @@ def decision_metrics(cands: pd.DataFrame, real: np.ndarray, lat: np.ndarray, bou
             "tau": _tau(cands.est_throughput_seq_s, real)}
 
 
+def _mean(vals) -> float:
+    """Mean of the finite values (NaN when none)."""
+    v = np.asarray(vals, float)
+    v = v[~np.isnan(v)]
+    return float(v.mean()) if len(v) else math.nan
+
+
+def noise_floor(cands: pd.DataFrame, thr: np.ndarray, lat: np.ndarray, bound_s: float) -> dict:
+    """What run-to-run noise alone costs, beside what the search's choice scores, per pass (what
+    a one-pass study would measure), then the mean over passes. `regret_per_pass`, `tau_per_pass`:
+    the chosen candidate's regret and the estimates' tau against each pass alone. `regret_floor`:
+    the regret against each pass of a perfect chooser, the candidate with the best mean over the
+    passes among those whose mean latency meets the bound; `tau_floor`: the tau of the
+    mean-over-passes ranking against each pass's (a perfect ranker's). The mean includes the pass
+    it is scored against, so the floor errs low (a strict floor). NaN with fewer than 2 passes.
+    `thr`, `lat`: passes x candidates, in the order of `cands`."""
+    keys = ("regret_per_pass", "tau_per_pass", "regret_floor", "tau_floor")
+    if len(thr) < 2:
+        return dict.fromkeys(keys, math.nan)
+    mean_thr = np.array([_mean(col) for col in thr.T])
+    meets = np.array([_mean(col) for col in lat.T]) < bound_s
+    per = [decision_metrics(cands, thr[k], lat[k], bound_s) for k in range(len(thr))]
+    out = {"regret_per_pass": _mean([m["regret"] for m in per]), "tau_per_pass": _mean([m["tau"] for m in per]),
+           "tau_floor": _mean([_tau(mean_thr, thr[k]) for k in range(len(thr))]), "regret_floor": math.nan}
+    if meets.any():
+        best = int(np.nanargmax(np.where(meets, mean_thr, -np.inf)))
+        oracle = cands.assign(chosen=[i == best for i in range(len(cands))])
+        out["regret_floor"] = _mean([decision_metrics(oracle, thr[k], lat[k], bound_s)["regret"]
+                                     for k in range(len(thr))])
+    return out
+
+
 def _per_pass(runs: pd.DataFrame, cands: pd.DataFrame, col: str) -> np.ndarray:
     """passes x candidates matrix of `col` (NaN where a run failed)."""
     piv = runs.pivot_table(index="pass", columns="candidate", values=col, aggfunc="first")
@@ -215,8 +252,16 @@ def score(cands: pd.DataFrame, runs: pd.DataFrame, seed: int = 0) -> pd.DataFram
         out.append(row | {"status": "ok", **m, "bound_met_share": float(np.mean(lat[:, ch] < bound_s)),
                           "real_best": c.candidate[int(np.nanargmax(np.where(np.nanmean(lat, 0) < bound_s,
                                                                               np.nanmean(thr, 0), -np.inf)))],
-                          "tau_des": _tau(des, np.nanmean(thr, 0))})
+                          "tau_des": _tau(des, np.nanmean(thr, 0)), **noise_floor(c, thr, lat, bound_s)})
     return pd.DataFrame(out)
+
+
+NOISE_FLOOR_SUMMARY = (("regret_per_pass", "median"), ("regret_per_pass", "max"), ("regret_floor", "median"),
+                       ("regret_floor", "max"), ("tau_per_pass", "median"), ("tau_floor", "median"))
+
+
+def _agg(ok: pd.DataFrame, col: str, how: str) -> float:
+    return float(getattr(ok[col], how)()) if len(ok) and col in ok else math.nan
 
 
 def summary(scores: pd.DataFrame) -> dict:
@@ -227,6 +272,8 @@ def summary(scores: pd.DataFrame) -> dict:
             "median_tau": float(ok.tau.median()) if len(ok) else math.nan,
             "median_tau_des": float(ok.tau_des.median()) if len(ok) else math.nan,
             "bound_met_share": float(ok.bound_met_share.mean()) if len(ok) else math.nan,
+            # beside them, per pass: the chosen schedule's and a perfect chooser's (`noise_floor`)
+            **{f"{how}_{col}": _agg(ok, col, how) for col, how in NOISE_FLOOR_SUMMARY},
             "targets": {"median_regret": 0.03, "max_regret": 0.10, "tau": 0.8, "bound_met_share": 0.9}}
 
 

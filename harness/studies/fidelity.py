@@ -12,7 +12,8 @@ run is kept and flagged if it still is. Every row also has the run's speed drift
 (harness.runner.drift: its decode-stack calls against the profile) and the simulator's
 errors at that speed (`err_*_drift`), a diagnostic beside the plain errors. With repeats,
 every run is kept in a per-run table, from which harness.studies.floor measures what a
-perfect predictor would score against single runs of this machine.
+perfect predictor would score against single runs of this machine, and puts every predictor's
+error beside that floor with a verdict (`vs_floor`; "floor not measured" with one run each).
 Plus, under one latency bound (the p70 of FT latencies over batches 1-16, §7): the searched RRA/WAA schedule
 and the best FT batch, both executed; measured throughput ratio beside the predicted one.
 
@@ -50,7 +51,7 @@ from harness.simulator.discrete_event import simulate
 from harness.simulator.expected import evaluate
 from harness.specs.hardware import ClusterSpec
 from harness.specs.models import ModelSpec
-from harness.studies.floor import floor
+from harness.studies.floor import floor, vs_floor
 from harness.workload import get_task
 from harness.workload.streams import offline
 
@@ -233,6 +234,7 @@ def _run_rows(cfg: Config, spec: ModelSpec, runs: list, kept: RunResult, row: di
              "kept": r is kept, "other_cores": r.disturbance.other_cores,
              "real_throughput_seq_s": r.metrics.throughput_seq_s, "real_latency_p99len_s": r.metrics.latency_p99len_s,
              "sim_throughput_seq_s": row["sim_throughput_seq_s"], "sim_latency_p99len_s": row["sim_latency_p99len_s"],
+             "ev_throughput_seq_s": row["ev_throughput_seq_s"], "ev_latency_s": row["ev_latency_s"],
              "speed_drift": row["speed_drift"] if r is kept else speed_drift(cost, spec, r.decode_calls)}
             for r, _again, k in runs if r.metrics is not None]
 
@@ -434,5 +436,5 @@ def run(st: Settings, specs: dict[str, ModelSpec], grids: dict[str, Grid], clust
     df, runs = pd.concat(tables, ignore_index=True), pd.concat(run_tables, ignore_index=True)
     head = {"size": st.size, "repeats": st.repeats, "profiled_now": profiled,
             "profile_s": round(sum(v for k, v in clock.seconds.items() if k.endswith("_profile")), 1),
-            **summary(df), **floor(runs)}
+            **summary(df), **floor(runs), "vs_floor": vs_floor(runs)}
     return Result(df, runs, head, clock.seconds, ratio, ct_rows)
