@@ -270,7 +270,17 @@ def to_dtype(obj, dtype: torch.dtype | None = None, device: str | None = None):
     return obj
 
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16}
+DEVICE_DTYPES = {"cpu": ("float32", "float64"), "cuda": tuple(DTYPES)}   # float16: CUDA only
+
+
+def check_dtype(dtype: str, device: str) -> None:
+    """`runner.dtype` against `runner.device`: one line naming the field and the allowed values
+    (float16 runs on CUDA only; CPU half-precision kernels are slow and partly missing)."""
+    allowed = DEVICE_DTYPES.get(device, ())
+    if dtype not in allowed:
+        raise UserError(f"runner.dtype: '{dtype}' is not supported on runner.device={device}; "
+                        f"allowed: {', '.join(allowed)}")
 
 
 def cached_weights(ctx, spec: ModelSpec, seed: int, tp: int, r: int, dtype: str = "float32") -> Weights:

@@ -28,7 +28,7 @@ from harness.engine.layers import SeqState
 from harness.engine.links import StageDef, groups_for
 from harness.engine.stage import StageModel, StageSlice
 from harness.engine.timing import now
-from harness.engine.weights import cached_weights
+from harness.engine.weights import DTYPES, cached_weights
 from harness.profiler.disturbance import CpuMeter
 from harness.specs.models import ModelSpec
 
@@ -54,6 +54,8 @@ class ProfileJob:
     pids: tuple[int, ...]
     seed: int = 0
     round0: int = 0          # rounds taken by earlier parts of the same profile (their orders)
+    dtype: str = "float32"   # the runner's precision (runner.dtype; float16 on CUDA)
+    attempts: int = ATTEMPTS  # runs of a round at most while others disturb it (1: never again)
 
 
 def _rng_tokens(spec: ModelSpec, n: int) -> list[int]:
@@ -61,15 +63,15 @@ def _rng_tokens(spec: ModelSpec, n: int) -> list[int]:
 
 
 def _state(S: StageModel, b: int, ctx_len: int, input_len: int, layers: int) -> SeqState:
-    w = S.w
-    k = [torch.randn(b, w.local_heads, ctx_len, w.head_dim) for _ in range(layers)]
-    v = [torch.randn(b, w.local_heads, ctx_len, w.head_dim) for _ in range(layers)]
+    w, dt = S.w, S.dtype
+    k = [torch.randn(b, w.local_heads, ctx_len, w.head_dim, dtype=dt) for _ in range(layers)]
+    v = [torch.randn(b, w.local_heads, ctx_len, w.head_dim, dtype=dt) for _ in range(layers)]
     valid = torch.ones(b, ctx_len, dtype=torch.bool)
     pos = torch.arange(ctx_len).expand(b, ctx_len).clone()
     st = SeqState(list(range(b)), k, v, valid, pos, torch.full((b,), ctx_len, dtype=torch.long))
     if S.t5:
-        st.ck = [torch.randn(b, w.local_heads, input_len, w.head_dim) for _ in range(layers)]
-        st.cv = [torch.randn(b, w.local_heads, input_len, w.head_dim) for _ in range(layers)]
+        st.ck = [torch.randn(b, w.local_heads, input_len, w.head_dim, dtype=dt) for _ in range(layers)]
+        st.cv = [torch.randn(b, w.local_heads, input_len, w.head_dim, dtype=dt) for _ in range(layers)]
         st.cvalid = torch.ones(b, input_len, dtype=torch.bool)
     return st
 
@@ -107,7 +109,7 @@ def _decode_op(S: StageModel, p: Point, ar):
     n, b = len(S.dec), p.batch_size
     st = _state(S, b, p.length, p.input_len, n)
     keep = (list(st.k), list(st.v), st.valid, st.pos, st.next_pos)
-    x = torch.randn(b, 1, S.w.spec.hidden_size)
+    x = torch.randn(b, 1, S.w.spec.hidden_size, dtype=S.dtype)
 
     def dec() -> None:
         st.k, st.v = list(keep[0]), list(keep[1])
@@ -133,14 +135,14 @@ def _kv_join_op(S: StageModel, p: Point, ar):
 def _cross_kv_op(S: StageModel, p: Point, ar):
     """T5: project b encoder outputs of `length` tokens to every decoder layer's cross K/V."""
     b = p.batch_size
-    enc_out = torch.randn(1, b * p.length, S.w.spec.hidden_size)
+    enc_out = torch.randn(1, b * p.length, S.w.spec.hidden_size, dtype=S.dtype)
     return lambda: S.cross_state(enc_out, [p.length] * b, list(range(b))), len(S.dec)
 
 
 def _lm_head_op(S: StageModel, p: Point, ar):
     """The LM head and the next step's token embedding for b sequences."""
     b, w = p.batch_size, S.w
-    x = torch.randn(b, 1, w.spec.hidden_size)
+    x = torch.randn(b, 1, w.spec.hidden_size, dtype=S.dtype)
     nxt = torch.zeros(b, dtype=torch.long)
     pos = torch.zeros(b, dtype=torch.long)
     return lambda: L.embed_step(w, L.next_tokens(w, x) + nxt, pos), 1
@@ -155,8 +157,9 @@ def _stage_model(ctx, job: ProfileJob, tp: int, models: dict) -> StageModel:
     """This rank's whole-model stage at TP `tp`, built once per job (weights: the runner's cache)."""
     r = ctx.rank if tp > 1 else 0
     if (tp, r) not in models:
-        w = cached_weights(ctx, job.spec, job.seed, tp, r)       # the runner's cache (harness.engine.weights)
-        models[(tp, r)] = StageModel(w, StageSlice(0, len(w.encoder), 0, len(w.decoder), True, True))
+        w = cached_weights(ctx, job.spec, job.seed, tp, r, job.dtype)   # the runner's cache (harness.engine.weights)
+        models[(tp, r)] = StageModel(w, StageSlice(0, len(w.encoder), 0, len(w.decoder), True, True),
+                                     DTYPES[job.dtype])
     return models[(tp, r)]
 
 
@@ -188,7 +191,7 @@ def profile_job(ctx, job: ProfileJob) -> dict | None:
 
     Round-robin: after `warmup` untimed passes over the grid, each of `repeats` rounds times
     every point once (collectives `COMM_BURST` times), in a fresh seeded order. A round that
-    other processes disturbed is discarded and run again (at most `ATTEMPTS - 1` extra
+    other processes disturbed is discarded and run again (at most `job.attempts - 1` extra
     rounds). Consecutive repeats of one point would all fall into the same burst of this
     VM's host noise (seconds long, +-20%; docs/real-execution.md); spread over the whole
     profiling window, every point's median sees the same mix of machine states.
@@ -217,7 +220,7 @@ def profile_job(ctx, job: ProfileJob) -> dict | None:
                     got[i].append((now() - t) / per)
         flag[0] = float(meter.result.disturbed)
         dist.broadcast(flag, 0)
-        if flag[0] and extra < ATTEMPTS - 1:
+        if flag[0] and extra < job.attempts - 1:
             extra += 1
             time.sleep(0.3)
             continue

@@ -19,13 +19,14 @@ from tqdm import tqdm
 
 from harness.atomic import write_frame
 from harness.engine.pool import MiniCluster, WorkerPool, run_job
+from harness.engine.weights import check_dtype
 from harness.errors import UserError, check
-from harness.profiler.bench import Point, ProfileJob, table_rows
+from harness.profiler.bench import ATTEMPTS, Point, ProfileJob, table_rows
 from harness.specs.hardware import ClusterSpec
 from harness.specs.models import ModelSpec
 
 ENGINE_FAMILIES = ("t5", "opt", "gpt")
-MAX_ENCODE_TOKENS = 512     # packed encode points above this many tokens are skipped
+MAX_ENCODE_TOKENS = 512     # packed encode points above this many tokens are skipped (default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class Grid:
     message_bytes: tuple[int, ...]
     warmup: int
     repeats: int
+    max_encode_tokens: int = MAX_ENCODE_TOKENS   # encode / cross_kv points with b * L above it are skipped
 
 
 def _ints(d: dict, key: str, low: int = 1) -> tuple[int, ...]:
@@ -64,7 +66,7 @@ def build_grid(d: dict, model: ModelSpec, cluster: ClusterSpec) -> Grid:
     check(not extra, "runner.profile", f"unknown key(s) {', '.join(extra)}; valid: {', '.join(sorted(allowed))}")
     g = Grid(_ints(d, "batch_sizes"), _ints(d, "encode_lengths"), _ints(d, "decode_contexts"),
              _ints(d, "input_lengths"), _ints(d, "tp_degrees"), _ints(d, "message_bytes", 4),
-             int(d.get("warmup", 2)), int(d.get("repeats", 7)))
+             int(d.get("warmup", 2)), int(d.get("repeats", 7)), int(d.get("max_encode_tokens", MAX_ENCODE_TOKENS)))
     legal = [t for t in range(1, cluster.num_gpus + 1)
              if model.num_heads % t == 0 and model.ffn_size % t == 0 and not t & (t - 1)]
     for t in g.tp_degrees:
@@ -73,22 +75,27 @@ def build_grid(d: dict, model: ModelSpec, cluster: ClusterSpec) -> Grid:
     check(g.warmup >= 0, "runner.profile.warmup", "must be >= 0")
     check(g.repeats >= 1, "runner.profile.repeats", "must be >= 1")
     check(min(g.decode_contexts) >= 1, "runner.profile.decode_contexts", "must be >= 1")
+    check(g.max_encode_tokens >= min(g.batch_sizes) * min(g.encode_lengths), "runner.profile.max_encode_tokens",
+          f"{g.max_encode_tokens} leaves no encode point (smallest: {min(g.batch_sizes) * min(g.encode_lengths)} tokens)")
     return g
 
 
-def points(g: Grid, model: ModelSpec) -> list[Point]:
+def points(g: Grid, model: ModelSpec, workers: int = 2) -> list[Point]:
+    """The grid's points; with one worker (a one-GPU cluster: no TP, no pipeline, no
+    hand-over) there is nothing to communicate with, so no allreduce / p2p points."""
     out = []
     inputs = g.input_lengths if model.is_encoder_decoder else (0,)
     for tp in g.tp_degrees:
         for b in g.batch_sizes:
-            out += [Point("encode_layer", tp, b, n) for n in g.encode_lengths if b * n <= MAX_ENCODE_TOKENS]
+            out += [Point("encode_layer", tp, b, n) for n in g.encode_lengths if b * n <= g.max_encode_tokens]
             out += [Point(op, tp, b, c, i) for op in ("decode_layer", "kv_select", "kv_join")
                     for c in g.decode_contexts for i in inputs]
             if model.is_encoder_decoder:
-                out += [Point("cross_kv", tp, b, n) for n in g.encode_lengths if b * n <= MAX_ENCODE_TOKENS]
+                out += [Point("cross_kv", tp, b, n) for n in g.encode_lengths if b * n <= g.max_encode_tokens]
     out += [Point("lm_head", 1, b) for b in g.batch_sizes]
-    out += [Point("allreduce", 2, message_bytes=m) for m in g.message_bytes]
-    out += [Point("p2p", 1, message_bytes=m) for m in g.message_bytes]
+    if workers >= 2:
+        out += [Point("allreduce", 2, message_bytes=m) for m in g.message_bytes]
+        out += [Point("p2p", 1, message_bytes=m) for m in g.message_bytes]
     return out
 
 
@@ -97,15 +104,22 @@ class ProfileSession:
     after its own warm-up pass) on a warm pool, `write` aggregates every round so far into
     the table. `harness profile` takes all rounds in one part; `harness fidelity` spreads
     them between a model's configuration runs, so the profile's medians cover the same
-    minutes of this VM's drifting speed as the runs they predict (docs/real-execution.md)."""
+    minutes of this VM's drifting speed as the runs they predict (docs/real-execution.md).
+    One worker (a one-GPU cluster) profiles the layers at TP 1 and no communication."""
 
     def __init__(self, model: ModelSpec, cluster: ClusterSpec, mc: MiniCluster, grid: Grid,
-                 pool: Callable[[], WorkerPool], seed: int = 0, progress: bool = True) -> None:
-        """`pool`: gives the warm pool to time on (a fidelity run rebuilds it after a failure)."""
-        check(mc.num_workers >= 2, "cluster.num_gpus", "the profiler needs >= 2 workers (collectives)")
+                 pool: Callable[[], WorkerPool], seed: int = 0, progress: bool = True,
+                 dtype: str = "float32", attempts: int = ATTEMPTS) -> None:
+        """`pool`: gives the warm pool to time on (a fidelity run rebuilds it after a failure);
+        `dtype`: the runner's precision; `attempts`: runs of a disturbed round at most."""
+        check(mc.num_workers >= 1, "cluster.num_gpus", "the profiler needs >= 1 worker")
+        check(max(grid.tp_degrees) <= mc.num_workers, "runner.profile.tp_degrees",
+              f"TP {max(grid.tp_degrees)} needs more than the mini-cluster's {mc.num_workers} worker(s)")
+        check_dtype(dtype, mc.device)
         self.model, self.cluster, self.mc, self.grid, self.pool = model, cluster, mc, grid, pool
         self.seed, self.progress, self.seconds = seed, progress, 0.0
-        self.points = tuple(points(grid, model))
+        self.dtype, self.attempts = dtype, attempts
+        self.points = tuple(points(grid, model, mc.num_workers))
         self.samples: list[list[float]] = [[] for _ in self.points]
         self.others: list[tuple[float, bool]] = []
         self.remeasured = False
@@ -125,7 +139,7 @@ class ProfileSession:
                 bar.refresh()
         t0, pool = time.perf_counter(), self.pool()
         job = ProfileJob(self.model, self.points, self.grid.warmup, k, tuple(pool.pids.values()),
-                         self.seed, round0=self.rounds)
+                         self.seed, round0=self.rounds, dtype=self.dtype, attempts=self.attempts)
         out = run_job(pool, "harness.profiler.bench:profile_job", job, on_msg)[0]
         bar.close()
         self.seconds += time.perf_counter() - t0
@@ -142,6 +156,7 @@ class ProfileSession:
         df.insert(1, "cluster", self.cluster.name)
         df["device"] = f"{self.mc.device}:{platform.processor() or platform.machine()}"
         df["threads_per_worker"] = self.mc.threads_per_worker
+        df["dtype"] = self.dtype
         df["torch"] = torch.__version__
         write_frame(df, out)
         return df
@@ -150,7 +165,6 @@ class ProfileSession:
 def run_profile(model: ModelSpec, cluster: ClusterSpec, mc: MiniCluster, grid: Grid,
                 out: Path, seed: int = 0, pool: WorkerPool | None = None, progress: bool = True) -> pd.DataFrame:
     """Time every point on the mini-cluster (all rounds at once) and write the table to `out`."""
-    check(mc.num_workers >= 2, "cluster.num_gpus", "the profiler needs >= 2 workers (collectives)")
     own = pool is None
     pool = pool or WorkerPool(mc)
     try:

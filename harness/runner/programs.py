@@ -270,3 +270,18 @@ def prepare(ctx, payload: tuple[ModelSpec, int, str]) -> None:
     for tp, r in ((1, 0), (ctx.world, ctx.rank)):
         if spec.num_heads % tp == 0 and spec.ffn_size % tp == 0:
             cached_weights(ctx, spec, seed, tp, r, dtype)
+
+
+def device_report(ctx, reset: bool) -> dict:
+    """This worker's device: name, memory, torch / CUDA versions, and (CUDA) the peak memory
+    allocated since the last reset; `reset`: start a new peak (before a run)."""
+    import platform
+    out = {"device": ctx.device, "torch": torch.__version__, "cuda": torch.version.cuda,
+           "name": platform.processor() or platform.machine(), "memory_bytes": None, "peak_allocated_bytes": None}
+    if ctx.cluster.device == "cuda":
+        props = torch.cuda.get_device_properties(ctx.device)
+        out |= {"name": props.name, "memory_bytes": int(props.total_memory),
+                "peak_allocated_bytes": int(torch.cuda.max_memory_allocated(ctx.device))}
+        if reset:
+            torch.cuda.reset_peak_memory_stats(ctx.device)
+    return out

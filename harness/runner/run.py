@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from harness.engine.pool import WorkerFailure, WorkerPool, run_job
+from harness.engine.weights import check_dtype
 from harness.errors import UserError
 from harness.policies.base import Plan
 from harness.profiler.disturbance import CpuMeter, Disturbance
@@ -188,6 +189,7 @@ def execute(pool: WorkerPool, plan: Plan, spec: ModelSpec, reqs: Requests, seed:
             desc: str = "", adjust: RuntimeAdjustment = OFF, workload: Workload | None = None) -> RunResult:
     """Run `plan` on `reqs`; a worker failure returns the finished requests and the error.
     `adjust` (enabled): runtime adjustment, its targets from `workload` (module docstring)."""
+    check_dtype(dtype, pool.mc.device)
     job = plan_job(plan, spec, reqs, seed, dtype, record_tokens, adjust=adjust, workload=workload)
     if workers_needed(job) > pool.mc.num_workers:
         raise UserError(f"runner: the plan needs {workers_needed(job)} workers, the mini-cluster has "

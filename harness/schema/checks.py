@@ -16,7 +16,8 @@ from harness.schema.types import Fidelity, FidelityConfig, ModelFields
 
 SIMULATORS = ("expected", "discrete-event")
 SEARCH_METHODS = ("branch-and-bound", "exhaustive")
-DEVICES, BACKENDS, DTYPES = ("cpu", "cuda"), ("gloo", "nccl"), ("float32", "float64")
+DEVICES, BACKENDS, DTYPES = ("cpu", "cuda"), ("gloo", "nccl"), ("float32", "float64", "float16")
+CPU_DTYPES = ("float32", "float64")      # float16: runner.device=cuda only (harness.engine.weights.check_dtype)
 FIDELITY_SIZES = ("tiny", "full", "large")
 
 
@@ -124,6 +125,9 @@ def check_runner(d: dict) -> None:
     one_of(d, "runner.", "device", DEVICES)
     one_of(d, "runner.", "backend", BACKENDS)
     one_of(d, "runner.", "dtype", DTYPES)
+    if d["device"] == "cpu" and d["dtype"] not in CPU_DTYPES:
+        raise UserError(f"runner.dtype: '{d['dtype']}' is not supported on runner.device=cpu; "
+                        f"allowed: {', '.join(CPU_DTYPES)} (float16 needs runner.device=cuda)")
     at_least(d, "runner.", "threads_per_worker", 1)
     at_least(d, "runner.", "num_requests", 1)
     boolean(d, "runner.", "progress")

@@ -99,14 +99,14 @@ def configs_from(entries) -> list[Config]:
 
 
 def _measure(pool: WorkerPool, plan, spec: ModelSpec, reqs, seed: int, progress: bool, label: str,
-             attempts: int = 3, pause_s: float = 3.0, record_tokens: bool = False):
+             attempts: int = 3, pause_s: float = 3.0, record_tokens: bool = False, dtype: str = "float32"):
     """A real run, repeated (after a pause) while other processes disturbed it, up to
     `attempts` runs; the least disturbed one is kept. Returns (result, repeated?)."""
-    best = execute(pool, plan, spec, reqs, seed, progress=progress, desc=label, record_tokens=record_tokens)
+    best = execute(pool, plan, spec, reqs, seed, dtype, progress=progress, desc=label, record_tokens=record_tokens)
     tries = 1
     while (not best.error and best.disturbance.other_cores > DISTURBED_CORES and tries < attempts):
         time.sleep(pause_s)
-        again = execute(pool, plan, spec, reqs, seed, progress=progress, desc=f"{label} (again)",
+        again = execute(pool, plan, spec, reqs, seed, dtype, progress=progress, desc=f"{label} (again)",
                         record_tokens=record_tokens)
         tries += 1
         if again.error or again.disturbance.other_cores < best.disturbance.other_cores:
@@ -141,16 +141,17 @@ def _row(cfg: Config, plan, res, remeasured: bool, reqs, workload, cost, spec: M
 
 class Pools:
     """One warm worker pool per model (weights built once, shared by its profile, its
-    configurations, the ctranslate2 comparison and the ratio); rebuilt after a failure."""
+    configurations, the ctranslate2 comparison and the ratio); rebuilt after a failure.
+    `dtype`: the weights' precision (runner.dtype; the fidelity study's is float32)."""
 
-    def __init__(self, mc: MiniCluster) -> None:
-        self.mc, self.pool, self.model = mc, None, None
+    def __init__(self, mc: MiniCluster, dtype: str = "float32") -> None:
+        self.mc, self.pool, self.model, self.dtype = mc, None, None, dtype
 
     def get(self, spec: ModelSpec, seed: int) -> WorkerPool:
         if self.pool is None or self.model != spec.name or not all(p.is_alive() for p in self.pool.procs):
             self.close()
             self.pool = WorkerPool(self.mc)
-            run_job(self.pool, "harness.runner.programs:prepare", (spec, seed, "float32"))
+            run_job(self.pool, "harness.runner.programs:prepare", (spec, seed, self.dtype))
             self.model = spec.name
         return self.pool
 
