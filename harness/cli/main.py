@@ -134,13 +134,19 @@ def data(overrides: list[str]) -> None:
     body(overrides)
 
 
+def engines(overrides: list[str]) -> None:
+    """Our engine vs ctranslate2 at the same batch, precision and cores; where a step's time goes; token differences; JSON."""
+    from harness.cli.real import engines as body
+    print(json.dumps(body(overrides), indent=2, default=str))
+
+
 def decide(overrides: list[str]) -> None:
     """Decision fidelity: does the simulator's chosen schedule win for real? (regret, Kendall tau, bound attainment); JSON."""
     from harness.cli.real import decide as body
     print(json.dumps(body(overrides), indent=2, default=str))
 
 
-COMMANDS: dict[str, Callable[[list[str]], None]] = {"data": data, "decide": decide, "show": show, "calibrate": calibrate, "attribute": attribute,
+COMMANDS: dict[str, Callable[[list[str]], None]] = {"data": data, "decide": decide, "engines": engines, "show": show, "calibrate": calibrate, "attribute": attribute,
                                                      "memory": memory, "equal-throughput": equal_throughput,
                                                      "estimate": estimate, "bounds": bounds, "search": search,
                                                      "monotonicity": monotonicity, "case-study": case_study,

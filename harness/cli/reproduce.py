@@ -37,6 +37,8 @@ FULL = (
     # Decision fidelity: the search's candidates run for real (8 scenarios x 3 passes, the
     # smallest form issue 20 asks for; about 8 min here).
     ("decide", ["decide"]),
+    # Our engine vs ctranslate2 at the same batch, precision and cores (opt-20m, 2 rounds; ~2 min).
+    ("engines", ["engines", "experiment=engines_tiny"]),
     # Baselines (issue 17): §7 Fig. 7 (FT vs DSI, vLLM, ORCA) and ExeGPT vs modern schedulers.
     ("fig7", ["modern", "experiment=fig7"]),
     ("modern", ["modern", "experiment=modern"]),

@@ -210,13 +210,58 @@ def embed_step(w: Weights, tokens: torch.Tensor, positions: torch.Tensor) -> tor
     return x[:, None]
 
 
+GROW_SLOTS = 32   # spare cache slots allocated when a cache buffer is full (amortised append)
+
+
+def _room(cache: torch.Tensor) -> int:
+    """Free slots to the right of `cache` [B, h, n, hd] inside the buffer it is a view of
+    (0 unless it is a column slice of a [B, h, C, hd] buffer that `append_slots` made)."""
+    b, h, n, d = cache.shape
+    s0, s1, s2, s3 = cache.stride()
+    if s3 != 1 or s2 != d or s1 % d or (h > 1 and s0 != h * s1) or b * h == 0:
+        return 0
+    cap, off = s1 // d, cache.storage_offset()
+    col0 = off // d
+    room = cap - col0 - n
+    need = (off + (b - 1) * s0 + (h - 1) * s1 + cap * d - col0 * d) * cache.element_size()
+    return room if off < s1 and room > 0 and cache.untyped_storage().nbytes() >= need else 0
+
+
+def append_slots(cache: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """`cache` [B, h, n, hd] + `new` [B, h, c, hd] -> [B, h, n + c, hd]. Written in place when
+    the buffer behind `cache` has room, else into a new buffer with GROW_SLOTS spare slots:
+    the copy of the whole cache a concatenation makes every step happens once every
+    GROW_SLOTS steps (a preallocated KV cache, as FT and ExeGPT's XRunner keep, §2). Each
+    step's cache is a view, so two states must not append to views of one buffer (every
+    state the engine makes — select, concat, state_part, a received state — is a copy)."""
+    b, h, n, d = cache.shape
+    c = new.shape[2]
+    if _room(cache) >= c:
+        out = cache.as_strided((b, h, n + c, d), cache.stride(), cache.storage_offset())
+        out[:, :, n:].copy_(new)
+        return out
+    buf = cache.new_empty((b, h, n + c + GROW_SLOTS, d))
+    buf[:, :, :n].copy_(cache)
+    buf[:, :, n:n + c].copy_(new)
+    return buf[:, :, :n + c]
+
+
+def reserve(cache: torch.Tensor, slots: int = GROW_SLOTS) -> torch.Tensor:
+    """`cache` as a view of a buffer with `slots` free slots on the right (what a running
+    cache has between `append_slots` reallocations; the profiler's steady state)."""
+    b, h, n, d = cache.shape
+    buf = cache.new_empty((b, h, n + slots, d))
+    buf[:, :, :n].copy_(cache)
+    return buf[:, :, :n]
+
+
 def step_block(w: Weights, lay: Layer, x: torch.Tensor, kc: torch.Tensor, vc: torch.Tensor,
                mask: torch.Tensor, ck, cv, cmask, ar: AllReduce):
     a, hd = lay.attn, w.head_dim
     h = norm(x, lay.ln1)
     q = _heads(F.linear(h, a.wq, a.bq), hd)
-    kc = torch.cat((kc, _heads(F.linear(h, a.wk, a.bk), hd)), 2)
-    vc = torch.cat((vc, _heads(F.linear(h, a.wv, a.bv), hd)), 2)
+    kc = append_slots(kc, _heads(F.linear(h, a.wk, a.bk), hd))
+    vc = append_slots(vc, _heads(F.linear(h, a.wv, a.bv), hd))
     x = x + _out(a, F.scaled_dot_product_attention(q, kc, vc, attn_mask=mask, scale=w.attn_scale), ar)
     if lay.cross is not None:
         c = lay.cross

@@ -19,6 +19,7 @@ import pandas as pd
 from harness.figures.attribution import causes
 from harness.figures.curves import latency_throughput
 from harness.figures.decide import decide_section
+from harness.figures.engines import engines_section
 from harness.figures.fidelity import fidelity_section
 from harness.figures.frame import (
     POLICY_LABELS,
@@ -227,7 +228,7 @@ def report_markdown(runs_dir: Path) -> str:
     if case is not None:
         lines += ["## Table 6: OPT-13B task S case study", "", table6_markdown(case, bounds), ""]
     lines += _study_sections(Path(runs_dir)) + modern_sections(Path(runs_dir)) + fidelity_section(Path(runs_dir))
-    lines += decide_section(Path(runs_dir))
+    lines += decide_section(Path(runs_dir)) + engines_section(Path(runs_dir))
     return "\n".join(lines)
 
 
