@@ -64,8 +64,10 @@ def _rng_tokens(spec: ModelSpec, n: int) -> list[int]:
 
 def _state(S: StageModel, b: int, ctx_len: int, input_len: int, layers: int) -> SeqState:
     w, dt = S.w, S.dtype
-    k = [torch.randn(b, w.local_heads, ctx_len, w.head_dim, dtype=dt) for _ in range(layers)]
-    v = [torch.randn(b, w.local_heads, ctx_len, w.head_dim, dtype=dt) for _ in range(layers)]
+    # caches with spare slots, as a running cache has (layers.append_slots): a decode point
+    # times the in-place append the runner makes on all but one step in GROW_SLOTS
+    k = [L.reserve(torch.randn(b, w.local_heads, ctx_len, w.head_dim, dtype=dt)) for _ in range(layers)]
+    v = [L.reserve(torch.randn(b, w.local_heads, ctx_len, w.head_dim, dtype=dt)) for _ in range(layers)]
     valid = torch.ones(b, ctx_len, dtype=torch.bool)
     pos = torch.arange(ctx_len).expand(b, ctx_len).clone()
     st = SeqState(list(range(b)), k, v, valid, pos, torch.full((b,), ctx_len, dtype=torch.long))
