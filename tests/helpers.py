@@ -124,6 +124,7 @@ def synthetic_profile(model, cluster, path: Path) -> None:
     for p in points(g, model):
         t = {"encode_layer": 1e-3 + 1e-5 * p.batch_size * p.length,
              "decode_layer": 1e-3 + 1e-4 * p.batch_size + 1e-6 * p.batch_size * p.length,
+             "decode_pipe": 1e-3 + 1e-4 * p.batch_size + 1e-6 * p.batch_size * p.length,   # = decode_layer
              "kv_select": 2e-5 + 1e-7 * p.batch_size * p.length, "kv_join": 4e-5 + 2e-7 * p.batch_size * p.length,
              "cross_kv": 2e-6 * p.batch_size * p.length, "lm_head": 5e-4 + 1e-5 * p.batch_size,
              "allreduce": 1e-4 + p.message_bytes * 1e-9, "p2p": 5e-5 + p.message_bytes * 1e-9}[p.op]

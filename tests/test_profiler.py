@@ -25,8 +25,8 @@ from harness.simulator.expected import evaluate
 
 def test_every_profile_op_has_a_timing_and_the_grid_makes_only_those() -> None:
     from harness.cost_model.profiled import PROFILE_OPS
-    from harness.profiler.bench import COMM_OPS, LAYER_OPS
-    assert sorted([*LAYER_OPS, *COMM_OPS]) == sorted(PROFILE_OPS)
+    from harness.profiler.bench import COMM_OPS, LAYER_OPS, PIPE_OPS
+    assert sorted([*LAYER_OPS, *COMM_OPS, *PIPE_OPS]) == sorted(PROFILE_OPS)
     for m in ("opt-20m", "t5-20m"):
         s = scenario(f"model={m}")
         ops = {p.op for p in points(build_grid(GRID, s.model, s.cluster), s.model)}

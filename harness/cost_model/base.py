@@ -108,3 +108,12 @@ def mixed_layer_from_phases(cm: CostModel, model: ModelSpec, decode_batch: int, 
         return whole
     dec = cm.decode_layer(model, decode_batch, context_len, tp_degree)
     return LayerTime(dec.compute_s + whole.compute_s, dec.comm_s + whole.comm_s)
+
+
+def stage_decode_layer(cm, model: ModelSpec, batch_size: int, context_len: float, tp_degree: int,
+                       input_len: float = 0.0, pipelined: bool = False) -> LayerTime:
+    """A decoder layer of one stage: a stage of a pipeline (`pipelined`: it holds part of the
+    decoder, a neighbour sends to it) is priced by the cost model's `pipelined_decode_layer`
+    where it has one (the profiled model: measured inside a pipeline), else `decode_layer`."""
+    price = getattr(cm, "pipelined_decode_layer", None) if pipelined else None
+    return (price or cm.decode_layer)(model, batch_size, context_len, tp_degree, input_len)

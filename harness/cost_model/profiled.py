@@ -17,6 +17,8 @@ columns. The model interpolates the medians:
 - cross_kv(b, L) (T5) and lm_head(b): the same token / batch interpolation.
 - mixed_layer (chunked prefill): base.mixed_layer_from_phases, decode plus the chunk's prefill
   increment, unfused (the profile has no hybrid step).
+- decode_pipe(b, context[, input]): a decoder layer of a 2-stage pipeline's stage, timed inside
+  one (`pipelined_decode_layer`; the stages of a pipeline are priced with it, `base.stage_decode_layer`).
 - kv_select / kv_join(b, context[, input]): the runner's cache rewrite when queries leave
   (compaction) or join, interpolated like decode_layer (`kv_copy_s`).
 - allreduce / p2p: log-log interpolation in the message size; kv_transfer = p2p of the
@@ -44,7 +46,8 @@ from harness.specs.hardware import ClusterSpec
 from harness.specs.models import ModelSpec
 
 KV_TENSORS_PER_LAYER = 2
-PROFILE_OPS = ("encode_layer", "decode_layer", "kv_select", "kv_join", "cross_kv", "lm_head", "allreduce", "p2p")
+PROFILE_OPS = ("encode_layer", "decode_layer", "decode_pipe", "kv_select", "kv_join", "cross_kv", "lm_head",
+               "allreduce", "p2p")
 
 
 def default_profile_dir() -> Path:
@@ -130,6 +133,7 @@ class ProfiledCostModel:
     profile_dir: Path = field(default_factory=default_profile_dir)
     kv_receive_blocks: bool = True     # the runner's WAA hand-over: a blocking gloo receive
     cross_kv_on_encoder: bool = True   # the runner's WAA encode worker projects T5's cross K/V
+    contention_aware: bool = True      # a pipeline stage's decode priced from `decode_pipe` points
     id: str = field(init=False)
     _tables: dict = field(init=False, repr=False)
     _memo: dict = field(init=False, repr=False)
@@ -168,6 +172,21 @@ class ProfiledCostModel:
             n_ar = 3 if model.is_encoder_decoder else 2
             comm = min(self._comm(model, batch_size, n_ar, tp_degree), total)
             hit = self._memo[key] = LayerTime(total - comm, comm)
+        return hit
+
+    def pipelined_decode_layer(self, model: ModelSpec, batch_size: int, context_len: float, tp_degree: int,
+                               input_len: float = 0.0) -> LayerTime:
+        """One decoder layer of a stage of a pipeline, timed under the condition it meets in a run
+        (`decode_pipe`: both workers on their own stage, the neighbour's message arriving;
+        harness/profiler/bench.py). Falls back to `decode_layer` (both workers running the whole
+        stack, barrier-aligned) at TP > 1, for a profile without those points, or with
+        `contention_aware` off (the profile as it was before, for comparison)."""
+        if not (self.contention_aware and tp_degree == 1 and self.tables(model).has("decode_pipe")):
+            return self.decode_layer(model, batch_size, context_len, tp_degree, input_len)
+        key = ("dp", model.name, batch_size, context_len, input_len)
+        if (hit := self._memo.get(key)) is None:
+            hit = self._memo[key] = LayerTime(max(self._grid(model, "decode_pipe", batch_size, context_len, 1,
+                                                             input_len), 1e-7), 0.0)
         return hit
 
     def with_engine(self, engine: str) -> ProfiledCostModel:

@@ -17,6 +17,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+from harness.results.markdown import markdown_table
+
 PANELS = (("real_throughput_seq_s", "sim_throughput_seq_s", "throughput (seq/s)"),
           ("real_latency_p99len_s", "sim_latency_p99len_s", "p99-length latency (s)"))
 
@@ -53,6 +55,7 @@ def scatter(df: pd.DataFrame) -> Figure:
 
 # ---- REPORT.md's section (harness/figures/report.py) ---------------------------------------------
 PREDICTOR_LABELS = {"discrete-event": "discrete-event (same requests)",
+                    "discrete-event, isolated profile": "discrete-event, profile before contention-aware points",
                     "expected-value": "expected-value (steady state)",
                     "drift-scaled": "discrete-event x the run's speed drift (diagnostic)"}
 
@@ -76,6 +79,23 @@ def _floor_rows(s: dict) -> list[dict]:
              **{f"{st}_verdict": verdict(s.get(f"sim_per_run_{st}_abs_err_{m}"), s.get(f"floor_{st}_abs_err_{m}"))
                 for st in ("median", "max")}}
             for m in ("throughput", "latency")]
+
+
+def _drift_table(s: dict) -> list[str]:
+    """Per kind of run, the median speed drift against the profile before and after its
+    contention-aware points (studies/fidelity.py `drift_by_kind`); nothing for older summaries."""
+    rows = s.get("drift_by_kind") or []
+    if not rows:
+        return []
+    d = pd.DataFrame(rows)
+    show = pd.DataFrame({"policy": d.policy.str.upper(), "decode layout": d.decode_layout, "runs": d.runs,
+                         "median drift, whole-stack profile (before)": d.drift_before.map("{:.3f}".format),
+                         "median drift, contention-aware profile (after)": d.drift_after.map("{:.3f}".format),
+                         "within +-5% of 1 (after)": d.within_band_after.map({True: "yes", False: "no"})})
+    return ["Speed drift by kind of run (measured / profiled time of the run's own decode calls, "
+            "harness/runner/drift.py), the same runs priced by the profile's whole-stack points (before) and "
+            "with a pipeline stage priced from points timed inside a 2-stage pipeline (after, `decode_pipe`):", "",
+            markdown_table(show), ""]
 
 
 def _beside(err, verdict: str) -> str:
@@ -165,7 +185,6 @@ def fidelity_section(runs_dir) -> list[str]:
     import json
     from pathlib import Path
 
-    from harness.results.markdown import markdown_table
     from harness.studies.floor import TARGET_MAX_ABS_ERR
     runs_dir = Path(runs_dir)
     path = next((p for size in ("full", "large", "tiny")
@@ -189,7 +208,7 @@ def fidelity_section(runs_dir) -> list[str]:
         out += [f"{s.get('hindsight_over_target_throughput')} (throughput) and {s.get('hindsight_over_target_latency')} "
                 f"(latency) of {s.get('floor_configs')} configurations ran so unevenly that no prediction is within "
                 f"{100 * TARGET_MAX_ABS_ERR:.0f}% of all their runs: the absolute target is not reachable here.", ""]
-    out += _kept_table(s)
+    out += _kept_table(s) + _drift_table(s)
     if (runs_dir / "fidelity" / f"fidelity-{size}.png").exists():
         out += [f"![fidelity](fidelity/fidelity-{size}.png)", ""]
     return out + (_ratio_line(s["ft_ratio"]) if s.get("ft_ratio") else [])

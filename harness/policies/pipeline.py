@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from harness.cost_model.base import CostModel, mixed_layer_from_phases
+from harness.cost_model.base import CostModel, mixed_layer_from_phases, stage_decode_layer
 from harness.cost_model.memory import StageShard
 from harness.errors import UserError
 from harness.specs.models import ModelSpec
@@ -101,7 +101,8 @@ def stage_decode_s(cm: CostModel, model: ModelSpec, st: Stage, batch: float, con
     if batch <= 0 or st.decoder_layers <= 0:
         return 0.0
     b = max(1, round(batch))
-    t = st.decoder_layers * cm.decode_layer(model, b, context_len, st.tp_degree, input_len).total_s
+    piped = st.decoder_layers < model.num_decoder_layers      # a neighbour stage holds the rest
+    t = st.decoder_layers * stage_decode_layer(cm, model, b, context_len, st.tp_degree, input_len, piped).total_s
     if st.last:
         t += cm.lm_head_s(model, b, st.tp_degree)
     else:

@@ -26,7 +26,7 @@ import torch.distributed as dist
 from harness.engine import layers as L
 from harness.engine.layers import SeqState
 from harness.engine.links import StageDef, groups_for
-from harness.engine.stage import StageModel, StageSlice
+from harness.engine.stage import StageModel, StageSlice, split_layers
 from harness.engine.timing import now
 from harness.engine.weights import DTYPES, cached_weights
 from harness.profiler.disturbance import CpuMeter
@@ -120,6 +120,36 @@ def _decode_op(S: StageModel, p: Point, ar):
     return dec, n
 
 
+def _decode_pipe_op(ctx, job: ProfileJob, p: Point, models: dict):
+    """A decoding step of this rank's stage of a 2-stage pipeline (ranks 0 and 1 each hold half
+    the decoder, as RRA at TP 1 on two workers): the neighbour's activation is received on a
+    receive posted before the step and this stage's sent after it, as the runner's posted
+    receives do (harness.engine.links), so the step runs while the other worker runs its own
+    stage and its message arrives. Returns the step's own time (not the exchange) per layer."""
+    if ctx.rank >= 2:
+        return (lambda: None), 1
+    full = _stage_model(ctx, job, 1, models)
+    lo, hi = split_layers(len(full.w.decoder), [1.0, 1.0])[ctx.rank]
+    S = StageModel(full.w, StageSlice(0, 0, lo, hi, ctx.rank == 0, ctx.rank == 1), full.dtype)
+    st = _state(S, p.batch_size, p.length, p.input_len, len(S.dec))
+    keep = (list(st.k), list(st.v), st.valid, st.pos, st.next_pos)
+    x = torch.randn(p.batch_size, 1, S.w.spec.hidden_size, dtype=S.dtype)
+    buf = torch.empty_like(x)
+
+    def dec() -> float:
+        st.k, st.v = list(keep[0]), list(keep[1])
+        st.valid, st.pos, st.next_pos = keep[2], keep[3], keep[4]
+        rq = dist.irecv(buf, 1 - ctx.rank)
+        t = now()
+        y = L.decode_stage(S.w, S.dec, st, x, L.no_allreduce)
+        dt = now() - t
+        sq = dist.isend(y.contiguous(), 1 - ctx.rank)
+        rq.wait()
+        sq.wait()
+        return dt
+    return dec, len(S.dec)
+
+
 def _kv_select_op(S: StageModel, p: Point, ar):
     """Compaction: b + 1 sequences -> b (one query left)."""
     st = _state(S, p.batch_size + 1, p.length, p.input_len, len(S.dec))
@@ -152,7 +182,8 @@ def _lm_head_op(S: StageModel, p: Point, ar):
 
 LAYER_OPS = {"encode_layer": _encode_op, "decode_layer": _decode_op, "kv_select": _kv_select_op,
              "kv_join": _kv_join_op, "cross_kv": _cross_kv_op, "lm_head": _lm_head_op}
-COMM_OPS = ("allreduce", "p2p")          # with LAYER_OPS: every op of a profile (PROFILE_OPS)
+COMM_OPS = ("allreduce", "p2p")          # with LAYER_OPS, PIPE_OPS: every op of a profile (PROFILE_OPS)
+PIPE_OPS = ("decode_pipe",)              # timed inside a 2-stage pipeline (`_decode_pipe_op`)
 
 
 def _stage_model(ctx, job: ProfileJob, tp: int, models: dict) -> StageModel:
@@ -171,6 +202,8 @@ def _op(ctx, job: ProfileJob, p: Point, models: dict, groups: dict):
     tp = p.tp_degree
     if p.op in COMM_OPS:
         return _comm_op(ctx, p)
+    if p.op in PIPE_OPS:
+        return _decode_pipe_op(ctx, job, p, models)
     if p.op not in LAYER_OPS:
         raise ValueError(f"unknown op {p.op}")
     if ctx.rank >= tp:                # a rank outside the TP group idles at this point
@@ -218,8 +251,9 @@ def profile_job(ctx, job: ProfileJob) -> dict | None:
                 for _ in range(COMM_BURST if job.points[i].op in COMM_OPS else 1):
                     dist.barrier()
                     t = now()
-                    fn()
-                    got[i].append((now() - t) / per)
+                    own = fn()
+                    dt = now() - t
+                    got[i].append((own if type(own) is float else dt) / per)   # a pipeline step: its own time
         flag[0] = float(meter.result.disturbed)
         dist.broadcast(flag, 0)
         if flag[0] and extra < job.attempts - 1:

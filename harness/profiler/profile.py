@@ -94,6 +94,8 @@ def points(g: Grid, model: ModelSpec, workers: int = 2) -> list[Point]:
                 out += [Point("cross_kv", tp, b, n) for n in g.encode_lengths if b * n <= g.max_encode_tokens]
     out += [Point("lm_head", 1, b) for b in g.batch_sizes]
     if workers >= 2:
+        if 1 in g.tp_degrees:            # a stage of a 2-stage pipeline (RRA at TP 1 on two workers)
+            out += [Point("decode_pipe", 1, b, c, i) for b in g.batch_sizes for c in g.decode_contexts for i in inputs]
         out += [Point("allreduce", 2, message_bytes=m) for m in g.message_bytes]
         out += [Point("p2p", 1, message_bytes=m) for m in g.message_bytes]
     return out

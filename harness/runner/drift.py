@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from harness.cost_model.base import stage_decode_layer
 from harness.specs.models import ModelSpec
 
 CALL_COLUMNS = ("rank", "batch", "cached_len", "input_len", "layers", "tp_degree", "seconds")
@@ -29,9 +30,22 @@ _B, _CACHED, _INPUT, _LAYERS, _TP, _SECONDS = (CALL_COLUMNS.index(c) for c in CA
 
 
 def predicted_s(cost, spec: ModelSpec, calls: np.ndarray) -> np.ndarray:
-    """The profiled time of every call: its layers times one decode layer at its shape."""
-    return np.array([c[_LAYERS] * cost.decode_layer(spec, int(c[_B]), float(c[_CACHED]), int(c[_TP]),
-                                                    float(c[_INPUT])).total_s for c in calls])
+    """The profiled time of every call: its layers times one decode layer at its shape (a call
+    on part of the decoder is a pipeline stage's: `stage_decode_layer`, as the simulators price it)."""
+    return np.array([c[_LAYERS] * stage_decode_layer(cost, spec, int(c[_B]), float(c[_CACHED]), int(c[_TP]),
+                                                     float(c[_INPUT]), c[_LAYERS] < spec.num_decoder_layers).total_s
+                     for c in calls])
+
+
+def decode_layout(spec: ModelSpec, calls: np.ndarray) -> str:
+    """How a run decoded, from its calls: "TP <k>", "2-stage pipeline" (calls on part of the
+    decoder at TP 1) or "whole stack" (TP 1); "" without calls."""
+    if len(calls) == 0:
+        return ""
+    tp = int(calls[:, _TP].max())
+    if tp > 1:
+        return f"TP {tp}"
+    return "2-stage pipeline" if (calls[:, _LAYERS] < spec.num_decoder_layers).any() else "whole stack"
 
 
 def speed_drift(cost, spec: ModelSpec, calls: np.ndarray) -> float:

@@ -42,7 +42,7 @@ from harness.policies import EXEGPT_POLICIES, Context, get_policy
 from harness.profiler.disturbance import DISTURBED_CORES
 from harness.profiler.profile import Grid, ProfileSession
 from harness.runner.baseline import BATCH, TASK, compare_ct2
-from harness.runner.drift import speed_drift
+from harness.runner.drift import decode_layout, speed_drift
 from harness.runner.run import RunResult, execute, plan_job
 from harness.schema.checks import (
     FIDELITY_SIZES,  # the grids of harness/conf/experiment/fidelity_<size>.yaml
@@ -211,7 +211,22 @@ def _run_passes(jobs: list, pools: Pools, seed: int, progress: bool, repeats: in
     return runs, failed
 
 
-def _config_row(job: tuple, plan, runs: list, cost: ProfiledCostModel, seed: int) -> tuple[dict, RunResult]:
+def _isolated(row: dict, plan, res: RunResult, reqs, cost: ProfiledCostModel, spec: ModelSpec) -> dict:
+    """The same run scored with the profile priced as before contention-aware profiling
+    (`contention_aware=False`: every decode priced from whole-stack points): `*_isolated`."""
+    if res.metrics is None:
+        return {}
+    sim = simulate(plan, reqs).metrics
+    return {"decode_layout": decode_layout(spec, res.decode_calls),
+            "sim_throughput_seq_s_isolated": sim.throughput_seq_s,
+            "err_throughput_isolated": sim.throughput_seq_s / res.metrics.throughput_seq_s - 1,
+            "sim_latency_p99len_s_isolated": sim.latency_p99len_s,
+            "err_latency_isolated": sim.latency_p99len_s / res.metrics.latency_p99len_s - 1,
+            "speed_drift_isolated": speed_drift(cost, spec, res.decode_calls)}
+
+
+def _config_row(job: tuple, plan, runs: list, cost: ProfiledCostModel, seed: int,
+                iso: tuple | None = None) -> tuple[dict, RunResult]:
     """A configuration's row of the table from its runs: the median-throughput run, scored
     with the plan made on the final profile where it schedules the work the executed one did
     (`replanned`), else with the executed plan; and that run."""
@@ -221,6 +236,8 @@ def _config_row(job: tuple, plan, runs: list, cost: ProfiledCostModel, seed: int
     done.sort(key=lambda r: r[0].metrics.throughput_seq_s if r[0].metrics else 0.0)
     res, again, _k = done[len(done) // 2]
     row = _row(cfg, plan if same else ran, res, again, reqs, wl, cost, spec)
+    if iso is not None:                      # (plan on the isolated pricing, that cost model)
+        row |= _isolated(row, iso[0], res, reqs, iso[1], spec)
     thr = [r[0].metrics.throughput_seq_s for r in runs if r[0].metrics is not None]
     row |= {"repeats": len(runs), "real_throughput_runs": " ".join(f"{x:.3f}" for x in thr),
             "real_throughput_spread": (max(thr) / min(thr) - 1) if thr else math.nan,
@@ -229,15 +246,38 @@ def _config_row(job: tuple, plan, runs: list, cost: ProfiledCostModel, seed: int
 
 
 def _run_rows(cfg: Config, spec: ModelSpec, runs: list, kept: RunResult, row: dict,
-              cost: ProfiledCostModel) -> list[dict]:
+              cost: ProfiledCostModel, iso_cost: ProfiledCostModel | None = None) -> list[dict]:
     """One row per real run of a configuration that has metrics (the per-run table)."""
     return [{"config": cfg.label, "model": cfg.model, "task": cfg.task, "policy": cfg.policy, "pass": k,
              "kept": r is kept, "other_cores": r.disturbance.other_cores,
              "real_throughput_seq_s": r.metrics.throughput_seq_s, "real_latency_p99len_s": r.metrics.latency_p99len_s,
              "sim_throughput_seq_s": row["sim_throughput_seq_s"], "sim_latency_p99len_s": row["sim_latency_p99len_s"],
              "ev_throughput_seq_s": row["ev_throughput_seq_s"], "ev_latency_s": row["ev_latency_s"],
-             "speed_drift": row["speed_drift"] if r is kept else speed_drift(cost, spec, r.decode_calls)}
+             "speed_drift": row["speed_drift"] if r is kept else speed_drift(cost, spec, r.decode_calls),
+             **{c: row[c] for c in ISOLATED_RUN_COLUMNS if c in row},
+             **({"speed_drift_isolated": speed_drift(iso_cost, spec, r.decode_calls)} if iso_cost else {})}
             for r, _again, k in runs if r.metrics is not None]
+
+
+ISOLATED_RUN_COLUMNS = ("decode_layout", "sim_throughput_seq_s_isolated", "sim_latency_p99len_s_isolated")
+
+
+def drift_by_kind(runs: pd.DataFrame) -> list[dict]:
+    """Per kind of run (policy x decode layout): the median speed drift of its runs against the
+    profile priced as before (`speed_drift_isolated`: every decode priced from whole-stack points)
+    and contention-aware (`speed_drift`), and whether it is within DRIFT_BAND of 1 (issue 20)."""
+    if runs.empty or "speed_drift_isolated" not in runs or "decode_layout" not in runs:
+        return []
+    out = []
+    for (pol, lay), g in runs.groupby(["policy", "decode_layout"], sort=True):
+        before, after = float(g.speed_drift_isolated.median()), float(g.speed_drift.median())
+        out.append({"policy": pol, "decode_layout": lay, "runs": int(len(g)), "configs": int(g.config.nunique()),
+                    "drift_before": before, "drift_after": after,
+                    "within_band_after": abs(after - 1) <= DRIFT_BAND})
+    return out
+
+
+DRIFT_BAND = 0.05      # issue 20: every kind's median drift within +-5% of 1
 
 
 def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: ClusterSpec, pools: Pools,
@@ -262,18 +302,20 @@ def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: Cluste
         profile.write(profile_path(profile_dir, profile.model, cluster))
     cost = ProfiledCostModel(cluster, profile_dir)          # the final table: plans and drift
     final = _plan_all(cfgs, specs, cluster, cost, seed)
+    cost_iso = ProfiledCostModel(cluster, profile_dir, contention_aware=False)
+    iso = _plan_all(cfgs, specs, cluster, cost_iso, seed)
     rows, refs, per_run = [], {}, []
-    for i, (job, (*_, plan, _r)) in enumerate(zip(jobs, final, strict=True)):
+    for i, (job, (*_, plan, _r), (*_, plan_iso, _q)) in enumerate(zip(jobs, final, iso, strict=True)):
         cfg, spec, *_ = job
         if i in failed and not runs[i]:
             rows.append({"model": cfg.model, "task": cfg.task, "policy": cfg.policy, "status": "failed",
                          "error": failed[i]})
             continue
-        row, kept = _config_row(job, plan, runs[i], cost, seed)
+        row, kept = _config_row(job, plan, runs[i], cost, seed, (plan_iso, cost_iso))
         if not kept.error and is_ct2_reference(cfg):
             refs[cfg.model] = (kept, job[4])
         rows.append(row)
-        per_run += _run_rows(cfg, spec, runs[i], kept, row, cost)
+        per_run += _run_rows(cfg, spec, runs[i], kept, row, cost, cost_iso)
     return pd.DataFrame(rows), refs, pd.DataFrame(per_run)
 
 
@@ -281,7 +323,7 @@ def summary(df: pd.DataFrame) -> dict:
     ok = df[df.status == "ok"]
     out = {"configs": int(len(df)), "ok": int(len(ok)), "disturbed": int(ok.disturbed.sum())}
     for col in ("err_throughput", "err_latency", "ev_err_throughput", "ev_err_latency",
-                "err_throughput_drift", "err_latency_drift"):
+                "err_throughput_drift", "err_latency_drift", "err_throughput_isolated", "err_latency_isolated"):
         a = ok[col].abs() if col in ok else pd.Series(dtype=float)
         out[f"median_abs_{col}"] = float(a.median()) if len(a) else math.nan
         out[f"max_abs_{col}"] = float(a.max()) if len(a) else math.nan
@@ -437,5 +479,5 @@ def run(st: Settings, specs: dict[str, ModelSpec], grids: dict[str, Grid], clust
     df, runs = pd.concat(tables, ignore_index=True), pd.concat(run_tables, ignore_index=True)
     head = {"size": st.size, "repeats": st.repeats, "profiled_now": profiled,
             "profile_s": round(sum(v for k, v in clock.seconds.items() if k.endswith("_profile")), 1),
-            **summary(df), **floor(runs), "vs_floor": vs_floor(runs)}
+            **summary(df), **floor(runs), "vs_floor": vs_floor(runs), "drift_by_kind": drift_by_kind(runs)}
     return Result(df, runs, head, clock.seconds, ratio, ct_rows)
