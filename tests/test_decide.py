@@ -119,3 +119,21 @@ def test_the_tiny_study_runs_end_to_end_on_the_mini_cluster(tmp_path, capsys) ->
     runs = pd.read_csv(tmp_path / "decide_tiny" / "runs.csv")
     assert len(runs) >= 2 and (runs.real_throughput_seq_s > 0).all()
     assert (tmp_path / "decide_tiny" / "decide.png").exists()
+
+
+def test_the_margin_chooser_takes_the_best_estimate_under_the_tightened_bound() -> None:
+    from harness.studies.decide import _margin_cols, margin_choice
+    c = pd.DataFrame({"policy": ["rra", "vllm", "sarathi", "ft"], "candidate": ["a", "b", "c", "d"],
+                      "est_throughput_seq_s": [50.0, 60.0, 40.0, 90.0], "est_latency_s": [0.90, 0.99, 0.80, 0.5],
+                      "chosen": [False, True, False, False]})
+    # bound 1.0, margin 5%: under 0.95 are a (50) and c (40), and FT (not a searched policy) -> a
+    assert margin_choice(c, 1.0, 0.05).chosen.tolist() == [True, False, False, False]
+    assert not margin_choice(c, 1.0, 0.5).chosen.any()          # nothing under 0.5 but FT
+    # real: b misses the bound in both passes; a meets it in one of two, c in both
+    thr = np.array([[45.0, 70.0, 38.0, 9.0], [47.0, 66.0, 42.0, 9.0]])
+    lat = np.array([[0.97, 1.10, 0.80, 0.4], [1.02, 1.20, 0.85, 0.4]])
+    out = _margin_cols(c, thr, lat, 1.0, 0.05)
+    assert out["chosen_margin"] == "a" and out["bound_met_share_margin"] == 0.5
+    # mean latencies: a 0.995 (meets), b 1.15, c 0.825, d 0.4; best meeting: a (46) -> regret 0
+    assert out["regret_margin"] == pytest.approx(0.0)
+    assert _margin_cols(c, thr, lat, 1.0, 0.0) == {}

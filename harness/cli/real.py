@@ -208,7 +208,7 @@ def decide_settings(cfg: DictConfig, s: Scenario, r: RunnerSettings):
     return Settings(tuple(tuple(sc) for sc in st["scenarios"]), tuple(st.get("bounds", ("p30", "p70"))),
                     tuple(st.get("policies", ("rra", "waa-c", "waa-m", "vllm", "sarathi"))),
                     int(st.get("passes", 3)), int(st.get("num_requests", 64)), int(st.get("batches_per_run", 4)),
-                    s.seed, r.progress)
+                    s.seed, r.progress, float(st.get("latency_margin", 0.0)))
 
 
 def decide(overrides: list[str]) -> dict:

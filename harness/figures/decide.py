@@ -67,6 +67,17 @@ def _floor_lines(s: dict, pct) -> list[str]:
             f"{s.get('median_tau_per_pass', math.nan):.2f} (floor {s.get('median_tau_floor', math.nan):.2f}).", ""]
 
 
+def _margin_lines(s: dict, pct) -> list[str]:
+    """The second chooser (studies/decide.py `margin_choice`), scored on the same runs."""
+    if "median_regret_margin" not in s:
+        return []
+    return [f"With a latency margin of {pct(s.get('latency_margin'))} (a second chooser on the same runs: the best "
+            f"estimate under (1 - margin) x the bound; `study.latency_margin`): median regret "
+            f"{pct(s.get('median_regret_margin'))}, max {pct(s.get('max_regret_margin'))}; the chosen schedule met its "
+            f"bound in {pct(s.get('bound_met_share_margin'))} of runs (the paper's chooser, margin 0: columns chosen, "
+            "regret, bound_met).", ""]
+
+
 def decide_section(runs_dir) -> list[str]:
     """REPORT.md's decision-fidelity section from runs/decide/ (`harness decide`); nothing when
     it was not run."""
@@ -84,8 +95,11 @@ def decide_section(runs_dir) -> list[str]:
                                                                                     strict=True)],
                      tau=[f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, lo, hi in zip(sc.tau, sc.tau_lo, sc.tau_hi, strict=True)],
                      bound_met=sc.bound_met_share.map(pct), **_beside_floor(sc, pct))
+    if "regret_margin" in sc:
+        show = show.assign(regret_margin=sc.regret_margin.map(pct), bound_met_margin=sc.bound_met_share_margin.map(pct))
     cols = ["model", "task", "bound", "candidates", "passes", "chosen", "real_best", "regret",
-            "regret per pass (noise floor)", "tau", "tau per pass (noise floor)", "tau_des", "bound_met"]
+            "regret per pass (noise floor)", "tau", "tau per pass (noise floor)", "tau_des", "bound_met",
+            "chosen_margin", "regret_margin", "bound_met_margin"]
     out = ["## Decision fidelity: does the simulator's choice win for real? (CPU mini-cluster; not in the paper)", "",
            f"`harness decide` ({s.get('scored')} of {s.get('scenarios')} scenarios scored): the search's candidates "
            "(each policy's best under the bound, FT tuned under it, the chosen policy's runner-up) run on the "
@@ -96,7 +110,7 @@ def decide_section(runs_dir) -> list[str]:
            f"{pct(s.get('max_regret'))} (<= {pct(t.get('max_regret'))}); median tau {s.get('median_tau', math.nan):.2f} "
            f"(>= {t.get('tau')}), tau_des {s.get('median_tau_des', math.nan):.2f}; the chosen schedule met its bound "
            f"in {pct(s.get('bound_met_share'))} of runs (>= {pct(t.get('bound_met_share'))}).", "",
-           *_floor_lines(s, pct), markdown_table(show[[c for c in cols if c in show]]), ""]
+           *_floor_lines(s, pct), *_margin_lines(s, pct), markdown_table(show[[c for c in cols if c in show]]), ""]
     if (d / "decide.png").exists():
         out += ["![decision fidelity](decide/decide.png)", ""]
     return out

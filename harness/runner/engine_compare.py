@@ -105,10 +105,16 @@ def hf_tokens(spec: ModelSpec, prompts: list[list[int]], lengths: list[int], see
         for p, n in zip(prompts, lengths, strict=True):
             kw = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, num_beams=1)
             if spec.family == "t5":
-                kw["decoder_start_token_id"] = hf.config.decoder_start_token_id
+                kw["decoder_start_token_id"] = _decoder_start(hf)
             g = hf.generate(torch.tensor([p]), **kw)[0].tolist()
             out.append(g[1:] if spec.family == "t5" else g[len(p):])
     return out
+
+
+def _decoder_start(hf) -> int:
+    """T5's first decoder input (its pad id where the config names no start token)."""
+    tid = getattr(hf.config, "decoder_start_token_id", None)
+    return int(tid if tid is not None else hf.config.pad_token_id)
 
 
 def _logits(hf, spec: ModelSpec, prompt: list[int], prefix: list[int]):
@@ -116,7 +122,7 @@ def _logits(hf, spec: ModelSpec, prompt: list[int], prefix: list[int]):
     import torch
     with torch.no_grad():
         if spec.family == "t5":
-            dec = torch.tensor([[hf.config.decoder_start_token_id, *prefix]])
+            dec = torch.tensor([[_decoder_start(hf), *prefix]])
             out = hf(input_ids=torch.tensor([prompt]), decoder_input_ids=dec).logits[0, -1]
         else:
             out = hf(input_ids=torch.tensor([prompt + prefix])).logits[0, -1]

@@ -68,6 +68,7 @@ class Settings:
     batches_per_run: int = 4       # the search's batches are capped at num_requests / this
     seed: int = 0
     progress: bool = True
+    latency_margin: float = 0.0    # a second chooser: the best estimate under (1 - margin) x bound
 
     @property
     def batch_cap(self) -> int:
@@ -82,6 +83,7 @@ class Settings:
         check(self.batches_per_run >= 1, "study.batches_per_run", f"must be an integer >= 1, got {self.batches_per_run}")
         for b in self.bounds:
             check(b in ("p10", "p30", "p70"), "study.bounds", f"'{b}' not in p10, p30, p70")
+        check(0.0 <= self.latency_margin < 1.0, "study.latency_margin", f"must be in [0, 1), got {self.latency_margin}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,12 @@ def _search(ctx: Context, st: Settings) -> tuple[list[dict], list[dict]]:
             second = find_schedule(ctx, RUNNER_UP_LATENCY * res.best.latency_s, (res.best.policy,), "coarse").best
             if second is not None:
                 found.append((second.policy, second))
+        if st.latency_margin > 0:          # each policy's best under the margin: the margin chooser's set
+            tight = find_schedule(ctx, (1 - st.latency_margin) * bound_s, st.policies, "coarse")
+            found += [(p.policy, p.best) for p in tight.per_policy if p.best is not None]
+        seen: set = set()
+        found = [(pol, est) for pol, est in found
+                 if (key := (pol, tuple(sorted(est.knobs)))) not in seen and not seen.add(key)]
         chosen = res.best
         for pol, est in found:
             rows.append({"bound": label, "bound_s": bound_s, "policy": pol, "knobs": tuple(sorted(est.knobs)),
@@ -219,13 +227,36 @@ def noise_floor(cands: pd.DataFrame, thr: np.ndarray, lat: np.ndarray, bound_s: 
     return out
 
 
+def margin_choice(c: pd.DataFrame, bound_s: float, margin: float) -> pd.DataFrame:
+    """`c` with `chosen` moved to the margin chooser's pick: the best estimated throughput among
+    the searched candidates (not FT) whose estimated latency is under (1 - margin) x the bound
+    (the search's own choice under the tighter bound; its per-policy bests are candidates).
+    No candidate under it: none chosen."""
+    ok = (c.policy != "ft") & (c.est_latency_s <= (1 - margin) * bound_s)
+    best = c.est_throughput_seq_s.where(ok).idxmax() if ok.any() else None
+    return c.assign(chosen=[i == best for i in c.index])
+
+
+def _margin_cols(c: pd.DataFrame, thr: np.ndarray, lat: np.ndarray, bound_s: float, margin: float) -> dict:
+    """The margin chooser's regret, bound attainment and pick (on the same runs)."""
+    if margin <= 0:
+        return {}
+    cm = margin_choice(c, bound_s, margin)
+    if not cm.chosen.any():
+        return {"chosen_margin": "", "regret_margin": math.nan, "bound_met_share_margin": math.nan}
+    ch = int(np.flatnonzero(cm.chosen.to_numpy())[0])
+    m = decision_metrics(cm, np.nanmean(thr, 0), np.nanmean(lat, 0), bound_s)
+    return {"chosen_margin": cm.candidate.iloc[ch], "regret_margin": m["regret"],
+            "bound_met_share_margin": float(np.mean(lat[:, ch] < bound_s))}
+
+
 def _per_pass(runs: pd.DataFrame, cands: pd.DataFrame, col: str) -> np.ndarray:
     """passes x candidates matrix of `col` (NaN where a run failed)."""
     piv = runs.pivot_table(index="pass", columns="candidate", values=col, aggfunc="first")
     return piv.reindex(columns=cands.candidate.tolist()).to_numpy(float)
 
 
-def score(cands: pd.DataFrame, runs: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+def score(cands: pd.DataFrame, runs: pd.DataFrame, seed: int = 0, margin: float = 0.0) -> pd.DataFrame:
     """One row per model x task x bound: the metrics on the mean over passes, their bootstrap
     intervals (2.5 and 97.5 percentiles over resampled passes), bound attainment per run."""
     rng, out = np.random.default_rng(seed), []
@@ -252,7 +283,8 @@ def score(cands: pd.DataFrame, runs: pd.DataFrame, seed: int = 0) -> pd.DataFram
         out.append(row | {"status": "ok", **m, "bound_met_share": float(np.mean(lat[:, ch] < bound_s)),
                           "real_best": c.candidate[int(np.nanargmax(np.where(np.nanmean(lat, 0) < bound_s,
                                                                               np.nanmean(thr, 0), -np.inf)))],
-                          "tau_des": _tau(des, np.nanmean(thr, 0)), **noise_floor(c, thr, lat, bound_s)})
+                          "tau_des": _tau(des, np.nanmean(thr, 0)), **noise_floor(c, thr, lat, bound_s),
+                          **_margin_cols(c, thr, lat, bound_s, margin)})
     return pd.DataFrame(out)
 
 
@@ -274,7 +306,15 @@ def summary(scores: pd.DataFrame) -> dict:
             "bound_met_share": float(ok.bound_met_share.mean()) if len(ok) else math.nan,
             # beside them, per pass: the chosen schedule's and a perfect chooser's (`noise_floor`)
             **{f"{how}_{col}": _agg(ok, col, how) for col, how in NOISE_FLOOR_SUMMARY},
+            **_margin_summary(ok),
             "targets": {"median_regret": 0.03, "max_regret": 0.10, "tau": 0.8, "bound_met_share": 0.9}}
+
+
+def _margin_summary(ok: pd.DataFrame) -> dict:
+    if "regret_margin" not in ok:
+        return {}
+    return {"median_regret_margin": _agg(ok, "regret_margin", "median"), "max_regret_margin": _agg(ok, "regret_margin", "max"),
+            "bound_met_share_margin": _agg(ok, "bound_met_share_margin", "mean")}
 
 
 def run(st: Settings, specs: dict[str, ModelSpec], cluster: ClusterSpec, pools: Pools, profile_dir):
@@ -290,6 +330,6 @@ def run(st: Settings, specs: dict[str, ModelSpec], cluster: ClusterSpec, pools: 
         runs = run_candidates(plans, specs, pools, st)
     finally:
         pools.close()
-    scores = score(cands, runs, st.seed)
+    scores = score(cands, runs, st.seed, st.latency_margin)
     cands = cands.assign(knobs=cands.knobs.map(lambda k: str(dict(k))))
-    return cands, runs, scores, pd.DataFrame(notes), summary(scores)
+    return cands, runs, scores, pd.DataFrame(notes), summary(scores) | ({"latency_margin": st.latency_margin} if st.latency_margin else {})
