@@ -29,18 +29,18 @@ def _profile(tmp_path, pipe_factor: float):
 
 def test_a_pipeline_stage_is_priced_from_the_pipeline_points(tmp_path) -> None:
     s = _profile(tmp_path, 1.5)
-    cm, before = ProfiledCostModel(s.cluster, tmp_path), ProfiledCostModel(s.cluster, tmp_path, contention_aware=False)
+    pipe, cm = ProfiledCostModel(s.cluster, tmp_path, contention_aware=True), ProfiledCostModel(s.cluster, tmp_path)
     layer = 1e-3 + 4e-4 + 1.28e-4                 # decode_layer(4, 32) of the synthetic profile, by hand
-    assert cm.pipelined_decode_layer(s.model, 4, 32, 1).total_s == pytest.approx(1.5 * layer)
-    assert before.pipelined_decode_layer(s.model, 4, 32, 1).total_s == pytest.approx(layer)
-    assert cm.pipelined_decode_layer(s.model, 4, 32, 2).total_s == pytest.approx(layer / 2)   # TP 2: no pipe points
+    assert pipe.pipelined_decode_layer(s.model, 4, 32, 1).total_s == pytest.approx(1.5 * layer)
+    assert cm.pipelined_decode_layer(s.model, 4, 32, 1).total_s == pytest.approx(layer)       # the default
+    assert pipe.pipelined_decode_layer(s.model, 4, 32, 2).total_s == pytest.approx(layer / 2)  # TP 2: no pipe points
     n = s.model.num_decoder_layers
     half = Stage(1, 0, n // 2, False, True)
     whole = Stage(1, 0, n, True, True)
-    head = cm.lm_head_s(s.model, 4, 1)
-    assert stage_decode_s(cm, s.model, half, 4, 32, 0.0) == pytest.approx(n // 2 * 1.5 * layer + head)
-    assert stage_decode_s(cm, s.model, whole, 4, 32, 0.0) == pytest.approx(n * layer + head)
-    assert stage_decode_s(before, s.model, half, 4, 32, 0.0) == pytest.approx(n // 2 * layer + head)
+    head = pipe.lm_head_s(s.model, 4, 1)
+    assert stage_decode_s(pipe, s.model, half, 4, 32, 0.0) == pytest.approx(n // 2 * 1.5 * layer + head)
+    assert stage_decode_s(pipe, s.model, whole, 4, 32, 0.0) == pytest.approx(n * layer + head)
+    assert stage_decode_s(cm, s.model, half, 4, 32, 0.0) == pytest.approx(n // 2 * layer + head)
 
 
 def test_drift_prices_a_call_on_part_of_the_decoder_as_a_pipeline_stage(tmp_path) -> None:
@@ -49,7 +49,7 @@ def test_drift_prices_a_call_on_part_of_the_decoder_as_a_pipeline_stage(tmp_path
     layer = 1e-3 + 4e-4 + 1.28e-4
     calls = np.array([[0, 4, 32, 0, n // 2, 1, 0.0], [0, 4, 32, 0, n, 1, 0.0]])
     assert list(CALL_COLUMNS) == ["rank", "batch", "cached_len", "input_len", "layers", "tp_degree", "seconds"]
-    got = predicted_s(ProfiledCostModel(s.cluster, tmp_path), s.model, calls)
+    got = predicted_s(ProfiledCostModel(s.cluster, tmp_path, contention_aware=True), s.model, calls)
     assert got == pytest.approx([n // 2 * 2 * layer, n * layer])
     assert decode_layout(s.model, calls[:1]) == "2-stage pipeline"
     assert decode_layout(s.model, calls[1:]) == "whole stack"
@@ -57,14 +57,15 @@ def test_drift_prices_a_call_on_part_of_the_decoder_as_a_pipeline_stage(tmp_path
     assert decode_layout(s.model, np.zeros((0, 7))) == ""
 
 
-def test_drift_by_kind_takes_each_kinds_median_before_and_after() -> None:
+def test_drift_by_kind_takes_each_kinds_median_both_ways() -> None:
     runs = pd.DataFrame({"config": ["a", "a", "a", "b", "b"], "policy": ["rra"] * 3 + ["ft"] * 2,
                          "decode_layout": ["2-stage pipeline"] * 3 + ["TP 2"] * 2,
-                         "speed_drift_isolated": [0.8, 0.9, 1.0, 1.2, 1.3],
-                         "speed_drift": [1.0, 1.02, 1.1, 1.2, 1.3]})
+                         "speed_drift": [0.8, 0.9, 1.0, 1.2, 1.3],
+                         "speed_drift_pipeline": [1.0, 1.02, 1.1, 1.2, 1.3]})
     out = {r["policy"]: r for r in drift_by_kind(runs)}
-    assert out["rra"]["drift_before"] == pytest.approx(0.9) and out["rra"]["drift_after"] == pytest.approx(1.02)
-    assert out["rra"]["within_band_after"] and out["rra"]["runs"] == 3 and out["rra"]["configs"] == 1
-    assert out["ft"]["drift_after"] == pytest.approx(1.25) and not out["ft"]["within_band_after"]
+    assert out["rra"]["drift_whole_stack"] == pytest.approx(0.9) and out["rra"]["drift_pipeline_points"] == pytest.approx(1.02)
+    assert not out["rra"]["within_band"] and out["rra"]["within_band_pipeline_points"]
+    assert out["rra"]["runs"] == 3 and out["rra"]["configs"] == 1
+    assert out["ft"]["drift_whole_stack"] == pytest.approx(1.25) and not out["ft"]["within_band"]
     assert DRIFT_BAND == 0.05
-    assert drift_by_kind(runs.drop(columns="speed_drift_isolated")) == []
+    assert drift_by_kind(runs.drop(columns="speed_drift_pipeline")) == []

@@ -76,3 +76,22 @@ def test_engines_study_end_to_end(tmp_path, monkeypatch) -> None:
     assert st["step_s"] > 0 and st["bandwidth_floor_s"] > 0 and 0.99 < sum(st[f"share_{k}"] for k in
                                                                              ("gemm", "attention", "cache", "other")) < 1.01
     assert out["runs_csv"].endswith("runs.csv")
+
+
+def test_compaction_and_joins_leave_room_for_the_next_appends() -> None:
+    """SeqState.select / concat write their self caches into buffers with spare slots, so the
+    steps after a query leaves or joins append in place; values and zero padding as before."""
+    b, h, n, d = 3, 2, 5, 4
+    k = [torch.randn(b, h, n, d)]
+    valid = torch.ones(b, n, dtype=torch.bool)
+    valid[0, :2] = False                                   # row 0 holds 3 slots, right-aligned
+    pos = torch.arange(n).expand(b, n).clone()
+    st = L.SeqState([0, 1, 2], k, [t.clone() for t in k], valid, pos, torch.full((b,), n))
+    sel = st.select([0, 2])
+    assert torch.equal(sel.k[0], k[0][[0, 2]]) and L._room(sel.k[0]) == L.GROW_SLOTS
+    short = L.SeqState([9], [torch.randn(1, h, 2, d)], [torch.randn(1, h, 2, d)], torch.ones(1, 2, dtype=torch.bool),
+                       torch.arange(2)[None], torch.tensor([2]))
+    j = L.SeqState.concat(sel, short)
+    assert j.k[0].shape == (3, h, n, d) and L._room(j.k[0]) == L.GROW_SLOTS
+    assert torch.equal(j.k[0][:2], sel.k[0]) and torch.equal(j.k[0][2, :, n - 2:], short.k[0][0])
+    assert bool((j.k[0][2, :, :n - 2] == 0).all())        # left padding is zeros (masked, finite)

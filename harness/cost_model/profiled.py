@@ -133,7 +133,7 @@ class ProfiledCostModel:
     profile_dir: Path = field(default_factory=default_profile_dir)
     kv_receive_blocks: bool = True     # the runner's WAA hand-over: a blocking gloo receive
     cross_kv_on_encoder: bool = True   # the runner's WAA encode worker projects T5's cross K/V
-    contention_aware: bool = True      # a pipeline stage's decode priced from `decode_pipe` points
+    contention_aware: bool = False     # True: a pipeline stage's decode priced from `decode_pipe` points
     id: str = field(init=False)
     _tables: dict = field(init=False, repr=False)
     _memo: dict = field(init=False, repr=False)
@@ -178,9 +178,11 @@ class ProfiledCostModel:
                                input_len: float = 0.0) -> LayerTime:
         """One decoder layer of a stage of a pipeline, timed under the condition it meets in a run
         (`decode_pipe`: both workers on their own stage, the neighbour's message arriving;
-        harness/profiler/bench.py). Falls back to `decode_layer` (both workers running the whole
-        stack, barrier-aligned) at TP > 1, for a profile without those points, or with
-        `contention_aware` off (the profile as it was before, for comparison)."""
+        harness/profiler/bench.py) when `contention_aware` is on. Else, at TP > 1 and for a profile
+        without those points, `decode_layer` (both workers running the whole stack, barrier-aligned).
+        Off by default: in `make fidelity` on this machine a pipeline stage's calls ran at 0.85 of
+        the pipeline points' price and at 0.98 of the whole-stack points' (docs/real-execution.md);
+        the fidelity study scores every run both ways."""
         if not (self.contention_aware and tp_degree == 1 and self.tables(model).has("decode_pipe")):
             return self.decode_layer(model, batch_size, context_len, tp_degree, input_len)
         key = ("dp", model.name, batch_size, context_len, input_len)

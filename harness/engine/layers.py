@@ -154,12 +154,14 @@ class SeqState:
         return len(self.ids)
 
     def select(self, rows: list[int]) -> SeqState:
-        """Early termination + KV compaction (ExeGPT §2): keep `rows`, drop unused columns."""
+        """Early termination + KV compaction (ExeGPT §2): keep `rows`, drop unused columns. The
+        self caches are gathered into buffers with spare slots (`gather_slots`), so the next
+        steps append in place instead of copying the compacted cache once more."""
         idx = torch.tensor(rows, dtype=torch.long)
         valid = self.valid[idx]
         used = valid.any(0).nonzero()
         lo = int(used[0]) if len(used) else valid.shape[1]
-        sel = lambda ts, c0: [t[idx][:, :, c0:] for t in ts]  # noqa: E731
+        sel = lambda ts, c0: [gather_slots(t, idx, c0) for t in ts]  # noqa: E731
         cvalid = self.cvalid[idx] if self.cvalid is not None else None
         clen = int(cvalid.sum(1).max()) if cvalid is not None and len(rows) else 0
         return SeqState([self.ids[i] for i in rows], sel(self.k, lo), sel(self.v, lo), valid[:, lo:],
@@ -176,8 +178,8 @@ class SeqState:
             return a
         n = max(a.valid.shape[1], b.valid.shape[1])
         pad_l = lambda t, m: F.pad(t, (0, 0, m - t.shape[2], 0)) if t.dim() == 4 else F.pad(t, (m - t.shape[1], 0))  # noqa: E731
-        k = [torch.cat((pad_l(x, n), pad_l(y, n))) for x, y in zip(a.k, b.k, strict=True)]
-        v = [torch.cat((pad_l(x, n), pad_l(y, n))) for x, y in zip(a.v, b.v, strict=True)]
+        k = [join_slots(x, y, n) for x, y in zip(a.k, b.k, strict=True)]
+        v = [join_slots(x, y, n) for x, y in zip(a.v, b.v, strict=True)]
         valid = torch.cat((pad_l(a.valid, n), pad_l(b.valid, n)))
         pos = torch.cat((pad_l(a.pos, n), pad_l(b.pos, n)))
         ck = cv = cvalid = None
@@ -244,6 +246,25 @@ def append_slots(cache: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
     buf[:, :, :n].copy_(cache)
     buf[:, :, n:n + c].copy_(new)
     return buf[:, :, :n + c]
+
+
+def gather_slots(cache: torch.Tensor, idx: torch.Tensor, c0: int) -> torch.Tensor:
+    """Rows `idx`, columns c0.. of `cache`, in a new buffer with GROW_SLOTS spare slots."""
+    b, h, n, d = len(idx), cache.shape[1], cache.shape[2] - c0, cache.shape[3]
+    out = cache.new_empty((b, h, n + GROW_SLOTS, d))[:, :, :n]
+    return torch.index_select(cache[:, :, c0:].detach(), 0, idx, out=out)   # inference: no autograd
+
+
+def join_slots(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
+    """Rows of `a` then of `b`, each right-aligned in `n` columns (zeros before its first),
+    in a new buffer with GROW_SLOTS spare slots (`SeqState.concat`)."""
+    ba, bb, h, d = a.shape[0], b.shape[0], a.shape[1], a.shape[3]
+    out = a.new_empty((ba + bb, h, n + GROW_SLOTS, d))[:, :, :n]
+    for rows, t in ((slice(0, ba), a), (slice(ba, ba + bb), b)):
+        m = t.shape[2]
+        out[rows, :, :n - m].zero_()
+        out[rows, :, n - m:].copy_(t)
+    return out
 
 
 def reserve(cache: torch.Tensor, slots: int = GROW_SLOTS) -> torch.Tensor:

@@ -55,7 +55,7 @@ def scatter(df: pd.DataFrame) -> Figure:
 
 # ---- REPORT.md's section (harness/figures/report.py) ---------------------------------------------
 PREDICTOR_LABELS = {"discrete-event": "discrete-event (same requests)",
-                    "discrete-event, isolated profile": "discrete-event, profile before contention-aware points",
+                    "discrete-event, pipeline points": "discrete-event, pipeline stage priced from the pipeline points",
                     "expected-value": "expected-value (steady state)",
                     "drift-scaled": "discrete-event x the run's speed drift (diagnostic)"}
 
@@ -82,19 +82,21 @@ def _floor_rows(s: dict) -> list[dict]:
 
 
 def _drift_table(s: dict) -> list[str]:
-    """Per kind of run, the median speed drift against the profile before and after its
-    contention-aware points (studies/fidelity.py `drift_by_kind`); nothing for older summaries."""
+    """Per kind of run, the median speed drift against the profile's whole-stack pricing and with a
+    pipeline stage priced from the pipeline points (studies/fidelity.py `drift_by_kind`)."""
     rows = s.get("drift_by_kind") or []
-    if not rows:
+    if not rows or "drift_whole_stack" not in rows[0]:
         return []
     d = pd.DataFrame(rows)
     show = pd.DataFrame({"policy": d.policy.str.upper(), "decode layout": d.decode_layout, "runs": d.runs,
-                         "median drift, whole-stack profile (before)": d.drift_before.map("{:.3f}".format),
-                         "median drift, contention-aware profile (after)": d.drift_after.map("{:.3f}".format),
-                         "within +-5% of 1 (after)": d.within_band_after.map({True: "yes", False: "no"})})
+                         "median drift, whole-stack points (default)": d.drift_whole_stack.map("{:.3f}".format),
+                         "within +-5% of 1": d.within_band.map({True: "yes", False: "no"}),
+                         "median drift, pipeline points": d.drift_pipeline_points.map("{:.3f}".format),
+                         "within +-5% of 1 (pipeline points)": d.within_band_pipeline_points.map({True: "yes", False: "no"})})
     return ["Speed drift by kind of run (measured / profiled time of the run's own decode calls, "
-            "harness/runner/drift.py), the same runs priced by the profile's whole-stack points (before) and "
-            "with a pipeline stage priced from points timed inside a 2-stage pipeline (after, `decode_pipe`):", "",
+            "harness/runner/drift.py; 1 = the run's decode ran at the profile's speed): the same runs priced by "
+            "the profile's whole-stack points (the default) and with a pipeline stage priced from points timed "
+            "inside a 2-stage pipeline (`decode_pipe`, `ProfiledCostModel(contention_aware=True)`):", "",
             markdown_table(show), ""]
 
 

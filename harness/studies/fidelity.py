@@ -211,22 +211,22 @@ def _run_passes(jobs: list, pools: Pools, seed: int, progress: bool, repeats: in
     return runs, failed
 
 
-def _isolated(row: dict, plan, res: RunResult, reqs, cost: ProfiledCostModel, spec: ModelSpec) -> dict:
-    """The same run scored with the profile priced as before contention-aware profiling
-    (`contention_aware=False`: every decode priced from whole-stack points): `*_isolated`."""
+def _pipeline_cols(row: dict, plan, res: RunResult, reqs, cost: ProfiledCostModel, spec: ModelSpec) -> dict:
+    """The same run scored with a pipeline stage priced from the profile's pipeline points
+    (`contention_aware=True`, `decode_pipe`): `*_pipeline`."""
     if res.metrics is None:
         return {}
     sim = simulate(plan, reqs).metrics
     return {"decode_layout": decode_layout(spec, res.decode_calls),
-            "sim_throughput_seq_s_isolated": sim.throughput_seq_s,
-            "err_throughput_isolated": sim.throughput_seq_s / res.metrics.throughput_seq_s - 1,
-            "sim_latency_p99len_s_isolated": sim.latency_p99len_s,
-            "err_latency_isolated": sim.latency_p99len_s / res.metrics.latency_p99len_s - 1,
-            "speed_drift_isolated": speed_drift(cost, spec, res.decode_calls)}
+            "sim_throughput_seq_s_pipeline": sim.throughput_seq_s,
+            "err_throughput_pipeline": sim.throughput_seq_s / res.metrics.throughput_seq_s - 1,
+            "sim_latency_p99len_s_pipeline": sim.latency_p99len_s,
+            "err_latency_pipeline": sim.latency_p99len_s / res.metrics.latency_p99len_s - 1,
+            "speed_drift_pipeline": speed_drift(cost, spec, res.decode_calls)}
 
 
 def _config_row(job: tuple, plan, runs: list, cost: ProfiledCostModel, seed: int,
-                iso: tuple | None = None) -> tuple[dict, RunResult]:
+                alt: tuple | None = None) -> tuple[dict, RunResult]:
     """A configuration's row of the table from its runs: the median-throughput run, scored
     with the plan made on the final profile where it schedules the work the executed one did
     (`replanned`), else with the executed plan; and that run."""
@@ -236,8 +236,8 @@ def _config_row(job: tuple, plan, runs: list, cost: ProfiledCostModel, seed: int
     done.sort(key=lambda r: r[0].metrics.throughput_seq_s if r[0].metrics else 0.0)
     res, again, _k = done[len(done) // 2]
     row = _row(cfg, plan if same else ran, res, again, reqs, wl, cost, spec)
-    if iso is not None:                      # (plan on the isolated pricing, that cost model)
-        row |= _isolated(row, iso[0], res, reqs, iso[1], spec)
+    if alt is not None:                      # (plan on the pipeline points' pricing, that cost model)
+        row |= _pipeline_cols(row, alt[0], res, reqs, alt[1], spec)
     thr = [r[0].metrics.throughput_seq_s for r in runs if r[0].metrics is not None]
     row |= {"repeats": len(runs), "real_throughput_runs": " ".join(f"{x:.3f}" for x in thr),
             "real_throughput_spread": (max(thr) / min(thr) - 1) if thr else math.nan,
@@ -246,7 +246,7 @@ def _config_row(job: tuple, plan, runs: list, cost: ProfiledCostModel, seed: int
 
 
 def _run_rows(cfg: Config, spec: ModelSpec, runs: list, kept: RunResult, row: dict,
-              cost: ProfiledCostModel, iso_cost: ProfiledCostModel | None = None) -> list[dict]:
+              cost: ProfiledCostModel, pipe_cost: ProfiledCostModel | None = None) -> list[dict]:
     """One row per real run of a configuration that has metrics (the per-run table)."""
     return [{"config": cfg.label, "model": cfg.model, "task": cfg.task, "policy": cfg.policy, "pass": k,
              "kept": r is kept, "other_cores": r.disturbance.other_cores,
@@ -254,26 +254,27 @@ def _run_rows(cfg: Config, spec: ModelSpec, runs: list, kept: RunResult, row: di
              "sim_throughput_seq_s": row["sim_throughput_seq_s"], "sim_latency_p99len_s": row["sim_latency_p99len_s"],
              "ev_throughput_seq_s": row["ev_throughput_seq_s"], "ev_latency_s": row["ev_latency_s"],
              "speed_drift": row["speed_drift"] if r is kept else speed_drift(cost, spec, r.decode_calls),
-             **{c: row[c] for c in ISOLATED_RUN_COLUMNS if c in row},
-             **({"speed_drift_isolated": speed_drift(iso_cost, spec, r.decode_calls)} if iso_cost else {})}
+             **{c: row[c] for c in PIPELINE_RUN_COLUMNS if c in row},
+             **({"speed_drift_pipeline": speed_drift(pipe_cost, spec, r.decode_calls)} if pipe_cost else {})}
             for r, _again, k in runs if r.metrics is not None]
 
 
-ISOLATED_RUN_COLUMNS = ("decode_layout", "sim_throughput_seq_s_isolated", "sim_latency_p99len_s_isolated")
+PIPELINE_RUN_COLUMNS = ("decode_layout", "sim_throughput_seq_s_pipeline", "sim_latency_p99len_s_pipeline")
 
 
 def drift_by_kind(runs: pd.DataFrame) -> list[dict]:
     """Per kind of run (policy x decode layout): the median speed drift of its runs against the
-    profile priced as before (`speed_drift_isolated`: every decode priced from whole-stack points)
-    and contention-aware (`speed_drift`), and whether it is within DRIFT_BAND of 1 (issue 20)."""
-    if runs.empty or "speed_drift_isolated" not in runs or "decode_layout" not in runs:
+    profile's whole-stack pricing (`speed_drift`, the default) and with a pipeline stage priced
+    from the pipeline points (`speed_drift_pipeline`), each within DRIFT_BAND of 1 or not (issue 20)."""
+    if runs.empty or "speed_drift_pipeline" not in runs or "decode_layout" not in runs:
         return []
     out = []
     for (pol, lay), g in runs.groupby(["policy", "decode_layout"], sort=True):
-        before, after = float(g.speed_drift_isolated.median()), float(g.speed_drift.median())
+        whole, pipe = float(g.speed_drift.median()), float(g.speed_drift_pipeline.median())
         out.append({"policy": pol, "decode_layout": lay, "runs": int(len(g)), "configs": int(g.config.nunique()),
-                    "drift_before": before, "drift_after": after,
-                    "within_band_after": abs(after - 1) <= DRIFT_BAND})
+                    "drift_whole_stack": whole, "drift_pipeline_points": pipe,
+                    "within_band": abs(whole - 1) <= DRIFT_BAND,
+                    "within_band_pipeline_points": abs(pipe - 1) <= DRIFT_BAND})
     return out
 
 
@@ -302,20 +303,20 @@ def run_configs(cfgs: list[Config], specs: dict[str, ModelSpec], cluster: Cluste
         profile.write(profile_path(profile_dir, profile.model, cluster))
     cost = ProfiledCostModel(cluster, profile_dir)          # the final table: plans and drift
     final = _plan_all(cfgs, specs, cluster, cost, seed)
-    cost_iso = ProfiledCostModel(cluster, profile_dir, contention_aware=False)
-    iso = _plan_all(cfgs, specs, cluster, cost_iso, seed)
+    cost_pipe = ProfiledCostModel(cluster, profile_dir, contention_aware=True)
+    piped = _plan_all(cfgs, specs, cluster, cost_pipe, seed)
     rows, refs, per_run = [], {}, []
-    for i, (job, (*_, plan, _r), (*_, plan_iso, _q)) in enumerate(zip(jobs, final, iso, strict=True)):
+    for i, (job, (*_, plan, _r), (*_, plan_pipe, _q)) in enumerate(zip(jobs, final, piped, strict=True)):
         cfg, spec, *_ = job
         if i in failed and not runs[i]:
             rows.append({"model": cfg.model, "task": cfg.task, "policy": cfg.policy, "status": "failed",
                          "error": failed[i]})
             continue
-        row, kept = _config_row(job, plan, runs[i], cost, seed, (plan_iso, cost_iso))
+        row, kept = _config_row(job, plan, runs[i], cost, seed, (plan_pipe, cost_pipe))
         if not kept.error and is_ct2_reference(cfg):
             refs[cfg.model] = (kept, job[4])
         rows.append(row)
-        per_run += _run_rows(cfg, spec, runs[i], kept, row, cost, cost_iso)
+        per_run += _run_rows(cfg, spec, runs[i], kept, row, cost, cost_pipe)
     return pd.DataFrame(rows), refs, pd.DataFrame(per_run)
 
 
@@ -323,7 +324,7 @@ def summary(df: pd.DataFrame) -> dict:
     ok = df[df.status == "ok"]
     out = {"configs": int(len(df)), "ok": int(len(ok)), "disturbed": int(ok.disturbed.sum())}
     for col in ("err_throughput", "err_latency", "ev_err_throughput", "ev_err_latency",
-                "err_throughput_drift", "err_latency_drift", "err_throughput_isolated", "err_latency_isolated"):
+                "err_throughput_drift", "err_latency_drift", "err_throughput_pipeline", "err_latency_pipeline"):
         a = ok[col].abs() if col in ok else pd.Series(dtype=float)
         out[f"median_abs_{col}"] = float(a.median()) if len(a) else math.nan
         out[f"max_abs_{col}"] = float(a.max()) if len(a) else math.nan

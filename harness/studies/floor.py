@@ -95,8 +95,8 @@ RULE = ("a predictor's |error| against single runs (per pass, then the median ov
         "median, its max against the floor's max (both leave-one-out, aggregated alike); else above the floor "
         "by the difference")
 EV_COLUMNS = {"throughput": "ev_throughput_seq_s", "latency": "ev_latency_s"}   # per-run table, expected-value
-PREDICTORS = ("discrete-event", "discrete-event, isolated profile", "expected-value", "drift-scaled")
-ISOLATED_COLUMNS = {"throughput": "sim_throughput_seq_s_isolated", "latency": "sim_latency_p99len_s_isolated"}
+PREDICTORS = ("discrete-event", "discrete-event, pipeline points", "expected-value", "drift-scaled")
+PIPELINE_COLUMNS = {"throughput": "sim_throughput_seq_s_pipeline", "latency": "sim_latency_p99len_s_pipeline"}
 
 
 def verdict(err: float | None, ref: float | None) -> str:
@@ -114,8 +114,8 @@ def predictions(runs: pd.DataFrame, metric: str) -> dict[str, pd.Series]:
     discrete-event one at the run's own speed (x drift for latency, / drift for throughput)."""
     sim = METRICS[metric][1]
     out = {"discrete-event": runs[sim]}
-    if ISOLATED_COLUMNS[metric] in runs:      # the profile priced as before contention-aware points
-        out["discrete-event, isolated profile"] = runs[ISOLATED_COLUMNS[metric]]
+    if PIPELINE_COLUMNS[metric] in runs:      # a pipeline stage priced from the pipeline points
+        out["discrete-event, pipeline points"] = runs[PIPELINE_COLUMNS[metric]]
     if EV_COLUMNS[metric] in runs:
         out["expected-value"] = runs[EV_COLUMNS[metric]]
     if "speed_drift" in runs:
