@@ -197,8 +197,10 @@ def test_type_and_range_errors_name_the_key_in_one_line(overrides: tuple[str, ..
 
 
 def test_a_name_error_lists_the_valid_values() -> None:
-    msg = one_line_error("runner.dtype=float16")
-    assert msg == "runner.dtype: unknown 'float16' (did you mean 'float64'?); valid: float32, float64"
+    msg = one_line_error("runner.dtype=float46")
+    assert msg == "runner.dtype: unknown 'float46' (did you mean 'float64'?); valid: float16, float32, float64"
+    assert one_line_error("runner.dtype=float16") == ("runner.dtype: 'float16' must be one of float32, float64 on "
+                                                      "runner.device=cpu (float16 needs runner.device=cuda)")
     assert one_line_error("cluster.num_gpus=abc") == "cluster.num_gpus: must be an integer, got 'abc'"
 
 
@@ -250,7 +252,7 @@ def test_runner_settings_are_validated_and_frozen() -> None:
     r = build_runner(compose([]))
     assert (r.dtype, r.device, r.backend, r.num_requests, r.timeout_s) == ("float32", "cpu", "gloo", 48, 120.0)
     assert r.fidelity.size == "full" and r.fidelity.configs == ()      # configs: from the experiment
-    assert r.profile["batch_sizes"] == [1, 2, 4, 8, 16, 32]
+    assert r.profile["batch_sizes"] == [1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 24, 32]
     with pytest.raises(UserError, match="^runner.fidelity.repeats: "):
         build_runner(compose(["runner.fidelity.repeats=0"]))
 

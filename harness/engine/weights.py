@@ -279,8 +279,8 @@ def check_dtype(dtype: str, device: str) -> None:
     (float16 runs on CUDA only; CPU half-precision kernels are slow and partly missing)."""
     allowed = DEVICE_DTYPES.get(device, ())
     if dtype not in allowed:
-        raise UserError(f"runner.dtype: '{dtype}' is not supported on runner.device={device}; "
-                        f"allowed: {', '.join(allowed)}")
+        raise UserError(f"runner.dtype: '{dtype}' must be one of {', '.join(allowed)} on runner.device={device}"
+                        + (" (float16 needs runner.device=cuda)" if dtype == "float16" else ""))
 
 
 def cached_weights(ctx, spec: ModelSpec, seed: int, tp: int, r: int, dtype: str = "float32") -> Weights:

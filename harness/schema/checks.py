@@ -126,8 +126,8 @@ def check_runner(d: dict) -> None:
     one_of(d, "runner.", "backend", BACKENDS)
     one_of(d, "runner.", "dtype", DTYPES)
     if d["device"] == "cpu" and d["dtype"] not in CPU_DTYPES:
-        raise UserError(f"runner.dtype: '{d['dtype']}' is not supported on runner.device=cpu; "
-                        f"allowed: {', '.join(CPU_DTYPES)} (float16 needs runner.device=cuda)")
+        raise UserError(f"runner.dtype: '{d['dtype']}' must be one of {', '.join(CPU_DTYPES)} on runner.device=cpu "
+                        "(float16 needs runner.device=cuda)")
     at_least(d, "runner.", "threads_per_worker", 1)
     at_least(d, "runner.", "num_requests", 1)
     boolean(d, "runner.", "progress")
