@@ -3,10 +3,10 @@ and cores, and where the difference in their tokens comes from (issue 20, point 
 
 Both engines run FT semantics (ExeGPT §1, §7): batches of B requests in order, every sequence
 generated to its batch's longest output, EOS suppressed. Each measurement runs in a fresh
-process (`isolated`): torch and ctranslate2 each bring an OpenMP pool, and in one process
-their spinning threads take each other's cores (ctranslate2 at 2 threads ran at half speed
-after a torch run in the same process). Rounds alternate the engines, so the ratio of each
-round compares two runs minutes apart at most, and the median over rounds is reported.
+process (`isolated`): torch and ctranslate2 each bring an OpenMP runtime, and neither run
+inherits the other's thread pools, allocator state or warm caches. Rounds alternate the
+engines, so the ratio of each round compares two runs minutes apart at most, and the median
+over rounds is reported.
 
 Tokens are compared with HF `generate` in float32 (greedy, `min_new_tokens = max_new_tokens`,
 one prompt at a time: no padding enters the reference), the same weights. Where two float32
