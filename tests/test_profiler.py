@@ -168,7 +168,8 @@ def test_ci_sized_profile_and_fidelity_run(tmp_path, capsys, request) -> None:
     assert (runs.speed_drift > 0).all() and out["floor_passes"] == 2
     # every predictor per run, beside the floor of the same runs (harness.studies.floor.vs_floor)
     assert {"ev_throughput_seq_s", "ev_latency_s"} <= set(runs.columns) and out["vs_floor"]["measured"]
-    assert {r["predictor"] for r in out["vs_floor"]["rows"]} == {"discrete-event", "expected-value", "drift-scaled"}
+    assert {r["predictor"] for r in out["vs_floor"]["rows"]} == {"discrete-event", "discrete-event, pipeline points",
+                                                                  "expected-value", "drift-scaled"}
     # the floor and the hindsight bound by hand from the two runs (a, b) of each configuration:
     # leave-one-out with R = 2 predicts run a by b, scaled by sqrt(1/2): |b/a - 1| / sqrt(2) (and
     # |a/b - 1| / sqrt(2) for run b); per pass the median and max over the 3 configurations, then
