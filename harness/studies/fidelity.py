@@ -211,7 +211,7 @@ def _run_passes(jobs: list, pools: Pools, seed: int, progress: bool, repeats: in
     return runs, failed
 
 
-def _pipeline_cols(row: dict, plan, res: RunResult, reqs, cost: ProfiledCostModel, spec: ModelSpec) -> dict:
+def _pipeline_cols(plan, res: RunResult, reqs, cost: ProfiledCostModel, spec: ModelSpec) -> dict:
     """The same run scored with a pipeline stage priced from the profile's pipeline points
     (`contention_aware=True`, `decode_pipe`): `*_pipeline`."""
     if res.metrics is None:
@@ -237,7 +237,7 @@ def _config_row(job: tuple, plan, runs: list, cost: ProfiledCostModel, seed: int
     res, again, _k = done[len(done) // 2]
     row = _row(cfg, plan if same else ran, res, again, reqs, wl, cost, spec)
     if alt is not None:                      # (plan on the pipeline points' pricing, that cost model)
-        row |= _pipeline_cols(row, alt[0], res, reqs, alt[1], spec)
+        row |= _pipeline_cols(alt[0], res, reqs, alt[1], spec)
     thr = [r[0].metrics.throughput_seq_s for r in runs if r[0].metrics is not None]
     row |= {"repeats": len(runs), "real_throughput_runs": " ".join(f"{x:.3f}" for x in thr),
             "real_throughput_spread": (max(thr) / min(thr) - 1) if thr else math.nan,
