@@ -251,17 +251,11 @@ def engines(overrides: list[str]) -> dict:
     has_exp = any(o.split("=", 1)[0].lstrip("+~") == "experiment" for o in overrides)
     cfg = compose(["cluster=cpu-2w", *([] if has_exp else ["experiment=engines"]), *overrides])
     s, r = build_scenario(cfg), build_runner(cfg)
-    st = OmegaConf.to_container(cfg.get("study") or {}, resolve=True)
-    check(isinstance(st, dict) and st.get("models"), "study.models",
-          "missing; run with experiment=engines or engines_tiny (harness/conf/experiment/)")
-    specs = {m: build_scenario(compose([f"model={m}", "cluster=cpu-2w"])).model for m in st["models"]}
-    compose([f"task={st.get('task', 'T-cpu')}"])                 # an unknown task fails here
-    threads = tuple(int(t) for t in st.get("threads", (1, 2)))
-    check(all(t >= 1 for t in threads), "study.threads", f"each >= 1, got {list(threads)}")
     out = Path(str(cfg.runs_dir)) / str(cfg.experiment_name)
-    settings = E.Settings(tuple(st["models"]), st.get("task", "T-cpu"), int(st.get("num_requests", 32)),
-                          int(st.get("batch_size", 8)), threads, int(st.get("rounds", 3)),
-                          int(st.get("step_context", 30)), s.seed, r.progress, out / "ct2")
+    settings = E.Settings.from_study(OmegaConf.to_container(cfg.get("study") or {}, resolve=True), s.seed,
+                                     r.progress, out / "ct2")
+    specs = {m: build_scenario(compose([f"model={m}", "cluster=cpu-2w"])).model for m in settings.models}
+    compose([f"task={settings.task}"])                             # an unknown task fails here
     t0 = time.perf_counter()
     runs, div, steps, summ = E.run(settings, specs)
     files = {f"{name}_csv": str(write_frame(df, out / f"{name}.csv"))

@@ -191,6 +191,16 @@ class SeqState:
             cvalid = torch.cat((pad_r(a.cvalid), pad_r(b.cvalid)))
         return SeqState(a.ids + b.ids, k, v, valid, pos, torch.cat((a.next_pos, b.next_pos)), ck, cv, cvalid)
 
+    def rewinder(self):
+        """A function that puts this state back to its caches and positions of now (a profile
+        point's repeats each append to the same cached tokens; the appended slots are rewritten)."""
+        keep = (list(self.k), list(self.v), self.valid, self.pos, self.next_pos)
+
+        def rewind() -> None:
+            self.k, self.v = list(keep[0]), list(keep[1])
+            self.valid, self.pos, self.next_pos = keep[2], keep[3], keep[4]
+        return rewind
+
     def tensors(self) -> list[torch.Tensor]:
         """Everything a receiver needs, in a fixed order (WAA KV hand-over)."""
         out = [*self.k, *self.v, self.valid.to(torch.uint8), self.pos, self.next_pos]
@@ -213,6 +223,11 @@ def embed_step(w: Weights, tokens: torch.Tensor, positions: torch.Tensor) -> tor
 
 
 GROW_SLOTS = 32   # spare cache slots allocated when a cache buffer is full (amortised append)
+
+
+def _buffer(like: torch.Tensor, rows: int, slots: int) -> torch.Tensor:
+    """[rows, h, slots, hd] (uninitialised), a view of a buffer with GROW_SLOTS more slots."""
+    return like.new_empty((rows, like.shape[1], slots + GROW_SLOTS, like.shape[3]))[:, :, :slots]
 
 
 def _room(cache: torch.Tensor) -> int:
@@ -242,24 +257,23 @@ def append_slots(cache: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
         out = cache.as_strided((b, h, n + c, d), cache.stride(), cache.storage_offset())
         out[:, :, n:].copy_(new)
         return out
-    buf = cache.new_empty((b, h, n + c + GROW_SLOTS, d))
-    buf[:, :, :n].copy_(cache)
-    buf[:, :, n:n + c].copy_(new)
-    return buf[:, :, :n + c]
+    out = _buffer(cache, b, n + c)
+    out[:, :, :n].copy_(cache)
+    out[:, :, n:].copy_(new)
+    return out
 
 
 def gather_slots(cache: torch.Tensor, idx: torch.Tensor, c0: int) -> torch.Tensor:
     """Rows `idx`, columns c0.. of `cache`, in a new buffer with GROW_SLOTS spare slots."""
-    b, h, n, d = len(idx), cache.shape[1], cache.shape[2] - c0, cache.shape[3]
-    out = cache.new_empty((b, h, n + GROW_SLOTS, d))[:, :, :n]
+    out = _buffer(cache, len(idx), cache.shape[2] - c0)
     return torch.index_select(cache[:, :, c0:].detach(), 0, idx, out=out)   # inference: no autograd
 
 
 def join_slots(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
     """Rows of `a` then of `b`, each right-aligned in `n` columns (zeros before its first),
     in a new buffer with GROW_SLOTS spare slots (`SeqState.concat`)."""
-    ba, bb, h, d = a.shape[0], b.shape[0], a.shape[1], a.shape[3]
-    out = a.new_empty((ba + bb, h, n + GROW_SLOTS, d))[:, :, :n]
+    ba, bb = a.shape[0], b.shape[0]
+    out = _buffer(a, ba + bb, n)
     for rows, t in ((slice(0, ba), a), (slice(ba, ba + bb), b)):
         m = t.shape[2]
         out[rows, :, :n - m].zero_()

@@ -110,12 +110,11 @@ def _decode_op(S: StageModel, p: Point, ar):
     every call, so each repeat appends to the same `length` cached tokens."""
     n, b = len(S.dec), p.batch_size
     st = _state(S, b, p.length, p.input_len, n)
-    keep = (list(st.k), list(st.v), st.valid, st.pos, st.next_pos)
+    rewind = st.rewinder()
     x = torch.randn(b, 1, S.w.spec.hidden_size, dtype=S.dtype)
 
     def dec() -> None:
-        st.k, st.v = list(keep[0]), list(keep[1])
-        st.valid, st.pos, st.next_pos = keep[2], keep[3], keep[4]
+        rewind()
         L.decode_stage(S.w, S.dec, st, x, ar)
     return dec, n
 
@@ -132,13 +131,12 @@ def _decode_pipe_op(ctx, job: ProfileJob, p: Point, models: dict):
     lo, hi = split_layers(len(full.w.decoder), [1.0, 1.0])[ctx.rank]
     S = StageModel(full.w, StageSlice(0, 0, lo, hi, ctx.rank == 0, ctx.rank == 1), full.dtype)
     st = _state(S, p.batch_size, p.length, p.input_len, len(S.dec))
-    keep = (list(st.k), list(st.v), st.valid, st.pos, st.next_pos)
+    rewind = st.rewinder()
     x = torch.randn(p.batch_size, 1, S.w.spec.hidden_size, dtype=S.dtype)
     buf = torch.empty_like(x)
 
     def dec() -> float:
-        st.k, st.v = list(keep[0]), list(keep[1])
-        st.valid, st.pos, st.next_pos = keep[2], keep[3], keep[4]
+        rewind()
         rq = dist.irecv(buf, 1 - ctx.rank)
         t = now()
         y = L.decode_stage(S.w, S.dec, st, x, L.no_allreduce)

@@ -72,6 +72,11 @@ class CT2Result:
     tokens: list[list[int]]          # generated ids, request order (truncated to each length)
 
 
+def batch_lengths(reqs: Requests, batch_size: int) -> list[int]:
+    """FT semantics: every sequence of a batch is decoded to the batch's longest output."""
+    return [int(np.max(reqs.output_len[lo:lo + batch_size])) for lo in range(0, len(reqs), batch_size)]
+
+
 def run_static(spec: ModelSpec, model_dir: Path, prompts: list[list[int]], reqs: Requests,
                batch_size: int, precision: str = "float32", threads: int = 2) -> CT2Result:
     """FT semantics on ctranslate2: batches of `batch_size` in order, each to its max length."""
@@ -85,9 +90,8 @@ def run_static(spec: ModelSpec, model_dir: Path, prompts: list[list[int]], reqs:
         raise UserError(f"ct2: cannot load {model_dir}: {e}") from None
     outs: list[list[int]] = []
     lat, t0 = [], time.perf_counter()
-    for lo in range(0, len(prompts), batch_size):
+    for lo, n in zip(range(0, len(prompts), batch_size), batch_lengths(reqs, batch_size), strict=True):
         batch = prompts[lo:lo + batch_size]
-        n = int(np.max(reqs.output_len[lo:lo + batch_size]))
         start = time.perf_counter()
         if t5:
             res = eng.translate_batch([[_token(t) for t in p] for p in batch], beam_size=1,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.runner.ct2 import run_static
+from harness.runner.ct2 import batch_lengths, run_static
 from harness.specs.models import ModelSpec
 from harness.workload.streams import Requests
 
@@ -35,12 +35,6 @@ class StaticRun:
     wall_s: float
     throughput_seq_s: float
     tokens: list[list[int]]          # request order, each truncated to its output length
-
-
-def batch_lengths(reqs: Requests, batch_size: int) -> list[int]:
-    """FT semantics: every sequence of a batch is decoded to the batch's longest output."""
-    n = len(reqs)
-    return [int(np.max(reqs.output_len[lo:lo + batch_size])) for lo in range(0, n, batch_size)]
 
 
 def torch_static(spec: ModelSpec, prompts: list[list[int]], reqs: Requests, batch_size: int,
@@ -136,15 +130,19 @@ def divergence(spec: ModelSpec, prompts: list[list[int]], a: list[list[int]], b:
     """For every sequence where `a` and `b` differ: the first differing step, the float64 logit
     gap between the two chosen tokens there, and float32's error of those logits (max |logit32 -
     logit64| over the vocabulary at that step), plus the float64 top-2 gap."""
+    import copy
+
     import torch
 
     from harness.engine.weights import build_hf_model
-    hf64 = build_hf_model(spec, seed).double()
+    differ = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
+    if not differ:
+        return []
     hf32 = build_hf_model(spec, seed)
+    hf64 = copy.deepcopy(hf32).double()
     rows = []
-    for i, (x, y) in enumerate(zip(a, b, strict=True)):
-        if x == y:
-            continue
+    for i in differ:
+        x, y = a[i], b[i]
         j = next(k for k, (s, t) in enumerate(zip(x, y, strict=False)) if s != t)
         l64 = _logits(hf64, spec, prompts[i], x[:j])
         l32 = _logits(hf32, spec, prompts[i], x[:j]).double()
@@ -194,10 +192,11 @@ def step_profile(spec: ModelSpec, batch: int, context: int, threads: int, seed: 
     if S.t5:
         st0 = S.cross_state(x, S.prompt_lengths(prompts), ids)
     toks = S.first_inputs(prompts)
-    keep = ([L.reserve(t) for t in st0.k], [L.reserve(t) for t in st0.v], st0.valid, st0.pos, st0.next_pos)
+    st0.k, st0.v = [L.reserve(t) for t in st0.k], [L.reserve(t) for t in st0.v]
+    rewind = st0.rewinder()
 
     def step() -> None:
-        st0.k, st0.v, st0.valid, st0.pos, st0.next_pos = list(keep[0]), list(keep[1]), *keep[2:]
+        rewind()
         S.tokens(S.decode(st0, toks))
     for _ in range(10):
         step()
@@ -214,7 +213,8 @@ def step_profile(spec: ModelSpec, batch: int, context: int, threads: int, seed: 
     share = {c: sum(v for k, v in self_us.items() if k.startswith(names)) / total for c, names in OP_CLASSES.items()}
     share["other"] = 1.0 - sum(share.values())
     weight_b = sum(t.numel() * t.element_size() for lay in S.dec for t in _layer_tensors(lay)) + w.tok_emb.numel() * 4
-    kv_b = sum(t.numel() * t.element_size() for t in (*keep[0], *keep[1], *st0.ck, *st0.cv))
+    rewind()
+    kv_b = sum(t.numel() * t.element_size() for t in (*st0.k, *st0.v, *st0.ck, *st0.cv))
     bw = read_bandwidth_b_s()
     step_s = float(np.median(times))
     return {"batch": batch, "context": context, "threads": threads, "step_s": step_s,

@@ -117,9 +117,10 @@ def _search(ctx: Context, st: Settings) -> tuple[list[dict], list[dict]]:
         if st.latency_margin > 0:          # each policy's best under the margin: the margin chooser's set
             tight = find_schedule(ctx, (1 - st.latency_margin) * bound_s, st.policies, "coarse")
             found += [(p.policy, p.best) for p in tight.per_policy if p.best is not None]
-        seen: set = set()
-        found = [(pol, est) for pol, est in found
-                 if (key := (pol, tuple(sorted(est.knobs)))) not in seen and not seen.add(key)]
+        unique: dict = {}
+        for pol, est in found:                     # each (policy, knobs) once, first listing kept
+            unique.setdefault((pol, tuple(sorted(est.knobs))), (pol, est))
+        found = list(unique.values())
         chosen = res.best
         for pol, est in found:
             rows.append({"bound": label, "bound_s": bound_s, "policy": pol, "knobs": tuple(sorted(est.knobs)),

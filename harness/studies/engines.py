@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from harness.errors import check
 from harness.runner.ct2 import convert
 from harness.runner.engine_compare import (
     ct2_static,
@@ -49,6 +50,17 @@ class Settings:
     seed: int
     progress: bool
     ct2_dir: Path
+
+    @classmethod
+    def from_study(cls, st: dict, seed: int, progress: bool, ct2_dir: Path) -> Settings:
+        """The `study` section of harness/conf/experiment/engines*.yaml, validated."""
+        check(isinstance(st, dict) and bool(st.get("models")), "study.models",
+              "missing; run with experiment=engines or engines_tiny (harness/conf/experiment/)")
+        threads = tuple(int(t) for t in st.get("threads", (1, 2)))
+        check(all(t >= 1 for t in threads), "study.threads", f"each >= 1, got {list(threads)}")
+        return cls(tuple(st["models"]), st.get("task", "T-cpu"), int(st.get("num_requests", 32)),
+                   int(st.get("batch_size", 8)), threads, int(st.get("rounds", 3)), int(st.get("step_context", 30)),
+                   seed, progress, Path(ct2_dir))
 
 
 def _runs(spec: ModelSpec, st: Settings, prompts, reqs, model_dir, bar) -> list[dict]:

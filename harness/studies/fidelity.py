@@ -255,7 +255,8 @@ def _run_rows(cfg: Config, spec: ModelSpec, runs: list, kept: RunResult, row: di
              "ev_throughput_seq_s": row["ev_throughput_seq_s"], "ev_latency_s": row["ev_latency_s"],
              "speed_drift": row["speed_drift"] if r is kept else speed_drift(cost, spec, r.decode_calls),
              **{c: row[c] for c in PIPELINE_RUN_COLUMNS if c in row},
-             **({"speed_drift_pipeline": speed_drift(pipe_cost, spec, r.decode_calls)} if pipe_cost else {})}
+             **({"speed_drift_pipeline": row["speed_drift_pipeline"] if r is kept and "speed_drift_pipeline" in row
+                 else speed_drift(pipe_cost, spec, r.decode_calls)} if pipe_cost else {})}
             for r, _again, k in runs if r.metrics is not None]
 
 
